@@ -1,0 +1,233 @@
+//! The table catalog: the narrow interface the stages need from the Glue Data Catalog.
+//!
+//! Implementations: [`GlueCatalog`] (aws-sdk-glue; tables Athena reads: Parquet SerDe, Hive types,
+//! string partition keys) and [`LocalCatalog`] (JSON files under the data directory).
+
+mod glue;
+mod local;
+
+use std::collections::BTreeMap;
+
+use arrow::datatypes::DataType;
+use async_trait::async_trait;
+
+pub use glue::GlueCatalog;
+pub use local::LocalCatalog;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("table {database}.{table} does not exist")]
+    TableNotFound { database: String, table: String },
+    #[error(
+        "column {column} of {database}.{table} is {existing} in the catalog but {proposed} in the data"
+    )]
+    TypeConflict {
+        database: String,
+        table: String,
+        column: String,
+        existing: String,
+        proposed: String,
+    },
+    #[error("catalog {operation} on {database}.{table} failed: {message}")]
+    Failed {
+        operation: &'static str,
+        database: String,
+        table: String,
+        message: String,
+        transient: bool,
+    },
+}
+
+impl CatalogError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, CatalogError::Failed { transient: true, .. })
+    }
+}
+
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
+
+/// A column with its Hive type (`string`, `int`, `bigint`, `float`, `double`, `boolean`,
+/// `timestamp`, `date`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub hive_type: String,
+}
+
+/// What a table is: its columns, its string partition keys and the location of its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDef {
+    pub database: String,
+    pub name: String,
+    /// `s3://bucket/prefix/`.
+    pub location: String,
+    /// Data columns, in order, without the partition keys.
+    pub columns: Vec<Column>,
+    /// Partition keys, all of Hive type `string`.
+    pub partition_keys: Vec<String>,
+}
+
+/// One published partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    /// Values in the order of the table's partition keys.
+    pub values: Vec<String>,
+    /// `s3://bucket/prefix/` of its files.
+    pub location: String,
+    /// Free-form facts recorded at publication (`run_id`, `rows`, ...).
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// The catalog.
+///
+/// Contract: every call is idempotent. `ensure_table` creates the table or adds the columns it
+/// lacks (never drops or retypes one: a changed type is a [`CatalogError::TypeConflict`]).
+/// `publish_partition` makes a partition point at `location` in one step, creating it or
+/// switching an existing one, so readers see either the old files or the new ones, never a mix.
+#[async_trait]
+pub trait Catalog: Send + Sync + std::fmt::Debug {
+    async fn ensure_database(&self, database: &str) -> Result<()>;
+
+    async fn ensure_table(&self, table: &TableDef) -> Result<()>;
+
+    /// The table's definition, or `None` when it does not exist.
+    async fn table(&self, database: &str, table: &str) -> Result<Option<TableDef>>;
+
+    /// Publishes (creates or switches) a partition. Returns the location it replaced, if any.
+    async fn publish_partition(
+        &self,
+        database: &str,
+        table: &str,
+        partition: &PartitionInfo,
+    ) -> Result<Option<String>>;
+
+    /// Every partition of the table (empty when the table does not exist), sorted by values.
+    async fn list_partitions(&self, database: &str, table: &str) -> Result<Vec<PartitionInfo>>;
+
+    /// Removes a partition from the catalog (not its files). Absent is not an error.
+    async fn drop_partition(&self, database: &str, table: &str, values: &[String]) -> Result<()>;
+}
+
+/// The Hive type Athena should see for an Arrow type, or `None` when we never write that type.
+pub fn hive_type(data_type: &DataType) -> Option<&'static str> {
+    Some(match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string",
+        DataType::Int32 => "int",
+        DataType::Int64 => "bigint",
+        DataType::Float32 => "float",
+        DataType::Float64 => "double",
+        DataType::Boolean => "boolean",
+        DataType::Timestamp(_, _) => "timestamp",
+        DataType::Date32 => "date",
+        _ => return None,
+    })
+}
+
+/// Columns of an Arrow schema as catalog columns, leaving out the partition keys.
+pub fn columns_of(schema: &arrow::datatypes::Schema, partition_keys: &[String]) -> Vec<Column> {
+    schema
+        .fields()
+        .iter()
+        .filter(|f| !partition_keys.contains(f.name()))
+        .map(|f| Column {
+            name: f.name().clone(),
+            hive_type: hive_type(f.data_type()).unwrap_or("string").to_owned(),
+        })
+        .collect()
+}
+
+/// Merges proposed columns into existing ones: existing order kept, new ones appended, a changed
+/// type refused. Shared by both implementations so they agree.
+pub fn merge_columns(existing: &TableDef, proposed: &[Column]) -> Result<Vec<Column>> {
+    let mut merged = existing.columns.clone();
+    for column in proposed {
+        match merged.iter().find(|c| c.name == column.name) {
+            Some(old) if old.hive_type != column.hive_type => {
+                return Err(CatalogError::TypeConflict {
+                    database: existing.database.clone(),
+                    table: existing.name.clone(),
+                    column: column.name.clone(),
+                    existing: old.hive_type.clone(),
+                    proposed: column.hive_type.clone(),
+                });
+            }
+            Some(_) => {}
+            None => merged.push(column.clone()),
+        }
+    }
+    Ok(merged)
+}
+
+#[doc(hidden)]
+pub mod contract {
+    //! The catalog contract, run against every implementation.
+    use super::*;
+
+    fn col(name: &str, t: &str) -> Column {
+        Column {
+            name: name.into(),
+            hive_type: t.into(),
+        }
+    }
+
+    fn partition(date: &str, location: &str) -> PartitionInfo {
+        PartitionInfo {
+            values: vec![date[..4].into(), date[4..6].into(), date[6..].into(), date.into()],
+            location: location.into(),
+            parameters: BTreeMap::from([("rows".to_string(), "3".to_string())]),
+        }
+    }
+
+    pub async fn check(catalog: &dyn Catalog, database: &str, bucket: &str) {
+        let location = format!("s3://{bucket}/planning/tascomi/increment/appeals/");
+        catalog.ensure_database(database).await.unwrap();
+        catalog.ensure_database(database).await.unwrap();
+        assert_eq!(catalog.table(database, "increment_appeals").await.unwrap(), None);
+        assert!(catalog.list_partitions(database, "increment_appeals").await.unwrap().is_empty());
+
+        let mut def = TableDef {
+            database: database.into(),
+            name: "increment_appeals".into(),
+            location: location.clone(),
+            columns: vec![col("id", "int"), col("name", "string")],
+            partition_keys: crate::layout::IMPORT_PARTITION_KEYS.map(String::from).to_vec(),
+        };
+        catalog.ensure_table(&def).await.unwrap();
+        catalog.ensure_table(&def).await.unwrap();
+        assert_eq!(catalog.table(database, "increment_appeals").await.unwrap(), Some(def.clone()));
+
+        // A new column is added; a missing one is kept; a retyped one is refused.
+        def.columns = vec![col("id", "int"), col("added", "timestamp")];
+        catalog.ensure_table(&def).await.unwrap();
+        let got = catalog.table(database, "increment_appeals").await.unwrap().unwrap();
+        let names: Vec<_> = got.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["id", "name", "added"]);
+        def.columns = vec![col("id", "string")];
+        match catalog.ensure_table(&def).await {
+            Err(CatalogError::TypeConflict { column, existing, proposed, .. }) => {
+                assert_eq!((column.as_str(), existing.as_str(), proposed.as_str()), ("id", "int", "string"));
+            }
+            other => panic!("expected a type conflict, got {other:?}"),
+        }
+
+        let first = partition("20261121", &format!("{location}a/run-1/"));
+        assert_eq!(
+            catalog.publish_partition(database, "increment_appeals", &first).await.unwrap(),
+            None
+        );
+        let second = partition("20261120", &format!("{location}b/run-1/"));
+        catalog.publish_partition(database, "increment_appeals", &second).await.unwrap();
+        let switched = partition("20261121", &format!("{location}a/run-2/"));
+        assert_eq!(
+            catalog.publish_partition(database, "increment_appeals", &switched).await.unwrap(),
+            Some(first.location.clone())
+        );
+        let listed = catalog.list_partitions(database, "increment_appeals").await.unwrap();
+        assert_eq!(listed, vec![second.clone(), switched.clone()]);
+
+        catalog.drop_partition(database, "increment_appeals", &second.values).await.unwrap();
+        catalog.drop_partition(database, "increment_appeals", &second.values).await.unwrap();
+        let listed = catalog.list_partitions(database, "increment_appeals").await.unwrap();
+        assert_eq!(listed, vec![switched]);
+    }
+}

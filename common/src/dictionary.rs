@@ -1,0 +1,172 @@
+//! The column-type dictionary: which text columns of which table become which type.
+//!
+//! The production format is a JSON list holding one object, type -> table -> [columns], with
+//! types `integer`, `long`, `float`, `double`, `boolean`, `timestamp`, `date`. Columns it does
+//! not list stay text.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use arrow::datatypes::{DataType, TimeUnit};
+use serde::Deserialize;
+
+/// A type the dictionary can give a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnType {
+    Integer,
+    Long,
+    Float,
+    Double,
+    Boolean,
+    Timestamp,
+    Date,
+}
+
+impl ColumnType {
+    /// The Arrow type written to Parquet. Timestamps are microseconds without a time zone
+    /// (Tascomi's times are London wall-clock times), which Athena reads as `timestamp`.
+    pub fn data_type(self) -> DataType {
+        match self {
+            ColumnType::Integer => DataType::Int32,
+            ColumnType::Long => DataType::Int64,
+            ColumnType::Float => DataType::Float32,
+            ColumnType::Double => DataType::Float64,
+            ColumnType::Boolean => DataType::Boolean,
+            ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            ColumnType::Date => DataType::Date32,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::Integer => "integer",
+            ColumnType::Long => "long",
+            ColumnType::Float => "float",
+            ColumnType::Double => "double",
+            ColumnType::Boolean => "boolean",
+            ColumnType::Timestamp => "timestamp",
+            ColumnType::Date => "date",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DictionaryError {
+    #[error("column-type dictionary {origin}: {message}")]
+    Malformed { origin: String, message: String },
+    #[error(
+        "column-type dictionary {origin}: column {column} of table {table} is listed as both {first} and {second}"
+    )]
+    Conflict {
+        origin: String,
+        table: String,
+        column: String,
+        first: &'static str,
+        second: &'static str,
+    },
+}
+
+/// The dictionary, indexed by table then column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnTypes {
+    tables: BTreeMap<String, BTreeMap<String, ColumnType>>,
+}
+
+impl ColumnTypes {
+    pub fn load(path: &Path) -> Result<Self, DictionaryError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| DictionaryError::Malformed {
+            origin: origin.clone(),
+            message: e.to_string(),
+        })?;
+        Self::parse(&text, &origin)
+    }
+
+    /// Parses the production format. A column listed under two types is an error naming it.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, DictionaryError> {
+        let malformed = |message: String| DictionaryError::Malformed {
+            origin: origin.to_owned(),
+            message,
+        };
+        type Raw = Vec<BTreeMap<ColumnType, BTreeMap<String, Vec<String>>>>;
+        let raw: Raw = serde_json::from_str(text).map_err(|e| malformed(e.to_string()))?;
+        let mut tables: BTreeMap<String, BTreeMap<String, ColumnType>> = BTreeMap::new();
+        for object in raw {
+            for (column_type, by_table) in object {
+                for (table, columns) in by_table {
+                    let entry = tables.entry(table.clone()).or_default();
+                    for column in columns {
+                        if let Some(first) = entry.insert(column.clone(), column_type)
+                            && first != column_type
+                        {
+                            return Err(DictionaryError::Conflict {
+                                origin: origin.to_owned(),
+                                table,
+                                column,
+                                first: first.name(),
+                                second: column_type.name(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Self { tables })
+    }
+
+    /// The typed columns of a table (empty when the dictionary does not list it).
+    pub fn columns(&self, table: &str) -> impl Iterator<Item = (&str, ColumnType)> {
+        self.tables
+            .get(table)
+            .into_iter()
+            .flatten()
+            .map(|(c, t)| (c.as_str(), *t))
+    }
+
+    pub fn column_type(&self, table: &str, column: &str) -> Option<ColumnType> {
+        self.tables.get(table)?.get(column).copied()
+    }
+
+    pub fn has_table(&self, table: &str) -> bool {
+        self.tables.contains_key(table)
+    }
+
+    pub fn tables(&self) -> impl Iterator<Item = &str> {
+        self.tables.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The real production dictionary, read from ../shared (never copied into the repository).
+    pub fn production() -> ColumnTypes {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/tascomi/column-type-dictionary.json");
+        ColumnTypes::load(&path).unwrap()
+    }
+
+    #[test]
+    fn reads_the_production_dictionary() {
+        let d = production();
+        assert_eq!(d.tables().count(), 71);
+        assert_eq!(d.column_type("applications", "id"), Some(ColumnType::Integer));
+        assert_eq!(d.column_type("applications", "a_charitable_use"), Some(ColumnType::Boolean));
+        assert_eq!(d.column_type("applications", "no_such_column"), None);
+        assert!(d.columns("applications").count() > 100);
+        assert!(!d.has_table("no_such_table"));
+        assert_eq!(d.columns("no_such_table").count(), 0);
+    }
+
+    #[test]
+    fn rejects_conflicts_and_malformed_files() {
+        let text = r#"[{"integer": {"t": ["a"]}, "boolean": {"t": ["a"]}}]"#;
+        let err = ColumnTypes::parse(text, "d.json").unwrap_err().to_string();
+        assert!(err.contains("column a of table t is listed as both"), "{err}");
+        let err = ColumnTypes::parse(r#"[{"decimal": {}}]"#, "d.json").unwrap_err().to_string();
+        assert!(err.contains("d.json") && err.contains("decimal"), "{err}");
+        assert!(ColumnTypes::parse(r#"{"integer": {}}"#, "d.json").is_err());
+    }
+}

@@ -1,0 +1,29 @@
+//! What every stage of the Tascomi pipeline stands on.
+//!
+//! - [`layout`]: zones, layers, table and partition names; London dates.
+//! - [`messages`]: the versioned messages between the schedule, the operator and the stages.
+//! - [`config`]: settings from an injected environment map; the pipeline file.
+//! - [`queue`], [`storage`], [`catalog`]: one narrow trait per external system (SQS, S3, Glue),
+//!   each with an AWS implementation and a local one (the embedded default).
+//! - [`parquet_io`]: Arrow record batches to Parquet files in storage and back, streaming.
+//! - [`publish`]: the one way a stage publishes a partition atomically.
+//! - [`runner`]: receive, decode, handle, send the next message, acknowledge.
+//! - [`telemetry`]: structured logs and traces.
+
+pub mod aws;
+pub mod catalog;
+pub mod config;
+pub mod dictionary;
+pub mod layout;
+pub mod messages;
+pub mod parquet_io;
+pub mod platform;
+pub mod publish;
+pub mod quality;
+pub mod queue;
+pub mod runner;
+pub mod service;
+pub mod storage;
+pub mod telemetry;
+
+pub use layout::{Layer, Layout, PartitionRef, TableName, Zone};

@@ -1,0 +1,335 @@
+//! The messages between the schedule, the operator and the stages: small versioned JSON documents.
+//!
+//! Every message is a JSON object with `"version": 1` and a `"type"`; the rest are the fields of
+//! the type. Fields this version does not know are ignored (a newer sender may add some); a
+//! missing field, an unknown version or type, or a table that is not configured is rejected with
+//! a [`DecodeError`] saying why. The trace context travels beside the body, in the queue's
+//! message attributes (see `runner`), so a message body is the same however it was traced.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::layout::{Layer, Layout, PartitionRef, TableName, parse_date, partition_values};
+
+/// The one message format version this build reads and writes.
+pub const VERSION: u64 = 1;
+
+/// A message type that travels on a queue.
+pub trait Message: Serialize + DeserializeOwned + Send + Sync + std::fmt::Debug + 'static {
+    /// The `"type"` of the JSON document.
+    const TYPE: &'static str;
+    fn table(&self) -> &TableName;
+    /// Checks that go beyond the shape of the JSON (e.g. partition values that agree).
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Why a message was rejected. Every variant is permanent: the same body never decodes later.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("message is not a JSON object: {0}")]
+    NotJson(String),
+    #[error("message has no \"version\"")]
+    MissingVersion,
+    #[error("message version {found} is not supported (this build reads version {VERSION})")]
+    UnknownVersion { found: String },
+    #[error("message type {found:?} is not expected here (expected {expected:?})")]
+    WrongType { found: String, expected: &'static str },
+    #[error("malformed {kind} message: {reason}")]
+    Malformed { kind: &'static str, reason: String },
+    #[error("table {table:?} is not configured in the pipeline file")]
+    UnknownTable { table: String },
+}
+
+/// Encodes a message with its version and type.
+pub fn encode<M: Message>(message: &M) -> String {
+    let mut value = serde_json::to_value(message).expect("messages serialize to JSON objects");
+    let object = value.as_object_mut().expect("messages are JSON objects");
+    let mut out = serde_json::Map::new();
+    out.insert("version".into(), VERSION.into());
+    out.insert("type".into(), M::TYPE.into());
+    out.append(object);
+    serde_json::Value::Object(out).to_string()
+}
+
+/// Decodes and checks a message. `is_known_table` says which tables this deployment handles.
+pub fn decode<M: Message>(
+    body: &str,
+    is_known_table: impl Fn(&TableName) -> bool,
+) -> Result<M, DecodeError> {
+    let value: serde_json::Value =
+        serde_json::from_str(body).map_err(|err| DecodeError::NotJson(err.to_string()))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| DecodeError::NotJson("not an object".into()))?;
+    match object.get("version") {
+        None => return Err(DecodeError::MissingVersion),
+        Some(v) if v.as_u64() == Some(VERSION) => {}
+        Some(v) => {
+            return Err(DecodeError::UnknownVersion {
+                found: v.to_string(),
+            });
+        }
+    }
+    match object.get("type").and_then(|t| t.as_str()) {
+        Some(t) if t == M::TYPE => {}
+        other => {
+            return Err(DecodeError::WrongType {
+                found: other.unwrap_or("<none>").to_owned(),
+                expected: M::TYPE,
+            });
+        }
+    }
+    let message: M = serde_json::from_value(value).map_err(|err| DecodeError::Malformed {
+        kind: M::TYPE,
+        reason: err.to_string(),
+    })?;
+    message.validate().map_err(|reason| DecodeError::Malformed {
+        kind: M::TYPE,
+        reason,
+    })?;
+    if !is_known_table(message.table()) {
+        return Err(DecodeError::UnknownTable {
+            table: message.table().to_string(),
+        });
+    }
+    Ok(message)
+}
+
+/// How much of a table an ingest fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IngestMode {
+    /// Each London day since the last successful import, up to yesterday; a table never
+    /// imported successfully is loaded in full.
+    #[default]
+    Incremental,
+    /// The whole table.
+    Full,
+    /// Exactly the pages that failed in the latest import.
+    RetryFailed,
+}
+
+impl std::str::FromStr for IngestMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "incremental" => Ok(Self::Incremental),
+            "full" => Ok(Self::Full),
+            "retry-failed" => Ok(Self::RetryFailed),
+            other => Err(format!(
+                "unknown ingest mode {other:?} (incremental, full, retry-failed)"
+            )),
+        }
+    }
+}
+
+/// "Fetch this table": from the schedule or an operator, to ingest-svc.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestRequest {
+    pub table: TableName,
+    #[serde(default)]
+    pub mode: IngestMode,
+    /// Who asked: `schedule`, `operator:<name>`, ...
+    #[serde(default = "unknown_requester")]
+    pub requested_by: String,
+    /// The London date the run takes as today; absent means the real today. Set for backfills
+    /// and tests so that every stage of the run agrees on the day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<NaiveDate>,
+}
+
+fn unknown_requester() -> String {
+    "unknown".into()
+}
+
+impl Message for IngestRequest {
+    const TYPE: &'static str = "ingest_request";
+    fn table(&self) -> &TableName {
+        &self.table
+    }
+}
+
+/// "This partition is published": from a stage to the next one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionReady {
+    pub table: TableName,
+    pub layer: Layer,
+    /// Partition keys to values, e.g. `import_date` -> `20261121`.
+    pub partition: BTreeMap<String, String>,
+    /// `s3://bucket/key-prefix/` of the published files.
+    pub location: String,
+    /// The run that published it.
+    pub run_id: String,
+    /// As in [`IngestRequest::as_of`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<NaiveDate>,
+}
+
+impl PartitionReady {
+    pub fn new(
+        partition: &PartitionRef,
+        location: String,
+        run_id: String,
+        as_of: Option<NaiveDate>,
+    ) -> Self {
+        Self {
+            table: partition.table.clone(),
+            layer: partition.layer,
+            partition: partition
+                .layer
+                .partition_keys()
+                .iter()
+                .map(|k| k.to_string())
+                .zip(partition.values())
+                .collect(),
+            location,
+            run_id,
+            as_of,
+        }
+    }
+
+    /// The partition's date (import date, or snapshot date for the snapshot layer).
+    pub fn date(&self) -> NaiveDate {
+        // validate() guarantees this key parses.
+        parse_date(&self.partition[self.layer.partition_keys()[3]]).expect("validated message")
+    }
+
+    pub fn partition_ref(&self, layout: &Layout) -> PartitionRef {
+        layout.partition(&self.table, self.layer, self.date())
+    }
+}
+
+impl Message for PartitionReady {
+    const TYPE: &'static str = "partition_ready";
+    fn table(&self) -> &TableName {
+        &self.table
+    }
+    fn validate(&self) -> Result<(), String> {
+        let keys = self.layer.partition_keys();
+        let date_key = keys[3];
+        let date = self
+            .partition
+            .get(date_key)
+            .and_then(|v| parse_date(v).filter(|_| v.len() == 8))
+            .ok_or_else(|| format!("partition needs {date_key} as YYYYMMDD"))?;
+        for (key, expected) in keys.iter().zip(partition_values(date)) {
+            match self.partition.get(*key) {
+                Some(v) if *v == expected => {}
+                Some(v) => return Err(format!("partition value {key}={v} disagrees with {date_key}")),
+                None => return Err(format!("partition lacks {key}")),
+            }
+        }
+        if let Some(extra) = self.partition.keys().find(|k| !keys.contains(&k.as_str())) {
+            return Err(format!(
+                "partition key {extra} does not belong to the {} layer",
+                self.layer
+            ));
+        }
+        if !self.location.starts_with("s3://") {
+            return Err(format!("location {:?} is not an s3:// address", self.location));
+        }
+        if self.run_id.is_empty() {
+            return Err("run_id is empty".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn any_table(_: &TableName) -> bool {
+        true
+    }
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"))
+    }
+
+    fn round_trips<M: Message + PartialEq>(name: &str) -> M {
+        let body = fixture(name);
+        let message: M = decode(&body, any_table).unwrap();
+        let again: M = decode(&encode(&message), any_table).unwrap();
+        assert_eq!(message, again);
+        let as_json: serde_json::Value = serde_json::from_str(&encode(&message)).unwrap();
+        let fixture_json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(as_json, fixture_json, "{name} re-encodes to itself");
+        message
+    }
+
+    #[test]
+    fn ingest_request_fixture_round_trips() {
+        let m: IngestRequest = round_trips("ingest_request.json");
+        assert_eq!(m.table.as_str(), "applications");
+        assert_eq!(m.mode, IngestMode::Incremental);
+        let m: IngestRequest = round_trips("ingest_request_retry_failed.json");
+        assert_eq!(m.mode, IngestMode::RetryFailed);
+        assert_eq!(m.as_of, NaiveDate::from_ymd_opt(2026, 11, 21));
+    }
+
+    #[test]
+    fn partition_ready_fixture_round_trips() {
+        let m: PartitionReady = round_trips("partition_ready.json");
+        assert_eq!(m.layer, Layer::Parsed);
+        assert_eq!(m.date(), NaiveDate::from_ymd_opt(2026, 11, 21).unwrap());
+        let m: PartitionReady = round_trips("partition_ready_snapshot.json");
+        assert_eq!(m.layer, Layer::Snapshot);
+    }
+
+    #[test]
+    fn minimal_ingest_request_takes_defaults() {
+        let m: IngestRequest = decode(
+            r#"{"version":1,"type":"ingest_request","table":"appeals"}"#,
+            any_table,
+        )
+        .unwrap();
+        assert_eq!(m.mode, IngestMode::Incremental);
+        assert_eq!(m.requested_by, "unknown");
+    }
+
+    #[test]
+    fn rejects_with_a_reason() {
+        let cases: &[(&str, &str)] = &[
+            ("not json", "not a JSON object"),
+            ("[1]", "not a JSON object"),
+            (r#"{"type":"ingest_request","table":"a"}"#, "no \"version\""),
+            (r#"{"version":2,"type":"ingest_request","table":"a"}"#, "version 2 is not supported"),
+            (r#"{"version":1,"type":"partition_ready","table":"a"}"#, "not expected here"),
+            (r#"{"version":1,"type":"ingest_request"}"#, "missing field `table`"),
+            (r#"{"version":1,"type":"ingest_request","table":"../x"}"#, "not a plain identifier"),
+            (r#"{"version":1,"type":"ingest_request","table":"a","mode":"all"}"#, "unknown variant"),
+        ];
+        for (body, reason) in cases {
+            let err = decode::<IngestRequest>(body, any_table).unwrap_err().to_string();
+            assert!(err.contains(reason), "{body}: {err}");
+        }
+        let err = decode::<IngestRequest>(
+            r#"{"version":1,"type":"ingest_request","table":"nope"}"#,
+            |t| t.as_str() == "applications",
+        )
+        .unwrap_err();
+        assert_eq!(err, DecodeError::UnknownTable { table: "nope".into() });
+    }
+
+    #[test]
+    fn rejects_inconsistent_partitions() {
+        let good = fixture("partition_ready.json");
+        let cases = [
+            (good.replace("\"20261121\"", "\"2026112\""), "import_date as YYYYMMDD"),
+            (good.replace("\"import_day\": \"21\"", "\"import_day\": \"22\""), "disagrees"),
+            (good.replace("\"parsed\"", "\"snapshot\""), "snapshot_date"),
+            (good.replace("s3://", "file://"), "not an s3:// address"),
+        ];
+        for (body, reason) in cases {
+            assert_ne!(body, good, "fixture edit for {reason} applied");
+            let err = decode::<PartitionReady>(&body, any_table).unwrap_err().to_string();
+            assert!(err.contains(reason), "{reason}: {err}");
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Config → build → run until shutdown, the same for every stage's `main`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ConfigError, Env, PipelineFile};
+use crate::dictionary::ColumnTypes;
+use crate::queue::{Queue, SqsQueue};
+use crate::runner::{Handler, Runner, RunnerSettings, cancel_on_signal};
+
+/// The queues and runner settings every stage service reads from the environment:
+/// `TASCOMI_QUEUE_URL` (its input), `TASCOMI_NEXT_QUEUE_URL` (optional: the next stage's queue),
+/// `TASCOMI_DEAD_LETTER_QUEUE_URL` (optional: its dead-letter queue, for permanent failures with
+/// their reason; without it SQS's redrive policy moves failing messages after N receives).
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    pub queue_url: String,
+    pub next_queue_url: Option<String>,
+    pub dead_letter_queue_url: Option<String>,
+    pub runner: RunnerSettings,
+}
+
+impl ServiceSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            queue_url: env.required("TASCOMI_QUEUE_URL")?,
+            next_queue_url: env.get("TASCOMI_NEXT_QUEUE_URL").map(str::to_owned),
+            dead_letter_queue_url: env.get("TASCOMI_DEAD_LETTER_QUEUE_URL").map(str::to_owned),
+            runner: RunnerSettings::from_env(env)?,
+        })
+    }
+}
+
+/// The pipeline file named by `TASCOMI_PIPELINE_FILE` (default `pipeline.yaml`).
+pub fn pipeline_from_env(env: &Env) -> Result<PipelineFile, ConfigError> {
+    let path = PathBuf::from(env.get("TASCOMI_PIPELINE_FILE").unwrap_or("pipeline.yaml"));
+    PipelineFile::load(&path)
+}
+
+/// The column-type dictionary: `TASCOMI_COLUMN_TYPE_DICTIONARY` if set, else the pipeline
+/// file's `column_type_dictionary`, else empty (every column stays text).
+pub fn dictionary_from_env(env: &Env, pipeline: &PipelineFile) -> anyhow::Result<ColumnTypes> {
+    let path = env
+        .get("TASCOMI_COLUMN_TYPE_DICTIONARY")
+        .map(PathBuf::from)
+        .or_else(|| pipeline.column_type_dictionary.clone());
+    Ok(match path {
+        Some(path) => ColumnTypes::load(&path)?,
+        None => ColumnTypes::default(),
+    })
+}
+
+/// Runs a stage service until SIGTERM/SIGINT: telemetry, AWS clients, queues, the runner.
+/// `build` turns the environment and the shared AWS configuration into the stage's handler.
+pub async fn run<H, F, Fut>(service: &'static str, build: F) -> anyhow::Result<()>
+where
+    H: Handler,
+    F: FnOnce(Env, aws_config::SdkConfig) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<H>>,
+{
+    let env = Env::from_process();
+    let _telemetry = crate::telemetry::init(&env, service)?;
+    let settings = ServiceSettings::from_env(&env)?;
+    tracing::info!(
+        service,
+        queue = %settings.queue_url,
+        next_queue = settings.next_queue_url.as_deref().unwrap_or("-"),
+        dead_letter_queue = settings.dead_letter_queue_url.as_deref().unwrap_or("-"),
+        runner = ?settings.runner,
+        "starting"
+    );
+    let sdk = crate::aws::load_sdk_config().await;
+    let handler = Arc::new(build(env, sdk.clone()).await?);
+    let queue = |url: &str| -> Arc<dyn Queue> { Arc::new(SqsQueue::new(&sdk, url)) };
+    let runner = Arc::new(Runner::new(
+        handler,
+        queue(&settings.queue_url),
+        settings.next_queue_url.as_deref().map(queue),
+        settings.dead_letter_queue_url.as_deref().map(queue),
+        settings.runner,
+    ));
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
+    runner.run(shutdown).await
+}

@@ -1,0 +1,128 @@
+//! Object storage: the narrow interface the stages need from S3.
+//!
+//! Keys are `/`-separated and never start with `/`. Implementations: [`S3Storage`] (aws-sdk-s3)
+//! and [`LocalStorage`] (a directory per bucket under the data directory, the embedded default).
+
+mod local;
+mod s3;
+
+use std::ops::Range;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub use local::LocalStorage;
+pub use s3::S3Storage;
+
+/// What a storage call failed with. `NotFound` is its own variant because callers branch on it.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object s3://{bucket}/{key} does not exist")]
+    NotFound { bucket: String, key: String },
+    #[error("{operation} s3://{bucket}/{key} failed: {message}")]
+    Failed {
+        operation: &'static str,
+        bucket: String,
+        key: String,
+        message: String,
+        /// True when trying again later may succeed (throttling, 5xx, network).
+        transient: bool,
+    },
+}
+
+impl StorageError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StorageError::Failed { transient: true, .. })
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Object storage.
+///
+/// Contract: `put` makes the whole object visible at once or not at all (readers never see a
+/// partial object); bodies over the implementation's part size are uploaded in parts. `put`,
+/// `delete` and `copy` are idempotent. `list` returns every object below the prefix (all pages),
+/// sorted by key.
+#[async_trait]
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// Writes an object, replacing any object at that key.
+    async fn put(&self, bucket: &str, key: &str, body: Bytes) -> Result<()>;
+
+    /// Reads a whole object.
+    async fn get(&self, bucket: &str, key: &str) -> Result<Bytes>;
+
+    /// Reads bytes `range.start..range.end` of an object (end exclusive, clamped to the size).
+    async fn get_range(&self, bucket: &str, key: &str, range: Range<u64>) -> Result<Bytes>;
+
+    /// The size of an object in bytes.
+    async fn size(&self, bucket: &str, key: &str) -> Result<u64>;
+
+    /// Every object whose key starts with `prefix`, sorted by key.
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectMeta>>;
+
+    /// Deletes objects; keys that do not exist are not an error.
+    async fn delete(&self, bucket: &str, keys: &[String]) -> Result<()>;
+
+    /// Copies an object inside the store, without passing its bytes through this process.
+    async fn copy(&self, bucket: &str, from_key: &str, to_bucket: &str, to_key: &str)
+    -> Result<()>;
+}
+
+/// Splits `s3://bucket/key` into bucket and key.
+pub fn split_s3_uri(uri: &str) -> Option<(&str, &str)> {
+    uri.strip_prefix("s3://")?.split_once('/')
+}
+
+#[doc(hidden)]
+pub mod contract {
+    //! The storage contract, run against every implementation.
+    use super::*;
+
+    pub async fn check(storage: &dyn Storage, bucket: &str) {
+        let big = Bytes::from(vec![7u8; 12 * 1024 * 1024 + 3]);
+        storage.put(bucket, "t/a/one.bin", Bytes::from_static(b"hello world")).await.unwrap();
+        storage.put(bucket, "t/a/big.bin", big.clone()).await.unwrap();
+        storage.put(bucket, "t/b/two.bin", Bytes::from_static(b"2")).await.unwrap();
+
+        assert_eq!(storage.get(bucket, "t/a/one.bin").await.unwrap(), "hello world");
+        assert_eq!(storage.get_range(bucket, "t/a/one.bin", 6..11).await.unwrap(), "world");
+        assert_eq!(storage.get_range(bucket, "t/a/one.bin", 6..100).await.unwrap(), "world");
+        assert_eq!(storage.size(bucket, "t/a/big.bin").await.unwrap(), big.len() as u64);
+        assert_eq!(storage.get(bucket, "t/a/big.bin").await.unwrap(), big);
+
+        let listed = storage.list(bucket, "t/a/").await.unwrap();
+        let keys: Vec<_> = listed.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys, ["t/a/big.bin", "t/a/one.bin"]);
+        assert_eq!(listed[1].size, 11);
+        assert_eq!(storage.list(bucket, "t/").await.unwrap().len(), 3);
+        assert!(storage.list(bucket, "nothing/").await.unwrap().is_empty());
+
+        storage.copy(bucket, "t/a/one.bin", bucket, "t/c/copy.bin").await.unwrap();
+        assert_eq!(storage.get(bucket, "t/c/copy.bin").await.unwrap(), "hello world");
+
+        storage
+            .delete(bucket, &["t/a/one.bin".into(), "t/never.bin".into()])
+            .await
+            .unwrap();
+        match storage.get(bucket, "t/a/one.bin").await {
+            Err(StorageError::NotFound { key, .. }) => assert_eq!(key, "t/a/one.bin"),
+            other => panic!("expected NotFound, got {other:?}"),
+        }
+        assert!(matches!(
+            storage.size(bucket, "t/a/one.bin").await,
+            Err(StorageError::NotFound { .. })
+        ));
+        // Overwrite replaces.
+        storage.put(bucket, "t/b/two.bin", Bytes::from_static(b"22")).await.unwrap();
+        assert_eq!(storage.get(bucket, "t/b/two.bin").await.unwrap(), "22");
+    }
+}
