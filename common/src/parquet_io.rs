@@ -71,7 +71,7 @@ impl Default for WriteOptions {
 pub fn writer_properties(options: &WriteOptions) -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")))
-        .set_max_row_group_size(options.row_group_rows)
+        .set_max_row_group_row_count(Some(options.row_group_rows))
         .build()
 }
 

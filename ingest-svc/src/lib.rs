@@ -1,1 +1,23 @@
+//! ingest-svc: the first stage of the Tascomi pipeline. An ingest request for a table becomes a
+//! published raw partition `api_response_<table>` (the API's records as JSON text, one row per
+//! record, plus one row per page that failed) and a "partition ready" message for parse-svc.
+//!
+//! - [`auth`]: the `X-Hash` of every request (Europe/London minute);
+//! - [`keys`]: the API keys, from the environment or Secrets Manager;
+//! - [`client`]: the Tascomi REST client (timeouts, retries, one process-wide concurrency limit);
+//! - [`raw`]: the raw layer's rows and columns;
+//! - [`state`]: per-table ingest state (imports, completed days, failed pages);
+//! - [`stage`]: the handler: full, incremental and retry-failed runs.
+//!
+//! See docs/ingest.md.
 
+pub mod auth;
+pub mod client;
+pub mod keys;
+pub mod raw;
+pub mod stage;
+pub mod state;
+
+pub use auth::Credentials;
+pub use client::{ClientSettings, Query, TascomiClient};
+pub use stage::{IngestError, IngestOutcome, IngestSettings, IngestStage};

@@ -1,7 +1,5 @@
 //! [`Catalog`] on the AWS Glue Data Catalog, writing tables Athena reads as Parquet.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_glue::error::SdkError;
@@ -143,7 +141,10 @@ impl Catalog for GlueCatalog {
         };
         // The partition's descriptor is the table's (formats, SerDe, columns as of now) with the
         // partition's own location.
-        let mut descriptor = raw_table.storage_descriptor.clone().unwrap_or_default();
+        let mut descriptor = raw_table
+            .storage_descriptor
+            .clone()
+            .unwrap_or_else(|| StorageDescriptor::builder().build());
         descriptor.location = Some(partition.location.clone());
         let input = PartitionInput::builder()
             .set_values(Some(partition.values.clone()))

@@ -71,6 +71,14 @@ impl MemoryQueue {
         self.lock().iter().map(|e| e.body.clone()).collect()
     }
 
+    /// Every message held with its attributes, visible or not, oldest first.
+    pub fn entries(&self) -> Vec<(String, BTreeMap<String, String>)> {
+        self.lock()
+            .iter()
+            .map(|e| (e.body.clone(), e.attributes.clone()))
+            .collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
         // A panic while holding the lock cannot leave the Vec inconsistent: every mutation is
         // a single push, remove or field assignment.

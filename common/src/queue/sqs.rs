@@ -193,12 +193,25 @@ impl Queue for SqsQueue {
     }
 }
 
-/// Creates (or updates) a queue and its dead-letter queue; returns their URLs `(queue, dlq)`.
-///
-/// Idempotent: existing queues are reused and their attributes set to the given ones. A message
-/// received `max_receive_count` times without being acknowledged moves to the dead-letter queue
-/// on its next receive.
-pub async fn create_queue_with_dlq(
+impl SqsQueue {
+    /// Creates (or updates) a queue and its dead-letter queue; returns their URLs `(queue, dlq)`.
+    ///
+    /// Idempotent: existing queues are reused and their attributes set to the given ones. A
+    /// message received `max_receive_count` times without being acknowledged moves to the
+    /// dead-letter queue on its next receive. For `ctl` and tests; the services only use queues.
+    pub async fn create_queue_with_dlq(
+        config: &SdkConfig,
+        name: &str,
+        dlq_name: &str,
+        max_receive_count: u32,
+        visibility_timeout_secs: u32,
+    ) -> Result<(String, String)> {
+        create_queue_with_dlq(config, name, dlq_name, max_receive_count, visibility_timeout_secs)
+            .await
+    }
+}
+
+async fn create_queue_with_dlq(
     config: &SdkConfig,
     name: &str,
     dlq_name: &str,

@@ -1,0 +1,153 @@
+//! `tascomi demo`: the simulated Tascomi API in this process, the whole pipeline on the embedded
+//! default over a few simulated nights, and a summary of what was published.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use common::config::PipelineFile;
+use common::dictionary::ColumnTypes;
+use common::layout::{Layer, TableName, date_value};
+use common::messages::{self, IngestMode, IngestRequest};
+use common::queue::Queue;
+use tascomi_sim::{SimApi, SimConfig};
+
+use crate::local::{LocalOptions, LocalPipeline};
+use crate::ops;
+use crate::stage::Stage;
+use crate::target::Target;
+
+/// The demo's tables: the wide one, a few daily ones, a weekly lookup table.
+const DEMO_TABLES: &str = "\
+tables:
+  applications: { schedule: daily, completeness_column: application_reference_number }
+  appeals: daily
+  contacts: daily
+  enforcements: daily
+  wards: weekly
+";
+
+/// A marker that says a folder was made by the demo and may be wiped by the next one.
+const MARKER: &str = ".tascomi-demo";
+
+/// Sends one night's ingest requests and runs every stage to the end. Returns the tables that
+/// failed, with the reasons their messages reached a dead-letter queue.
+pub async fn run_night(
+    local: &LocalPipeline,
+    tables: &[TableName],
+    as_of: Option<NaiveDate>,
+    progress: bool,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let before: BTreeMap<Stage, usize> =
+        Stage::ALL.into_iter().map(|s| (s, local.dead_letters(s).len())).collect();
+    for table in tables {
+        let request = IngestRequest {
+            table: table.clone(),
+            mode: IngestMode::Incremental,
+            requested_by: "operator:run".into(),
+            as_of,
+        };
+        local
+            .queue(Stage::Ingest)
+            .send(&messages::encode(&request), &BTreeMap::new())
+            .await?;
+    }
+    local.settle(progress).await?;
+    let mut failures = BTreeMap::new();
+    for stage in Stage::ALL {
+        for letter in local.dead_letters(stage).into_iter().skip(before[&stage]) {
+            let table = letter.table().unwrap_or_else(|| "?".into());
+            failures.insert(table, format!("{stage}: {}", letter.reason()));
+        }
+    }
+    Ok(failures)
+}
+
+#[allow(clippy::print_stdout)]
+pub async fn demo(data_dir: &Path, nights: u32) -> anyhow::Result<ExitCode> {
+    if data_dir.exists() {
+        anyhow::ensure!(
+            data_dir.join(MARKER).exists(),
+            "{} exists and was not made by the demo: choose another --data-dir",
+            data_dir.display()
+        );
+        std::fs::remove_dir_all(data_dir).with_context(|| format!("clearing {}", data_dir.display()))?;
+    }
+    std::fs::create_dir_all(data_dir)?;
+    std::fs::write(data_dir.join(MARKER), "made by `tascomi demo`; the next demo wipes this folder\n")?;
+
+    let dictionary_path = tascomi_sim::production_dictionary_path();
+    let dictionary = ColumnTypes::load(&dictionary_path).with_context(|| {
+        format!("the demo types columns with the production dictionary, expected at {}", dictionary_path.display())
+    })?;
+    let mut pipeline = PipelineFile::parse(DEMO_TABLES, "demo pipeline")?;
+    pipeline.column_type_dictionary = Some(dictionary_path);
+    let config = SimConfig { dictionary: dictionary.clone(), ..SimConfig::default() };
+    let first_night = config.history.start + chrono::Duration::days(7);
+    let sim = SimApi::start(config).await?;
+    println!("simulated Tascomi API at {}", sim.base_url);
+
+    let local = LocalPipeline::build(LocalOptions {
+        data_dir: data_dir.to_path_buf(),
+        pipeline: pipeline.clone(),
+        dictionary,
+        api: Some((sim.base_url.clone(), sim.credentials())),
+    })
+    .await?;
+    let tables: Vec<TableName> = pipeline.tables.iter().map(|t| t.name.clone()).collect();
+    let progress = std::io::stdout().is_terminal();
+    let started = Instant::now();
+    let mut failed = BTreeMap::new();
+    let mut last = first_night;
+    for night in 0..nights {
+        let today = first_night + chrono::Duration::days(night.into());
+        last = today;
+        sim.set_today(today);
+        println!("\nnight of {today}");
+        failed.extend(run_night(&local, &tables, Some(today), progress).await?);
+    }
+    sim.stop().await;
+    let target = Target::Local(Box::new(local));
+    println!("\n{}", summary(&target, &tables).await?);
+    for (table, reason) in &failed {
+        println!("FAILED {table}: {reason}");
+    }
+    let snapshot_dir = data_dir.join("refined-zone/planning/tascomi/snapshot/applications");
+    println!(
+        "{nights} night(s), {} tables, in {:.1} s; snapshot of {last} ready. Query it with DuckDB:\n\n  \
+         duckdb -c \"select count(*) as applications, max(last_updated) as latest_update \
+         from read_parquet('{}/**/*.parquet', hive_partitioning = true) \
+         where snapshot_date = '{}'\"\n",
+        tables.len(),
+        started.elapsed().as_secs_f64(),
+        snapshot_dir.display(),
+        date_value(last),
+    );
+    Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// A table per table and layer: partitions, latest partition, its rows.
+pub async fn summary(target: &Target, tables: &[TableName]) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let mut out = format!("{:<14} {:<10} {:>10} {:>10} {:>8}\n", "table", "layer", "partitions", "latest", "rows");
+    for table in tables {
+        for layer in Layer::ALL {
+            let published = ops::partitions(target, table, layer).await?;
+            let latest = published.last();
+            let _ = writeln!(
+                out,
+                "{:<14} {:<10} {:>10} {:>10} {:>8}",
+                table.as_str(),
+                layer.name(),
+                published.len(),
+                latest.map_or("-".into(), |p| date_value(p.date)),
+                latest.and_then(|p| p.info.parameters.get("rows").cloned()).unwrap_or_else(|| "-".into()),
+            );
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,10 @@
+//! `tascomi`, the operator command line: the pipeline on its embedded default (`demo`, `run`),
+//! and the operations on a deployment or on a local data directory (`ingest`, `replay`, `reset`,
+//! `rollback`, `redrive`, `status`, `drift`). It drives the stages' own code, never a copy.
+
+pub mod cli;
+pub mod demo;
+pub mod local;
+pub mod ops;
+pub mod stage;
+pub mod target;

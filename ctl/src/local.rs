@@ -1,0 +1,301 @@
+//! The embedded default: the four stages' own handlers driven by in-process queues over a local
+//! data directory (buckets are folders, the catalog is JSON files).
+//!
+//! Dead-letter queues outlive the process as JSON lines in `<data dir>/_dead_letters/`, so that
+//! `tascomi redrive --local` finds what a failed run left.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use common::config::PipelineFile;
+use common::dictionary::ColumnTypes;
+use common::platform::Platform;
+use common::queue::{MemoryQueue, Queue};
+use common::runner::{Disposition, Handler, Runner, RunnerSettings};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use ingest_svc::{Credentials, IngestSettings, IngestStage};
+use parse_svc::{ParseSettings, ParseStage};
+use recast_svc::{RecastSettings, RecastStage};
+use serde::{Deserialize, Serialize};
+use snapshot_svc::{SnapshotSettings, SnapshotStage};
+
+use crate::stage::Stage;
+
+/// A message received this many times without success moves to the dead-letter queue.
+const MAX_RECEIVES: u32 = 3;
+
+/// How the embedded pipeline is built.
+#[derive(Debug)]
+pub struct LocalOptions {
+    pub data_dir: PathBuf,
+    pub pipeline: PipelineFile,
+    pub dictionary: ColumnTypes,
+    /// The Tascomi API's base URL and keys; without them the ingest stage is absent (replays of
+    /// later stages do not need it).
+    pub api: Option<(String, Credentials)>,
+}
+
+/// What one stage did in one settle.
+#[derive(Debug, Clone, Default)]
+pub struct StageReport {
+    pub handled: usize,
+    pub discarded: usize,
+    pub dead_lettered: usize,
+    pub elapsed: Duration,
+}
+
+/// A message left in a dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub body: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl DeadLetter {
+    /// The table the message names, if it names one.
+    pub fn table(&self) -> Option<String> {
+        let value: serde_json::Value = serde_json::from_str(&self.body).ok()?;
+        value.get("table")?.as_str().map(str::to_owned)
+    }
+
+    pub fn reason(&self) -> &str {
+        self.attributes
+            .get("failure_reason")
+            .map_or("(no reason recorded)", String::as_str)
+    }
+}
+
+/// A stage's runner, whatever its handler.
+#[async_trait::async_trait]
+trait Drain: Send + Sync {
+    async fn drain(&self, idle: Duration) -> Vec<Disposition>;
+}
+
+#[async_trait::async_trait]
+impl<H: Handler> Drain for Runner<H> {
+    async fn drain(&self, idle: Duration) -> Vec<Disposition> {
+        Runner::drain(self, idle).await
+    }
+}
+
+/// The whole pipeline in this process. See the module docs.
+pub struct LocalPipeline {
+    pub data_dir: PathBuf,
+    pub platform: Platform,
+    pub pipeline: PipelineFile,
+    queues: BTreeMap<Stage, MemoryQueue>,
+    dead_letters: BTreeMap<Stage, MemoryQueue>,
+    runners: BTreeMap<Stage, Arc<dyn Drain>>,
+    /// What the snapshot stage announces to downstream consumers; kept for tests.
+    pub published_snapshots: MemoryQueue,
+}
+
+impl std::fmt::Debug for LocalPipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalPipeline")
+            .field("data_dir", &self.data_dir)
+            .field("stages", &self.runners.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn runner_settings() -> RunnerSettings {
+    RunnerSettings {
+        concurrency: 4,
+        visibility_timeout: Duration::from_secs(600),
+        wait_time: Duration::from_millis(20),
+        shutdown_grace: Duration::from_secs(5),
+        retry_base: Duration::from_millis(500),
+    }
+}
+
+impl LocalPipeline {
+    pub async fn build(options: LocalOptions) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&options.data_dir)
+            .with_context(|| format!("creating {}", options.data_dir.display()))?;
+        let platform = Platform::local(&options.data_dir);
+        let visibility = runner_settings().visibility_timeout;
+        let mut queues = BTreeMap::new();
+        let mut dead_letters = BTreeMap::new();
+        for stage in Stage::ALL {
+            let dlq = MemoryQueue::new(format!("{stage}-dlq"), visibility);
+            for letter in read_dead_letters(&options.data_dir, stage)? {
+                dlq.send(&letter.body, &letter.attributes).await?;
+            }
+            let queue =
+                MemoryQueue::with_dead_letter(stage.name(), visibility, dlq.clone(), MAX_RECEIVES);
+            queues.insert(stage, queue);
+            dead_letters.insert(stage, dlq);
+        }
+        let published_snapshots = MemoryQueue::new("downstream", visibility);
+        let mut this = Self {
+            data_dir: options.data_dir,
+            platform: platform.clone(),
+            pipeline: options.pipeline.clone(),
+            queues,
+            dead_letters,
+            runners: BTreeMap::new(),
+            published_snapshots,
+        };
+        let p = || platform.clone();
+        let pipeline = || options.pipeline.clone();
+        if let Some((url, credentials)) = options.api {
+            let mut settings = IngestSettings::new(&url);
+            settings.max_lookback_days = options.pipeline.max_lookback_days;
+            let stage = IngestStage::new(p(), pipeline(), settings, credentials)?;
+            this.add(Stage::Ingest, stage);
+        }
+        this.add(Stage::Parse, ParseStage::new(p(), pipeline(), ParseSettings::default()));
+        let recast = RecastStage::new(p(), pipeline(), options.dictionary, RecastSettings::default());
+        this.add(Stage::Recast, recast);
+        this.add(Stage::Snapshot, SnapshotStage::new(p(), pipeline(), SnapshotSettings::default()));
+        Ok(this)
+    }
+
+    fn add<H: Handler>(&mut self, stage: Stage, handler: H) {
+        let next: Arc<dyn Queue> = match Stage::ALL.into_iter().find(|s| *s > stage) {
+            Some(next) => Arc::new(self.queues[&next].clone()),
+            None => Arc::new(self.published_snapshots.clone()),
+        };
+        let runner = Runner::new(
+            Arc::new(handler),
+            Arc::new(self.queues[&stage].clone()),
+            Some(next),
+            Some(Arc::new(self.dead_letters[&stage].clone())),
+            runner_settings(),
+        );
+        self.runners.insert(stage, Arc::new(runner));
+    }
+
+    /// The input queue of a stage.
+    pub fn queue(&self, stage: Stage) -> &MemoryQueue {
+        &self.queues[&stage]
+    }
+
+    pub fn dead_letter_queue(&self, stage: Stage) -> &MemoryQueue {
+        &self.dead_letters[&stage]
+    }
+
+    /// Runs every stage until all queues are empty (retries included), in pipeline order, then
+    /// saves the dead-letter queues. Returns what each stage did.
+    pub async fn settle(&self, progress: bool) -> anyhow::Result<BTreeMap<Stage, StageReport>> {
+        let bars = MultiProgress::new();
+        if !progress {
+            bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let style = ProgressStyle::with_template("{spinner} {prefix:>8} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let mut reports: BTreeMap<Stage, StageReport> = BTreeMap::new();
+        let mut bar_of = BTreeMap::new();
+        for stage in self.runners.keys() {
+            let bar = bars.add(ProgressBar::new_spinner().with_style(style.clone()));
+            bar.set_prefix(stage.name());
+            bar.set_message("waiting");
+            bar_of.insert(*stage, bar);
+        }
+        loop {
+            for (stage, runner) in &self.runners {
+                let bar = &bar_of[stage];
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar.set_message("running");
+                let started = Instant::now();
+                let done = runner.drain(Duration::from_millis(30)).await;
+                let report = reports.entry(*stage).or_default();
+                report.elapsed += started.elapsed();
+                for disposition in done {
+                    match disposition {
+                        Disposition::Done { .. } => report.handled += 1,
+                        Disposition::Discarded(_) => report.discarded += 1,
+                        Disposition::DeadLettered(_) => report.dead_lettered += 1,
+                        Disposition::Retrying { .. } => {}
+                    }
+                }
+                bar.disable_steady_tick();
+                bar.set_message(format!(
+                    "{} handled, {} skipped, {} failed in {:.1} s",
+                    report.handled,
+                    report.discarded,
+                    report.dead_lettered,
+                    report.elapsed.as_secs_f64()
+                ));
+            }
+            if self.all_empty().await? {
+                break;
+            }
+            // Messages waiting out a retry delay: let it pass.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        for bar in bar_of.values() {
+            bar.finish();
+        }
+        self.save_dead_letters()?;
+        Ok(reports)
+    }
+
+    async fn all_empty(&self) -> anyhow::Result<bool> {
+        for (stage, queue) in &self.queues {
+            if !self.runners.contains_key(stage) {
+                continue;
+            }
+            let depth = queue.depth().await?;
+            if depth.visible + depth.in_flight > 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The messages in a stage's dead-letter queue.
+    pub fn dead_letters(&self, stage: Stage) -> Vec<DeadLetter> {
+        self.dead_letters[&stage]
+            .entries()
+            .into_iter()
+            .map(|(body, attributes)| DeadLetter { body, attributes })
+            .collect()
+    }
+
+    fn save_dead_letters(&self) -> anyhow::Result<()> {
+        for stage in Stage::ALL {
+            let path = dead_letter_path(&self.data_dir, stage);
+            let letters = self.dead_letters(stage);
+            if letters.is_empty() {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            let mut text = String::new();
+            for letter in letters {
+                text.push_str(&serde_json::to_string(&letter)?);
+                text.push('\n');
+            }
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+fn dead_letter_path(data_dir: &Path, stage: Stage) -> PathBuf {
+    data_dir.join("_dead_letters").join(format!("{stage}.jsonl"))
+}
+
+fn read_dead_letters(data_dir: &Path, stage: Stage) -> anyhow::Result<Vec<DeadLetter>> {
+    let path = dead_letter_path(data_dir, stage);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .with_context(|| format!("{} line {}: not a dead letter", path.display(), i + 1))
+        })
+        .collect()
+}

@@ -1,0 +1,309 @@
+//! The operations on a target: replay, reset, rollback, status, drift. Each plans first (what it
+//! will touch, printed) and then acts; the plan is computed from the catalog, so what is
+//! printed is what is done.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use anyhow::{Context, bail};
+use chrono::NaiveDate;
+use common::catalog::PartitionInfo;
+use common::layout::{Layer, TableName, date_value};
+use common::messages::{self, PartitionReady};
+use common::parquet_io::read_metadata;
+use common::publish::published_partitions;
+use common::storage::split_s3_uri;
+
+use crate::stage::Stage;
+use crate::target::Target;
+
+/// One published partition of one layer.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub table: TableName,
+    pub layer: Layer,
+    pub date: NaiveDate,
+    pub info: PartitionInfo,
+}
+
+/// The published partitions of a layer of a table, oldest first.
+pub async fn partitions(
+    target: &Target,
+    table: &TableName,
+    layer: Layer,
+) -> anyhow::Result<Vec<Published>> {
+    let platform = target.platform();
+    // Any date names the table; only its database and catalog table are used.
+    let any = platform.layout.partition(table, layer, NaiveDate::MIN);
+    Ok(published_partitions(platform.catalog.as_ref(), &any)
+        .await?
+        .into_iter()
+        .map(|(date, info)| Published {
+            table: table.clone(),
+            layer,
+            date,
+            info,
+        })
+        .collect())
+}
+
+/// The tables an operation covers: the one named, or every table of the pipeline file.
+pub fn tables(target: &Target, table: Option<&TableName>) -> Vec<TableName> {
+    match table {
+        Some(table) => vec![table.clone()],
+        None => target.pipeline().tables.iter().map(|t| t.name.clone()).collect(),
+    }
+}
+
+/// The "partition ready" messages that make `stage` run again on its input partitions dated
+/// `from..=to` (`to` open when `None`).
+pub async fn replay_messages(
+    target: &Target,
+    stage: Stage,
+    tables: &[TableName],
+    from: NaiveDate,
+    to: Option<NaiveDate>,
+    as_of: Option<NaiveDate>,
+) -> anyhow::Result<Vec<PartitionReady>> {
+    let Some(upstream) = stage.layer().upstream() else {
+        bail!("ingest reads the Tascomi API, not a partition: use `tascomi ingest --mode full` or `retry-failed`");
+    };
+    let mut out = Vec::new();
+    for table in tables {
+        for p in partitions(target, table, upstream).await? {
+            if p.date < from || to.is_some_and(|to| p.date > to) {
+                continue;
+            }
+            let partition_ref = target.platform().layout.partition(table, upstream, p.date);
+            let run_id = p.info.parameters.get("run_id").cloned().unwrap_or_else(|| "replay".into());
+            out.push(PartitionReady::new(&partition_ref, p.info.location.clone(), run_id, as_of));
+        }
+    }
+    Ok(out)
+}
+
+/// Sends the messages to the stage and lets them take effect.
+pub async fn send_all(target: &Target, stage: Stage, messages: &[PartitionReady]) -> anyhow::Result<()> {
+    for message in messages {
+        target.send(stage, &messages::encode(message)).await?;
+    }
+    target.settle().await
+}
+
+/// What a reset or rollback will do.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Partitions to unpublish (catalog first) and then remove (files).
+    pub remove: Vec<Published>,
+    /// Messages to send afterwards, and to which stage.
+    pub replay: Vec<(Stage, PartitionReady)>,
+}
+
+impl Plan {
+    pub fn describe(&self) -> String {
+        let mut text = String::new();
+        if self.remove.is_empty() {
+            text.push_str("no partitions to remove\n");
+        }
+        for p in &self.remove {
+            let _ = writeln!(
+                text,
+                "unpublish and remove {} {} {} ({} rows) at {}",
+                p.table,
+                p.layer,
+                date_value(p.date),
+                p.info.parameters.get("rows").map_or("?", String::as_str),
+                p.info.location
+            );
+        }
+        for (stage, m) in &self.replay {
+            let _ = writeln!(
+                text,
+                "replay {} {} {} to {stage}",
+                m.table,
+                m.layer,
+                date_value(m.date())
+            );
+        }
+        text
+    }
+
+    /// Carries the plan out: unpublish in the catalog first (readers stop seeing the data),
+    /// then delete the files (every run folder of the partition), then replay.
+    pub async fn execute(&self, target: &Target) -> anyhow::Result<()> {
+        let platform = target.platform();
+        for p in &self.remove {
+            let partition = platform.layout.partition(&p.table, p.layer, p.date);
+            platform
+                .catalog
+                .drop_partition(&partition.database, &partition.catalog_table, &p.info.values)
+                .await
+                .with_context(|| format!("unpublishing {partition}"))?;
+            let keys: Vec<String> = platform
+                .storage
+                .list(&partition.bucket, &partition.key_prefix())
+                .await?
+                .into_iter()
+                .map(|o| o.key)
+                .collect();
+            platform
+                .storage
+                .delete(&partition.bucket, &keys)
+                .await
+                .with_context(|| format!("removing the files of {partition}"))?;
+        }
+        for (stage, message) in &self.replay {
+            target.send(*stage, &messages::encode(message)).await?;
+        }
+        target.settle().await
+    }
+}
+
+/// Reset: remove the partitions of `stage`'s layer and every later layer dated `from` or later,
+/// then replay `stage` from `from`.
+pub async fn plan_reset(
+    target: &Target,
+    table: &TableName,
+    stage: Stage,
+    from: NaiveDate,
+    as_of: Option<NaiveDate>,
+) -> anyhow::Result<Plan> {
+    let replay = replay_messages(target, stage, std::slice::from_ref(table), from, None, as_of).await?;
+    let mut plan = Plan::default();
+    for s in stage.and_downstream() {
+        for p in partitions(target, table, s.layer()).await? {
+            if p.date >= from {
+                plan.remove.push(p);
+            }
+        }
+    }
+    plan.replay = replay.into_iter().map(|m| (stage, m)).collect();
+    Ok(plan)
+}
+
+/// Rollback: make the snapshot of `to` the latest again by removing the later ones.
+pub async fn plan_rollback(target: &Target, table: &TableName, to: NaiveDate) -> anyhow::Result<Plan> {
+    let snapshots = partitions(target, table, Layer::Snapshot).await?;
+    if !snapshots.iter().any(|p| p.date == to) {
+        let dates: Vec<String> = snapshots.iter().map(|p| date_value(p.date)).collect();
+        bail!(
+            "{table} has no snapshot of {} (it has: {})",
+            date_value(to),
+            if dates.is_empty() { "none".into() } else { dates.join(", ") }
+        );
+    }
+    Ok(Plan {
+        remove: snapshots.into_iter().filter(|p| p.date > to).collect(),
+        replay: vec![],
+    })
+}
+
+/// One line of `status`.
+#[derive(Debug, Clone)]
+pub struct LayerStatus {
+    pub table: TableName,
+    pub layer: Layer,
+    pub latest: Option<NaiveDate>,
+    pub partitions: usize,
+    pub rows: Option<u64>,
+    /// Days since the latest partition.
+    pub age_days: Option<i64>,
+    pub stale: bool,
+}
+
+/// Per table and layer: the latest partition, its age and rows. A daily table whose latest
+/// snapshot is older than yesterday, or a weekly one older than a week, is stale.
+pub async fn status(target: &Target, today: NaiveDate) -> anyhow::Result<Vec<LayerStatus>> {
+    let mut out = Vec::new();
+    for config in &target.pipeline().tables {
+        let allowed = match config.schedule {
+            common::config::Schedule::Daily => 1,
+            common::config::Schedule::Weekly => 7,
+        };
+        for layer in Layer::ALL {
+            let published = partitions(target, &config.name, layer).await?;
+            let latest = published.last();
+            let age_days = latest.map(|p| (today - p.date).num_days());
+            out.push(LayerStatus {
+                table: config.name.clone(),
+                layer,
+                latest: latest.map(|p| p.date),
+                partitions: published.len(),
+                rows: latest.and_then(|p| p.info.parameters.get("rows")?.parse().ok()),
+                age_days,
+                stale: age_days.is_none_or(|age| age > allowed),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// What `drift` found for one table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Drift {
+    pub table: String,
+    /// Columns the parsed table gained since its first partition that the dictionary does not
+    /// type: they arrive as text.
+    pub new_columns: Vec<String>,
+    /// Columns the dictionary types that the parsed table does not have.
+    pub missing_columns: Vec<String>,
+    /// The table is recast but the dictionary does not list it.
+    pub missing_from_dictionary: bool,
+}
+
+impl Drift {
+    pub fn is_empty(&self) -> bool {
+        self.new_columns.is_empty() && self.missing_columns.is_empty() && !self.missing_from_dictionary
+    }
+}
+
+/// The columns of the files of a published partition (from the Parquet footers only).
+async fn partition_columns(target: &Target, info: &PartitionInfo) -> anyhow::Result<BTreeSet<String>> {
+    let storage = target.platform().storage.clone();
+    let (bucket, prefix) = split_s3_uri(&info.location)
+        .with_context(|| format!("partition location {} is not an s3:// address", info.location))?;
+    let mut columns = BTreeSet::new();
+    for object in storage.list(bucket, prefix).await? {
+        let metadata = read_metadata(storage.clone(), bucket, &object.key).await?;
+        for column in metadata.file_metadata().schema_descr().columns() {
+            columns.insert(column.name().to_owned());
+        }
+    }
+    Ok(columns)
+}
+
+/// Compares the parsed tables with the column-type dictionary.
+pub async fn drift(
+    target: &Target,
+    dictionary: &common::dictionary::ColumnTypes,
+) -> anyhow::Result<Vec<Drift>> {
+    let mut out = Vec::new();
+    for config in &target.pipeline().tables {
+        if config.keep_as_text {
+            continue;
+        }
+        let table = config.name.as_str();
+        let mut drift = Drift {
+            table: table.to_owned(),
+            missing_from_dictionary: !dictionary.has_table(table),
+            ..Drift::default()
+        };
+        let parsed = partitions(target, &config.name, Layer::Parsed).await?;
+        if let (Some(first), Some(latest)) = (parsed.first(), parsed.last()) {
+            let latest_columns = partition_columns(target, &latest.info).await?;
+            let first_columns = partition_columns(target, &first.info).await?;
+            drift.new_columns = latest_columns
+                .difference(&first_columns)
+                .filter(|c| dictionary.column_type(table, c).is_none())
+                .cloned()
+                .collect();
+            drift.missing_columns = dictionary
+                .columns(table)
+                .filter(|(c, _)| !latest_columns.contains(*c))
+                .map(|(c, _)| c.to_owned())
+                .collect();
+        }
+        out.push(drift);
+    }
+    Ok(out)
+}

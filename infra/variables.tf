@@ -1,0 +1,372 @@
+# Inputs. A council sets the required ones (no default) in a tfvars file: see
+# infra/example.tfvars and docs/deploy.md.
+
+# --- Naming -------------------------------------------------------------------------------------
+
+variable "name_prefix" {
+  description = "First part of every resource name: <name_prefix>-<environment>-..."
+  type        = string
+  default     = "tascomi"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,19}$", var.name_prefix))
+    error_message = "name_prefix must be lowercase letters, digits and '-', starting with a letter, at most 20 characters."
+  }
+}
+
+variable "environment" {
+  description = "Deployment name, e.g. prod or stg; second part of every resource name."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,11}$", var.environment))
+    error_message = "environment must be lowercase letters, digits and '-', starting with a letter, at most 12 characters."
+  }
+}
+
+variable "aws_region" {
+  description = "Region of every resource, e.g. eu-west-2."
+  type        = string
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}
+
+# --- The pipeline file --------------------------------------------------------------------------
+
+variable "pipeline_file" {
+  description = "Path of the pipeline file (the YAML the services read) whose tables get a schedule each. Default: pipeline.yaml at the repository root."
+  type        = string
+  default     = null
+}
+
+# --- Images -------------------------------------------------------------------------------------
+
+variable "image_repository" {
+  description = "Repository of the pipeline image (the Dockerfile at the repository root), without tag, e.g. 123456789012.dkr.ecr.eu-west-2.amazonaws.com/tascomi."
+  type        = string
+}
+
+variable "image_tag" {
+  description = "Image tag every service runs, unless image_tags names another for a stage."
+  type        = string
+}
+
+variable "image_tags" {
+  description = "Per-stage image tag overrides (ingest, parse, recast, snapshot), e.g. to roll one stage forward first."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for stage in keys(var.image_tags) : contains(["ingest", "parse", "recast", "snapshot"], stage)])
+    error_message = "image_tags keys must be stage names: ingest, parse, recast, snapshot."
+  }
+}
+
+variable "ecr_repository_arn" {
+  description = "ARN of the ECR repository holding the image; the task execution role may pull from it. Null when the image is in a registry that needs no AWS permission."
+  type        = string
+  default     = null
+}
+
+variable "cpu_architecture" {
+  description = "CPU architecture the image was built for: X86_64 or ARM64."
+  type        = string
+  default     = "X86_64"
+
+  validation {
+    condition     = contains(["X86_64", "ARM64"], var.cpu_architecture)
+    error_message = "cpu_architecture must be X86_64 or ARM64."
+  }
+}
+
+# --- Network ------------------------------------------------------------------------------------
+
+variable "vpc_id" {
+  description = "VPC of the tasks."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Subnets of the tasks (private subnets with a NAT gateway or VPC endpoints for S3, SQS, Glue, Secrets Manager, ECR and CloudWatch Logs, plus a route to the Tascomi API)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.subnet_ids) > 0
+    error_message = "subnet_ids needs at least one subnet."
+  }
+}
+
+variable "assign_public_ip" {
+  description = "Give tasks a public IP (only for subnets routed to an internet gateway without NAT)."
+  type        = bool
+  default     = false
+}
+
+variable "additional_security_group_ids" {
+  description = "Security groups added to the tasks beside the one this configuration creates (HTTPS egress only)."
+  type        = list(string)
+  default     = []
+}
+
+variable "egress_cidr_blocks" {
+  description = "Where tasks may open HTTPS connections: the Tascomi API and the AWS endpoints."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+}
+
+# --- Storage and catalog ------------------------------------------------------------------------
+
+variable "create_buckets" {
+  description = "Create the raw and refined buckets. False: use existing buckets named by raw_bucket_name and refined_bucket_name (their encryption, public access block and TLS policy are then the owner's)."
+  type        = bool
+  default     = true
+}
+
+variable "raw_bucket_name" {
+  description = "Raw-zone bucket. Default when created: <name_prefix>-<environment>-raw-zone-<account id>."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.create_buckets || var.raw_bucket_name != null
+    error_message = "With create_buckets = false, set raw_bucket_name to the existing bucket."
+  }
+}
+
+variable "refined_bucket_name" {
+  description = "Refined-zone bucket. Default when created: <name_prefix>-<environment>-refined-zone-<account id>."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.create_buckets || var.refined_bucket_name != null
+    error_message = "With create_buckets = false, set refined_bucket_name to the existing bucket."
+  }
+}
+
+variable "force_destroy_buckets" {
+  description = "Let `terraform destroy` delete created buckets with their data (test environments only)."
+  type        = bool
+  default     = false
+}
+
+variable "bucket_versioning" {
+  description = "Keep earlier versions of objects in created buckets (recovery from a mistaken delete)."
+  type        = bool
+  default     = true
+}
+
+variable "noncurrent_version_expiration_days" {
+  description = "Days an overwritten or deleted object version is kept when versioning is on."
+  type        = number
+  default     = 30
+}
+
+variable "snapshot_retention_days" {
+  description = "Delete snapshot partition files older than this many days (null: keep every snapshot). The latest snapshot of a weekly table is up to 7 days old, and a stopped pipeline ages every snapshot, hence the lower bound."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.snapshot_retention_days == null || try(var.snapshot_retention_days >= 30, false)
+    error_message = "snapshot_retention_days must be null or at least 30."
+  }
+}
+
+variable "access_log_bucket" {
+  description = "Bucket receiving S3 server access logs of created buckets (null: no access logging)."
+  type        = string
+  default     = null
+}
+
+variable "create_glue_databases" {
+  description = "Create the Glue databases <database_prefix>-tascomi-raw-zone and <database_prefix>-tascomi-refined-zone. False: they exist already."
+  type        = bool
+  default     = true
+}
+
+variable "database_prefix" {
+  description = "Prefix of the Glue (Athena) database names. Default: <name_prefix>-<environment>."
+  type        = string
+  default     = null
+}
+
+variable "kms_key_arn" {
+  description = "Customer-managed KMS key encrypting buckets, queues, logs and the alarm topic (its key policy must let CloudWatch Logs, CloudWatch alarms and this account use it). Null: AWS-managed keys (SSE-KMS with aws/s3, SQS-managed SSE, aws/sns)."
+  type        = string
+  default     = null
+}
+
+# --- The Tascomi API ----------------------------------------------------------------------------
+
+variable "tascomi_api_base_url" {
+  description = "Base URL of the council's Tascomi REST API, e.g. https://<council>-planning.idoxcloud.com/rest/v1/."
+  type        = string
+
+  validation {
+    condition     = can(regex("^https://.+/$", var.tascomi_api_base_url))
+    error_message = "tascomi_api_base_url must be an https URL ending in '/'."
+  }
+}
+
+variable "tascomi_api_secret_arn" {
+  description = "ARN of the Secrets Manager secret holding {\"public_key\": ..., \"private_key\": ...}; only ingest-svc may read it."
+  type        = string
+}
+
+variable "tascomi_api_secret_kms_key_arn" {
+  description = "KMS key of that secret, when it is not the AWS-managed aws/secretsmanager key."
+  type        = string
+  default     = null
+}
+
+variable "tascomi_api_concurrency" {
+  description = "API requests in flight at once per ingest task."
+  type        = number
+  default     = 4
+}
+
+variable "column_type_dictionary_path" {
+  description = "Path of the column-type dictionary inside the image (built with the Dockerfile's `baked` target, or mounted)."
+  type        = string
+  default     = "/etc/tascomi/column-type-dictionary.json"
+}
+
+# --- Queues and services ------------------------------------------------------------------------
+
+variable "stages" {
+  description = <<-EOT
+    Per-stage overrides (keys ingest, parse, recast, snapshot); unset fields keep the defaults in
+    locals.tf. Fields: cpu and memory (Fargate units), concurrency (messages handled at once by a
+    task), max_tasks, fast_scale_out_backlog (waiting messages from which scaling adds two
+    tasks a minute instead of one; autoscaling.tf),
+    visibility_timeout_secs (longer than the stage's longest message: the services renew it at
+    half-time, so it bounds how soon a crashed task's message comes back).
+  EOT
+  type = map(object({
+    cpu                     = optional(number)
+    memory                  = optional(number)
+    concurrency             = optional(number)
+    max_tasks               = optional(number)
+    fast_scale_out_backlog  = optional(number)
+    visibility_timeout_secs = optional(number)
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for stage in keys(var.stages) : contains(["ingest", "parse", "recast", "snapshot"], stage)])
+    error_message = "stages keys must be stage names: ingest, parse, recast, snapshot."
+  }
+}
+
+variable "max_receive_count" {
+  description = "Receives of a message before SQS moves it to the stage's dead-letter queue."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.max_receive_count >= 1 && var.max_receive_count <= 1000
+    error_message = "max_receive_count must be between 1 and 1000."
+  }
+}
+
+variable "message_retention_secs" {
+  description = "How long an unhandled message stays on a stage queue."
+  type        = number
+  default     = 345600 # 4 days: a weekend's outage
+}
+
+variable "dead_letter_retention_secs" {
+  description = "How long a message stays on a dead-letter queue (the SQS maximum by default)."
+  type        = number
+  default     = 1209600 # 14 days
+}
+
+variable "stop_timeout_secs" {
+  description = "Seconds ECS waits after SIGTERM before SIGKILL (Fargate allows at most 120). The services stop taking messages and finish in-flight ones within this less 10 s."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.stop_timeout_secs >= 20 && var.stop_timeout_secs <= 120
+    error_message = "stop_timeout_secs must be between 20 and 120."
+  }
+}
+
+variable "scale_in_idle_minutes" {
+  description = "Minutes a stage queue must be empty (nothing visible, nothing in flight) before its service scales to zero."
+  type        = number
+  default     = 15
+}
+
+variable "log_retention_days" {
+  description = "Retention of the services' CloudWatch log groups."
+  type        = number
+  default     = 365
+}
+
+variable "otel_exporter_otlp_endpoint" {
+  description = "OTLP endpoint for traces (empty: no export)."
+  type        = string
+  default     = ""
+}
+
+variable "container_insights" {
+  description = "Enable CloudWatch Container Insights on the cluster."
+  type        = bool
+  default     = true
+}
+
+# --- Schedule -----------------------------------------------------------------------------------
+
+variable "schedule_time" {
+  description = "London local time (HH:MM) of the nightly ingest requests."
+  type        = string
+  default     = "02:00"
+
+  validation {
+    condition     = can(regex("^([01][0-9]|2[0-3]):[0-5][0-9]$", var.schedule_time))
+    error_message = "schedule_time must be HH:MM (24-hour)."
+  }
+}
+
+variable "weekly_day" {
+  description = "Day of the week of weekly tables (cron day names)."
+  type        = string
+  default     = "SUN"
+
+  validation {
+    condition     = contains(["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"], var.weekly_day)
+    error_message = "weekly_day must be one of MON TUE WED THU FRI SAT SUN."
+  }
+}
+
+variable "schedules_enabled" {
+  description = "False pauses every nightly schedule (the services stay deployed)."
+  type        = bool
+  default     = true
+}
+
+# --- Alarms -------------------------------------------------------------------------------------
+
+variable "alarm_sns_topic_arn" {
+  description = "Existing SNS topic for alarms. Null: a topic is created (subscribe alarm_email_addresses to it)."
+  type        = string
+  default     = null
+}
+
+variable "alarm_email_addresses" {
+  description = "Email addresses subscribed to the created alarm topic (each must confirm)."
+  type        = list(string)
+  default     = []
+}
+
+variable "oldest_message_age_alarm_secs" {
+  description = "Alarm when the oldest message of a stage queue is older than this."
+  type        = number
+  default     = 7200
+}

@@ -1,0 +1,619 @@
+//! The Tascomi REST client: one page per call, authenticated afresh, retried, rate-limited.
+//!
+//! Contract of [`TascomiClient::fetch_page`]:
+//! - `Ok(page)`: the API answered. A 202, an empty body and a `null` body are a page with no
+//!   records. The first page of a query also tells how many pages there are
+//!   ([`PageResponse::page_count`]), so callers never fetch page 1 twice.
+//! - 5xx, 429 and network errors (connect, timeout, a body cut off) are retried with exponential
+//!   backoff and jitter, honouring `Retry-After`, up to `max_attempts`; then
+//!   `Err(FetchError::Failed)` with the URL, the last status and the error, which the caller
+//!   records as a failed page. Other statuses and a body that is not a JSON list fail at once.
+//! - A 401 is retried once with a fresh hash (the minute may have turned); a second 401 is
+//!   `Err(FetchError::Authentication)`: the keys or the clock are wrong and no page will succeed.
+//!
+//! Every request (every attempt) holds a permit of one semaphore shared by all the tables this
+//! process handles ([`ClientSettings::max_concurrent_requests`]): the vendor has blocked the
+//! council for sending too many at once. Backoff sleeps hold no permit.
+//!
+//! Keys and hashes are sent as sensitive headers and never logged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use common::TableName;
+use common::config::{ConfigError, Env};
+use rand::Rng;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use crate::auth::{Credentials, HASH_HEADER, PUBLIC_HEADER};
+
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 60;
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 300;
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+pub const DEFAULT_BACKOFF_BASE_MS: u64 = 1_000;
+pub const DEFAULT_BACKOFF_MAX_SECS: u64 = 60;
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 4;
+/// The longest `Retry-After` honoured; a longer one is cut to this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// The headers of the first page that say how many records the query matches.
+pub const RESULTS_HEADER: &str = "X-Number-Of-Results";
+pub const PER_PAGE_HEADER: &str = "X-Results-Per-Page";
+
+/// How the client talks to the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSettings {
+    /// `TASCOMI_API_BASE_URL` (required), e.g. `https://<council>-planning.idoxcloud.com/rest/v1/`;
+    /// always ends in `/`. The resource name is appended.
+    pub base_url: String,
+    /// `TASCOMI_API_CONNECT_TIMEOUT_SECS` (default 10).
+    pub connect_timeout: Duration,
+    /// Longest wait between two reads of a response, `TASCOMI_API_READ_TIMEOUT_SECS` (default 60).
+    pub read_timeout: Duration,
+    /// Longest whole request, `TASCOMI_API_REQUEST_TIMEOUT_SECS` (default 300).
+    pub request_timeout: Duration,
+    /// Attempts per page, the first included, `TASCOMI_API_MAX_ATTEMPTS` (default 5).
+    pub max_attempts: u32,
+    /// First backoff, doubled per attempt, `TASCOMI_API_BACKOFF_BASE_MS` (default 1000).
+    pub backoff_base: Duration,
+    /// Longest backoff, `TASCOMI_API_BACKOFF_MAX_SECS` (default 60).
+    pub backoff_max: Duration,
+    /// Requests in flight at once across every table of the process,
+    /// `TASCOMI_API_MAX_CONCURRENT_REQUESTS` (default 4).
+    pub max_concurrent_requests: usize,
+}
+
+impl ClientSettings {
+    /// The defaults, with this base URL.
+    pub fn new(base_url: &str) -> Self {
+        Self {
+            base_url: with_trailing_slash(base_url),
+            connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
+            read_timeout: Duration::from_secs(DEFAULT_READ_TIMEOUT_SECS),
+            request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            backoff_base: Duration::from_millis(DEFAULT_BACKOFF_BASE_MS),
+            backoff_max: Duration::from_secs(DEFAULT_BACKOFF_MAX_SECS),
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+        }
+    }
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let base_url = env.required("TASCOMI_API_BASE_URL")?;
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                variable: "TASCOMI_API_BASE_URL".into(),
+                value: base_url,
+                reason: "must start with http:// or https://".into(),
+            });
+        }
+        let d = Self::new(&base_url);
+        let settings = Self {
+            connect_timeout: env
+                .secs_or("TASCOMI_API_CONNECT_TIMEOUT_SECS", d.connect_timeout.as_secs())?,
+            read_timeout: env.secs_or("TASCOMI_API_READ_TIMEOUT_SECS", d.read_timeout.as_secs())?,
+            request_timeout: env
+                .secs_or("TASCOMI_API_REQUEST_TIMEOUT_SECS", d.request_timeout.as_secs())?,
+            max_attempts: env.parse_or("TASCOMI_API_MAX_ATTEMPTS", d.max_attempts)?,
+            backoff_base: Duration::from_millis(
+                env.parse_or("TASCOMI_API_BACKOFF_BASE_MS", DEFAULT_BACKOFF_BASE_MS)?,
+            ),
+            backoff_max: env.secs_or("TASCOMI_API_BACKOFF_MAX_SECS", d.backoff_max.as_secs())?,
+            max_concurrent_requests: env
+                .parse_or("TASCOMI_API_MAX_CONCURRENT_REQUESTS", d.max_concurrent_requests)?,
+            ..d
+        };
+        for (variable, zero) in [
+            ("TASCOMI_API_MAX_ATTEMPTS", settings.max_attempts == 0),
+            (
+                "TASCOMI_API_MAX_CONCURRENT_REQUESTS",
+                settings.max_concurrent_requests == 0,
+            ),
+        ] {
+            if zero {
+                return Err(ConfigError::Invalid {
+                    variable: variable.into(),
+                    value: "0".into(),
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        Ok(settings)
+    }
+}
+
+fn with_trailing_slash(url: &str) -> String {
+    if url.ends_with('/') {
+        url.to_owned()
+    } else {
+        format!("{url}/")
+    }
+}
+
+/// Which records a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Query {
+    /// Every record (a full load).
+    All,
+    /// The records last updated on this London day (`last_updated=YYYY-MM-DD`).
+    UpdatedOn(NaiveDate),
+}
+
+impl Query {
+    pub fn day(self) -> Option<NaiveDate> {
+        match self {
+            Query::All => None,
+            Query::UpdatedOn(day) => Some(day),
+        }
+    }
+
+    /// The query a requested URL was made for (its `last_updated` parameter), whatever the host.
+    pub fn of_url(url: &str) -> Query {
+        url.split_once('?')
+            .into_iter()
+            .flat_map(|(_, query)| query.split('&'))
+            .find_map(|pair| pair.strip_prefix("last_updated="))
+            .and_then(|day| NaiveDate::parse_from_str(day, "%Y-%m-%d").ok())
+            .map_or(Query::All, Query::UpdatedOn)
+    }
+}
+
+/// One page as the API answered it.
+#[derive(Debug, Clone)]
+pub struct PageResponse {
+    pub url: String,
+    pub status: u16,
+    /// `X-Number-Of-Results`, when sent.
+    pub total_results: Option<u64>,
+    /// `X-Results-Per-Page`, when sent.
+    pub per_page: Option<u64>,
+    /// The records: JSON objects, in the API's order.
+    pub records: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl PageResponse {
+    /// How many pages the query has: ceil(results / per page) from the headers; without them,
+    /// 1 when this page had records, else 0.
+    pub fn page_count(&self) -> u32 {
+        match (self.total_results, self.per_page) {
+            (Some(total), Some(per_page)) if per_page > 0 => {
+                u32::try_from(total.div_ceil(per_page)).unwrap_or(u32::MAX)
+            }
+            _ => u32::from(!self.records.is_empty()),
+        }
+    }
+}
+
+/// A page that could not be fetched.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    /// Two 401s in a row: the keys are wrong or the clock is off. No page of any table will
+    /// succeed, so the run stops.
+    #[error(
+        "authentication failed for table {table}: {url} answered 401 twice, with a fresh hash the second time (check the API keys and the clock)"
+    )]
+    Authentication { table: String, url: String },
+    /// The page failed after retries (or at once, for a status that retrying cannot fix).
+    #[error("page {page} of table {table} failed after {attempts} attempt(s): {url}: {message}")]
+    Failed {
+        table: String,
+        page: u32,
+        url: String,
+        /// The last HTTP status, when there was a response.
+        status: Option<u16>,
+        message: String,
+        attempts: u32,
+    },
+}
+
+/// What one attempt came to.
+enum Attempt {
+    Done(PageResponse),
+    Unauthorized,
+    Retry {
+        status: Option<u16>,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    Fail {
+        status: Option<u16>,
+        message: String,
+    },
+}
+
+/// The client. Cheap to clone; clones share the connection pool and the concurrency limit.
+#[derive(Debug, Clone)]
+pub struct TascomiClient {
+    http: reqwest::Client,
+    settings: Arc<ClientSettings>,
+    credentials: Credentials,
+    limiter: Arc<Semaphore>,
+}
+
+impl TascomiClient {
+    pub fn new(settings: ClientSettings, credentials: Credentials) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .read_timeout(settings.read_timeout)
+            .timeout(settings.request_timeout)
+            .build()?;
+        let limiter = Arc::new(Semaphore::new(settings.max_concurrent_requests.max(1)));
+        Ok(Self {
+            http,
+            settings: Arc::new(settings),
+            credentials,
+            limiter,
+        })
+    }
+
+    pub fn settings(&self) -> &ClientSettings {
+        &self.settings
+    }
+
+    /// The URL of one page of a query. Holds no secret.
+    pub fn page_url(&self, table: &TableName, query: Query, page: u32) -> String {
+        let mut url = format!("{}{table}?page={page}", self.settings.base_url);
+        if let Query::UpdatedOn(day) = query {
+            url.push_str(&format!("&last_updated={}", day.format("%Y-%m-%d")));
+        }
+        url
+    }
+
+    /// Fetches one page. See the module docs for what `Ok` and each error mean.
+    pub async fn fetch_page(
+        &self,
+        table: &TableName,
+        query: Query,
+        page: u32,
+    ) -> Result<PageResponse, FetchError> {
+        let url = self.page_url(table, query, page);
+        let mut attempts = 0u32;
+        let mut fresh_hash_tried = false;
+        loop {
+            attempts += 1;
+            let attempt = {
+                // Closed only if the semaphore is dropped, which cannot happen while self lives.
+                let _permit = self.limiter.acquire().await.ok();
+                self.attempt(&url).await
+            };
+            let (status, message, retry_after) = match attempt {
+                Attempt::Done(response) => {
+                    tracing::debug!(
+                        table = %table,
+                        page,
+                        url = %url,
+                        status = response.status,
+                        records = response.records.len(),
+                        attempts,
+                        "page fetched"
+                    );
+                    return Ok(response);
+                }
+                Attempt::Unauthorized if !fresh_hash_tried => {
+                    fresh_hash_tried = true;
+                    attempts -= 1;
+                    tracing::warn!(table = %table, page, url = %url, "api answered 401, retrying once with a fresh hash");
+                    continue;
+                }
+                Attempt::Unauthorized => {
+                    return Err(FetchError::Authentication {
+                        table: table.to_string(),
+                        url,
+                    });
+                }
+                Attempt::Fail { status, message } => {
+                    return Err(FetchError::Failed {
+                        table: table.to_string(),
+                        page,
+                        url,
+                        status,
+                        message,
+                        attempts,
+                    });
+                }
+                Attempt::Retry {
+                    status,
+                    message,
+                    retry_after,
+                } => (status, message, retry_after),
+            };
+            if attempts >= self.settings.max_attempts {
+                return Err(FetchError::Failed {
+                    table: table.to_string(),
+                    page,
+                    url,
+                    status,
+                    message,
+                    attempts,
+                });
+            }
+            let delay = self.backoff(attempts, retry_after);
+            tracing::warn!(
+                table = %table,
+                page,
+                url = %url,
+                status = status.map(i64::from).unwrap_or(-1),
+                error = %message,
+                attempt = attempts,
+                delay_ms = delay.as_millis() as u64,
+                "api request failed, retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Exponential backoff with jitter: a random delay between half and all of
+    /// `base * 2^(attempt-1)` (capped at `backoff_max`); exactly `Retry-After` when the server
+    /// sent one (capped at [`MAX_RETRY_AFTER`]).
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let exponential = self
+            .settings
+            .backoff_base
+            .saturating_mul(1u32 << (attempt - 1).min(20))
+            .min(self.settings.backoff_max);
+        let half = exponential / 2;
+        let jitter_ms = rand::rng().random_range(0..=half.as_millis() as u64);
+        let jittered = half + Duration::from_millis(jitter_ms);
+        match retry_after {
+            Some(wait) => wait.min(MAX_RETRY_AFTER),
+            None => jittered,
+        }
+    }
+
+    async fn attempt(&self, url: &str) -> Attempt {
+        let mut headers = HeaderMap::new();
+        let auth = self.credentials.headers_at(Utc::now());
+        for (name, value, what) in [
+            (PUBLIC_HEADER, &auth.public, "public key"),
+            (HASH_HEADER, &auth.hash, "hash"),
+        ] {
+            let Ok(mut value) = HeaderValue::from_str(value.expose()) else {
+                return Attempt::Fail {
+                    status: None,
+                    message: format!("the {what} is not a valid HTTP header value"),
+                };
+            };
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        let response = match self.http.get(url).headers(headers).send().await {
+            Ok(response) => response,
+            Err(err) => {
+                return Attempt::Retry {
+                    status: None,
+                    message: network_message(&err),
+                    retry_after: None,
+                };
+            }
+        };
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED {
+            return Attempt::Unauthorized;
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            return Attempt::Retry {
+                status: Some(status.as_u16()),
+                message: format!("http {}", status.as_u16()),
+                retry_after,
+            };
+        }
+        if !status.is_success() {
+            return Attempt::Fail {
+                status: Some(status.as_u16()),
+                message: format!("http {}", status.as_u16()),
+            };
+        }
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let total_results = header(RESULTS_HEADER);
+        let per_page = header(PER_PAGE_HEADER);
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(err) => {
+                return Attempt::Retry {
+                    status: Some(status.as_u16()),
+                    message: format!("reading the body: {}", network_message(&err)),
+                    retry_after: None,
+                };
+            }
+        };
+        let page = |records| {
+            Attempt::Done(PageResponse {
+                url: url.to_owned(),
+                status: status.as_u16(),
+                total_results,
+                per_page,
+                records,
+            })
+        };
+        if status == StatusCode::ACCEPTED {
+            return page(Vec::new());
+        }
+        match parse_records(&body) {
+            Ok(records) => page(records),
+            Err(message) => Attempt::Fail {
+                status: Some(status.as_u16()),
+                message,
+            },
+        }
+    }
+}
+
+/// The records of a body: a JSON list of objects; empty, blank or `null` means none.
+pub fn parse_records(
+    body: &[u8],
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|err| format!("malformed JSON: {err}"))?;
+    match value {
+        serde_json::Value::Null => Ok(Vec::new()),
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                serde_json::Value::Object(record) => Ok(record),
+                other => Err(format!(
+                    "record {i} is a JSON {} rather than an object",
+                    json_kind(&other)
+                )),
+            })
+            .collect(),
+        other => Err(format!(
+            "the body is a JSON {} rather than a list of records",
+            json_kind(&other)
+        )),
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "list",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// A network error and its causes in one line (no headers are part of them).
+fn network_message(err: &reqwest::Error) -> String {
+    let mut message = if err.is_timeout() {
+        "timed out".to_owned()
+    } else if err.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_null_bodies_hold_no_records() {
+        for body in ["", "  \n", "null", "[]"] {
+            assert!(parse_records(body.as_bytes()).unwrap().is_empty(), "{body:?}");
+        }
+        let records = parse_records(br#"[{"id": "1", "x": null}]"#).unwrap();
+        assert_eq!(records[0]["id"], "1");
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors_saying_why() {
+        let err = parse_records(b"[{\"id\": \"1\"").unwrap_err();
+        assert!(err.starts_with("malformed JSON"), "{err}");
+        let err = parse_records(br#"{"id": "1"}"#).unwrap_err();
+        assert!(err.contains("JSON object rather than a list"), "{err}");
+        let err = parse_records(br#"[{"id": "1"}, 7]"#).unwrap_err();
+        assert!(err.contains("record 1 is a JSON number"), "{err}");
+    }
+
+    #[test]
+    fn page_count_rounds_up_and_falls_back_without_headers() {
+        let page = |total, per_page, records: usize| PageResponse {
+            url: String::new(),
+            status: 200,
+            total_results: total,
+            per_page,
+            records: vec![serde_json::Map::new(); records],
+        };
+        assert_eq!(page(Some(250), Some(100), 100).page_count(), 3);
+        assert_eq!(page(Some(200), Some(100), 100).page_count(), 2);
+        assert_eq!(page(Some(0), Some(100), 0).page_count(), 0);
+        assert_eq!(page(None, None, 5).page_count(), 1);
+        assert_eq!(page(None, None, 0).page_count(), 0);
+        assert_eq!(page(Some(10), Some(0), 10).page_count(), 1);
+    }
+
+    #[test]
+    fn urls_name_the_page_and_day_and_parse_back() {
+        let client = TascomiClient::new(
+            ClientSettings::new("http://127.0.0.1:1/rest/v1"),
+            Credentials::new(
+                common::config::Secret::new("A".into()),
+                common::config::Secret::new("B".into()),
+            ),
+        )
+        .unwrap();
+        let table: TableName = "appeals".parse().unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let url = client.page_url(&table, Query::UpdatedOn(day), 3);
+        assert_eq!(url, "http://127.0.0.1:1/rest/v1/appeals?page=3&last_updated=2026-11-20");
+        assert_eq!(Query::of_url(&url), Query::UpdatedOn(day));
+        assert_eq!(Query::of_url(&client.page_url(&table, Query::All, 1)), Query::All);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_honours_retry_after() {
+        let mut settings = ClientSettings::new("http://x/");
+        settings.backoff_base = Duration::from_millis(100);
+        settings.backoff_max = Duration::from_millis(1_000);
+        let client = TascomiClient::new(
+            settings,
+            Credentials::new(
+                common::config::Secret::new("A".into()),
+                common::config::Secret::new("B".into()),
+            ),
+        )
+        .unwrap();
+        for _ in 0..50 {
+            let first = client.backoff(1, None);
+            assert!((50..=100).contains(&(first.as_millis() as u64)), "{first:?}");
+            let third = client.backoff(3, None);
+            assert!((200..=400).contains(&(third.as_millis() as u64)), "{third:?}");
+            let capped = client.backoff(30, None);
+            assert!(capped <= Duration::from_millis(1_000));
+            let told = client.backoff(1, Some(Duration::from_secs(2)));
+            assert_eq!(told, Duration::from_secs(2));
+        }
+        assert_eq!(client.backoff(1, Some(Duration::from_secs(3600))), MAX_RETRY_AFTER);
+    }
+
+    #[test]
+    fn settings_come_from_the_environment_with_named_defaults() {
+        let env = Env::from_pairs([("TASCOMI_API_BASE_URL", "https://council.example/rest/v1")]);
+        let settings = ClientSettings::from_env(&env).unwrap();
+        assert_eq!(settings.base_url, "https://council.example/rest/v1/");
+        assert_eq!(settings.max_concurrent_requests, DEFAULT_MAX_CONCURRENT_REQUESTS);
+        assert_eq!(settings.max_attempts, DEFAULT_MAX_ATTEMPTS);
+        let env = Env::from_pairs([
+            ("TASCOMI_API_BASE_URL", "https://council.example/"),
+            ("TASCOMI_API_MAX_CONCURRENT_REQUESTS", "0"),
+        ]);
+        let err = ClientSettings::from_env(&env).unwrap_err().to_string();
+        assert!(err.contains("TASCOMI_API_MAX_CONCURRENT_REQUESTS"), "{err}");
+        let err = ClientSettings::from_env(&Env::from_pairs([("TASCOMI_API_BASE_URL", "ftp://x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TASCOMI_API_BASE_URL"), "{err}");
+        assert!(ClientSettings::from_env(&Env::default()).is_err());
+    }
+}

@@ -1,0 +1,202 @@
+//! The rows of the raw layer: one per record, the record kept as JSON text, or one per page that
+//! failed (with its URL, status and error, and no record).
+//!
+//! Columns, in order: `page_number` (int), `import_api_url_requested`, `import_api_status_code`
+//! (int, null when there was no response), `import_exception_thrown` (null when the page was
+//! fetched), `<table>` (the record's JSON; null on a failed-page row), `import_datetime`
+//! (timestamp of the import, UTC, microseconds), `import_timestamp` (the same instant in epoch
+//! seconds, as text). The partition columns come from the path and the catalog, never the files.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
+use chrono::{DateTime, NaiveDate, Utc};
+use common::TableName;
+use serde_json::{Map, Value};
+
+pub const PAGE_NUMBER: &str = "page_number";
+pub const URL: &str = "import_api_url_requested";
+pub const STATUS: &str = "import_api_status_code";
+pub const EXCEPTION: &str = "import_exception_thrown";
+pub const IMPORT_DATETIME: &str = "import_datetime";
+pub const IMPORT_TIMESTAMP: &str = "import_timestamp";
+/// The field dropped from every record (large, useless in the lake).
+pub const DROPPED_FIELD: &str = "gis_map_image_base64";
+
+/// The raw schema of a table.
+pub fn schema(table: &TableName) -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(PAGE_NUMBER, DataType::Int32, false),
+        Field::new(URL, DataType::Utf8, false),
+        Field::new(STATUS, DataType::Int32, true),
+        Field::new(EXCEPTION, DataType::Utf8, true),
+        Field::new(table.as_str(), DataType::Utf8, true),
+        Field::new(
+            IMPORT_DATETIME,
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            false,
+        ),
+        Field::new(IMPORT_TIMESTAMP, DataType::Utf8, false),
+    ]))
+}
+
+/// What one page contributes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PageRows {
+    pub written: u64,
+    /// Records updated on or after the run's "today" (tomorrow's run fetches them whole).
+    pub skipped_today: u64,
+}
+
+/// Builds the rows of one import: every row carries the same import instant.
+#[derive(Debug, Clone)]
+pub struct RowBuilder {
+    schema: SchemaRef,
+    import_datetime: DateTime<Utc>,
+    /// Records whose `last_updated` falls on this day or later are skipped.
+    skip_from: NaiveDate,
+}
+
+impl RowBuilder {
+    pub fn new(table: &TableName, import_datetime: DateTime<Utc>, skip_from: NaiveDate) -> Self {
+        Self {
+            schema: schema(table),
+            import_datetime,
+            skip_from,
+        }
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The rows of a fetched page: records updated "today" skipped, the dropped field removed,
+    /// every other field kept as the JSON text of the record.
+    pub fn page(
+        &self,
+        page_number: u32,
+        url: &str,
+        status: u16,
+        records: Vec<Map<String, Value>>,
+    ) -> Result<(RecordBatch, PageRows), ArrowError> {
+        let mut rows = PageRows::default();
+        let mut texts = Vec::with_capacity(records.len());
+        for mut record in records {
+            if updated_on_or_after(&record, self.skip_from) {
+                rows.skipped_today += 1;
+                continue;
+            }
+            record.shift_remove(DROPPED_FIELD);
+            texts.push(Some(Value::Object(record).to_string()));
+        }
+        rows.written = texts.len() as u64;
+        let n = texts.len();
+        let batch = self.batch(
+            vec![page_number as i32; n],
+            vec![url; n],
+            vec![Some(i32::from(status)); n],
+            vec![None; n],
+            texts,
+        )?;
+        Ok((batch, rows))
+    }
+
+    /// The one row of a page that failed.
+    pub fn failed_page(
+        &self,
+        page_number: u32,
+        url: &str,
+        status: Option<u16>,
+        error: &str,
+    ) -> Result<RecordBatch, ArrowError> {
+        self.batch(
+            vec![page_number as i32],
+            vec![url],
+            vec![status.map(i32::from)],
+            vec![Some(error.to_owned())],
+            vec![None],
+        )
+    }
+
+    fn batch(
+        &self,
+        pages: Vec<i32>,
+        urls: Vec<&str>,
+        statuses: Vec<Option<i32>>,
+        errors: Vec<Option<String>>,
+        records: Vec<Option<String>>,
+    ) -> Result<RecordBatch, ArrowError> {
+        let n = pages.len();
+        let micros = self.import_datetime.timestamp_micros();
+        let seconds = self.import_datetime.timestamp().to_string();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int32Array::from(pages)),
+            Arc::new(StringArray::from(urls)),
+            Arc::new(Int32Array::from(statuses)),
+            Arc::new(StringArray::from(errors)),
+            Arc::new(StringArray::from(records)),
+            Arc::new(TimestampMicrosecondArray::from(vec![micros; n])),
+            Arc::new(StringArray::from(vec![seconds.as_str(); n])),
+        ];
+        RecordBatch::try_new(self.schema.clone(), columns)
+    }
+}
+
+/// True when the record's `last_updated` (`YYYY-MM-DD HH:MM:SS`) is on `day` or later. A null
+/// or unreadable `last_updated` is kept: it cannot be "today".
+pub fn updated_on_or_after(record: &Map<String, Value>, day: NaiveDate) -> bool {
+    record
+        .get("last_updated")
+        .and_then(Value::as_str)
+        .and_then(|text| text.get(..10))
+        .and_then(|date| NaiveDate::parse_from_str(date, "%Y-%m-%d").ok())
+        .is_some_and(|updated| updated >= day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Array;
+
+    fn record(json: &str) -> Map<String, Value> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn pages_keep_records_as_json_without_the_image_and_without_today() {
+        let table: TableName = "applications".parse().unwrap();
+        let at: DateTime<Utc> = "2026-11-21T02:00:00Z".parse().unwrap();
+        let today = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+        let builder = RowBuilder::new(&table, at, today);
+        let records = vec![
+            record(r#"{"id":"1","last_updated":"2026-11-20 23:59:59","gis_map_image_base64":"AAAA","z":"é \"q\"","a":null}"#),
+            record(r#"{"id":"2","last_updated":"2026-11-21 00:00:01"}"#),
+            record(r#"{"id":"3","last_updated":null}"#),
+        ];
+        let (batch, rows) = builder.page(4, "http://x/applications?page=4", 200, records).unwrap();
+        assert_eq!(rows, PageRows { written: 2, skipped_today: 1 });
+        assert_eq!(batch.schema().field(4).name(), "applications");
+        let json = batch.column(4).as_any().downcast_ref::<StringArray>().unwrap();
+        // Field order and values are kept; only the image is gone.
+        assert_eq!(json.value(0), r#"{"id":"1","last_updated":"2026-11-20 23:59:59","z":"é \"q\"","a":null}"#);
+        assert_eq!(json.value(1), r#"{"id":"3","last_updated":null}"#);
+        let seconds = batch.column(6).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(seconds.value(0), at.timestamp().to_string());
+        assert!(batch.column(3).is_null(0));
+    }
+
+    #[test]
+    fn a_failed_page_is_one_row_with_its_error_and_no_record() {
+        let table: TableName = "appeals".parse().unwrap();
+        let builder = RowBuilder::new(&table, Utc::now(), NaiveDate::MAX);
+        let batch = builder.failed_page(7, "http://x/appeals?page=7", Some(500), "http 500").unwrap();
+        assert_eq!(batch.num_rows(), 1);
+        assert!(batch.column(4).is_null(0));
+        let status = batch.column(2).as_any().downcast_ref::<Int32Array>().unwrap();
+        assert_eq!(status.value(0), 500);
+        let none = builder.failed_page(1, "u", None, "connection failed").unwrap();
+        assert!(none.column(2).is_null(0));
+    }
+}

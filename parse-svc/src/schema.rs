@@ -1,0 +1,148 @@
+//! The columns of the raw and parsed layers, as this stage reads and writes them.
+//!
+//! Raw layer (written by ingest-svc), per file: the [bookkeeping columns](BOOKKEEPING) and one
+//! column named after the table holding the record as JSON text (null on the row of a failed
+//! page). Parsed layer: one nullable `Utf8` column per record field, in alphabetical (byte)
+//! order, then the bookkeeping columns with the types below. The partition columns
+//! (`import_year`, ...) are in neither: they come from the Hive path and the catalog.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use common::layout::{IMPORT_PARTITION_KEYS, InvalidName, check_column_name};
+
+pub const PAGE_NUMBER: &str = "page_number";
+pub const STATUS_CODE: &str = "import_api_status_code";
+
+/// The bookkeeping columns every layer carries, in the order the parsed layer writes them, with
+/// their types. A raw file whose column has another type is cast to this one (so a time zone on
+/// `import_datetime` cannot change the parsed schema from one day to the next).
+pub const BOOKKEEPING: [(&str, BookkeepingType); 6] = [
+    (PAGE_NUMBER, BookkeepingType::Int32),
+    ("import_api_url_requested", BookkeepingType::Utf8),
+    (STATUS_CODE, BookkeepingType::Int32),
+    ("import_exception_thrown", BookkeepingType::Utf8),
+    ("import_datetime", BookkeepingType::TimestampMicros),
+    ("import_timestamp", BookkeepingType::Utf8),
+];
+
+/// The types the bookkeeping columns have (a `const`-friendly stand-in for [`DataType`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookkeepingType {
+    Int32,
+    Utf8,
+    /// Microseconds, no time zone.
+    TimestampMicros,
+}
+
+impl BookkeepingType {
+    pub fn data_type(self) -> DataType {
+        match self {
+            BookkeepingType::Int32 => DataType::Int32,
+            BookkeepingType::Utf8 => DataType::Utf8,
+            BookkeepingType::TimestampMicros => DataType::Timestamp(TimeUnit::Microsecond, None),
+        }
+    }
+}
+
+pub fn is_bookkeeping(name: &str) -> bool {
+    BOOKKEEPING.iter().any(|(column, _)| *column == name)
+}
+
+/// The bookkeeping columns as nullable fields, in order.
+pub fn bookkeeping_fields() -> Vec<Field> {
+    BOOKKEEPING
+        .iter()
+        .map(|(name, t)| Field::new(*name, t.data_type(), true))
+        .collect()
+}
+
+/// Why a record field cannot be a column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidName),
+    #[error("field {field:?} has the name of a bookkeeping or partition column")]
+    Reserved { field: String },
+    /// Athena and Glue fold column names to lowercase, so these two would be one column.
+    #[error("fields {first:?} and {second:?} differ only in case")]
+    CaseClash { first: String, second: String },
+}
+
+/// The parsed layer's schema for a partition whose records had `fields`: the fields in
+/// alphabetical order (the set's order), as nullable text, then the bookkeeping columns.
+pub fn parsed_schema(fields: &BTreeSet<String>) -> Result<SchemaRef, FieldError> {
+    let mut folded: BTreeMap<String, &str> = BTreeMap::new();
+    for field in fields {
+        check_column_name(field)?;
+        if is_bookkeeping(field) || IMPORT_PARTITION_KEYS.contains(&field.as_str()) {
+            return Err(FieldError::Reserved {
+                field: field.clone(),
+            });
+        }
+        if let Some(first) = folded.insert(field.to_ascii_lowercase(), field) {
+            return Err(FieldError::CaseClash {
+                first: first.to_owned(),
+                second: field.clone(),
+            });
+        }
+    }
+    let columns = fields
+        .iter()
+        .map(|name| Field::new(name, DataType::Utf8, true))
+        .chain(bookkeeping_fields());
+    Ok(Arc::new(Schema::new(columns.collect::<Vec<_>>())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn fields_come_sorted_then_bookkeeping() {
+        let schema = parsed_schema(&set(&["last_updated", "id", "_1st", "Zeta"])).unwrap();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Zeta",
+                "_1st",
+                "id",
+                "last_updated",
+                "page_number",
+                "import_api_url_requested",
+                "import_api_status_code",
+                "import_exception_thrown",
+                "import_datetime",
+                "import_timestamp"
+            ]
+        );
+        assert!(schema.fields()[..4].iter().all(|f| f.data_type() == &DataType::Utf8));
+        assert_eq!(
+            schema.field_with_name("import_datetime").unwrap().data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, None)
+        );
+    }
+
+    #[test]
+    fn an_empty_partition_has_only_bookkeeping_columns() {
+        assert_eq!(parsed_schema(&BTreeSet::new()).unwrap().fields().len(), 6);
+    }
+
+    #[test]
+    fn unusable_field_names_are_named() {
+        let err = parsed_schema(&set(&["id", "bad name"])).unwrap_err();
+        assert!(err.to_string().contains("\"bad name\""), "{err}");
+        let err = parsed_schema(&set(&["id", "page_number"])).unwrap_err();
+        assert_eq!(err, FieldError::Reserved { field: "page_number".into() });
+        let err = parsed_schema(&set(&["import_date"])).unwrap_err();
+        assert!(matches!(err, FieldError::Reserved { .. }));
+        let err = parsed_schema(&set(&["Name", "name"])).unwrap_err();
+        assert_eq!(err.to_string(), "fields \"Name\" and \"name\" differ only in case");
+    }
+}

@@ -1,0 +1,770 @@
+//! The parse stage: config -> build ([`ParseStage::new`]) -> handle one message at a time.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::pin::Pin;
+use std::time::Instant;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int32Array, RecordBatch, StringArray};
+use arrow::compute::kernels::boolean::{and, is_not_null};
+use arrow::compute::kernels::cmp::eq;
+use arrow::compute::{cast, filter};
+use arrow::datatypes::{DataType, Int32Type, SchemaRef};
+use async_trait::async_trait;
+use common::config::{Env, PipelineFile, TableConfig};
+use common::layout::{Layer, PartitionRef, TableName};
+use common::messages::PartitionReady;
+use common::parquet_io::{ParquetIoError, read_file};
+use common::platform::Platform;
+use common::publish::{PartitionWriter, Published, new_run_id};
+use common::quality::{QualityCheck, QualityReport};
+use common::runner::{Failure, Handler};
+use futures::{Stream, TryStreamExt};
+use tracing::instrument;
+
+use crate::error::{ParseError, Result};
+use crate::explode::{Exploder, collect_fields};
+use crate::locks::PartitionLocks;
+use crate::schema::{BOOKKEEPING, PAGE_NUMBER, STATUS_CODE, parsed_schema};
+use crate::settings::ParseSettings;
+use crate::source::{PublishedFiles, published_files};
+
+/// The status of a page whose records are kept.
+const OK_STATUS: i32 = 200;
+
+/// The parse stage. Cheap to share: handle messages concurrently through an `Arc`.
+#[derive(Debug)]
+pub struct ParseStage {
+    platform: Platform,
+    pipeline: PipelineFile,
+    settings: ParseSettings,
+    locks: PartitionLocks,
+}
+
+/// What a successful parse did.
+#[derive(Debug, Clone)]
+pub struct ParseOutcome {
+    /// The message for recast-svc.
+    pub next: PartitionReady,
+    pub published: Published,
+    /// The data-quality results, as recorded.
+    pub report: QualityReport,
+    /// Text columns made from record fields (the bookkeeping columns not counted).
+    pub field_columns: usize,
+    /// Bytes of raw Parquet read per pass.
+    pub raw_bytes: u64,
+}
+
+impl ParseStage {
+    /// A stage on `platform` for the tables of `pipeline` (the operator CLI and tests build it
+    /// this way, in process).
+    pub fn new(platform: Platform, pipeline: PipelineFile, settings: ParseSettings) -> Self {
+        Self {
+            platform,
+            pipeline,
+            settings,
+            locks: PartitionLocks::default(),
+        }
+    }
+
+    /// The service's stage: S3 and Glue, the pipeline file and settings from the environment.
+    pub fn from_env(env: &Env, sdk: &aws_config::SdkConfig) -> anyhow::Result<Self> {
+        let platform = Platform::aws(sdk, env)?;
+        let pipeline = common::service::pipeline_from_env(env)?;
+        let settings = ParseSettings::from_env(env)?;
+        tracing::info!(
+            tables = pipeline.tables.len(),
+            batch_rows = settings.batch_rows,
+            raw_bucket = %platform.layout.raw_bucket,
+            database_prefix = %platform.layout.database_prefix,
+            "parse stage configured"
+        );
+        Ok(Self::new(platform, pipeline, settings))
+    }
+
+    pub fn platform(&self) -> &Platform {
+        &self.platform
+    }
+
+    fn table_config(&self, table: &TableName) -> TableConfig {
+        self.pipeline.table_or_default(table)
+    }
+
+    /// Parses the raw partition `message` names and publishes the parsed partition.
+    ///
+    /// `Ok` means the parsed partition is published (possibly empty: a quiet day) and its
+    /// data-quality results recorded. Idempotent: the same message again publishes the same
+    /// rows in place of the first run's. On `Err` nothing new is visible; a failed gate has
+    /// recorded its results and left the table's last good partition in place.
+    #[instrument(skip_all, fields(table = %message.table, import_date = tracing::field::Empty))]
+    pub async fn parse(&self, message: &PartitionReady) -> Result<ParseOutcome> {
+        if message.layer != Layer::Raw {
+            return Err(ParseError::WrongLayer {
+                table: message.table.to_string(),
+                layer: message.layer,
+            });
+        }
+        let started = Instant::now();
+        let layout = &self.platform.layout;
+        let raw = message.partition_ref(layout);
+        let import_date = common::layout::date_value(raw.date);
+        tracing::Span::current().record("import_date", import_date.as_str());
+        let parsed = layout.partition(&message.table, Layer::Parsed, raw.date);
+        let _held = self.locks.lock(&parsed).await;
+
+        let source = published_files(&self.platform, &raw)
+            .await?
+            .ok_or_else(|| ParseError::NotPublished {
+                partition: raw.describe(),
+            })?;
+        let mut reader = RawReader::new(&self.platform, &raw, &source, self.settings.batch_rows);
+        let fields = reader.collect_fields().await?;
+        let schema = parsed_schema(&fields).map_err(|problem| ParseError::BadField {
+            partition: raw.describe(),
+            problem,
+        })?;
+
+        let run_id = new_run_id();
+        let config = self.table_config(&message.table);
+        let mut check = QualityCheck::new("id", &config.completeness_column);
+        let mut writer = PartitionWriter::new(
+            self.platform.storage.clone(),
+            parsed.clone(),
+            run_id.clone(),
+            schema.clone(),
+            self.platform.write_options,
+        );
+        let written = reader
+            .explode_into(&fields, &schema, &mut writer, &mut check)
+            .await;
+        if let Err(err) = written {
+            abandon(writer).await;
+            return Err(err);
+        }
+        let staged = writer.finish().await?;
+
+        let mut report = QualityReport::new("parse", &parsed, &run_id);
+        report.rows = check.rows();
+        report.checks = check.results();
+        let recorded = report
+            .record(
+                self.platform.storage.as_ref(),
+                &layout.refined_bucket,
+                &self.platform.metrics_prefix,
+            )
+            .await;
+        if let Err(source) = recorded {
+            discard(staged).await;
+            return Err(ParseError::Metrics {
+                partition: parsed.describe(),
+                source,
+            });
+        }
+        if !report.passed() {
+            let failures = report.failures();
+            tracing::error!(partition = %parsed, rows = report.rows, failures = %failures, "data-quality gate failed");
+            discard(staged).await;
+            return Err(ParseError::GateFailed {
+                partition: parsed.describe(),
+                failures,
+            });
+        }
+
+        let parameters = BTreeMap::from([
+            ("stage".to_string(), "parse".to_string()),
+            ("source_location".to_string(), source.location.clone()),
+            (
+                "source_run_id".to_string(),
+                source.run_id.clone().unwrap_or_default(),
+            ),
+        ]);
+        let published = staged
+            .publish(
+                self.platform.catalog.as_ref(),
+                layout,
+                parameters,
+                self.platform.orphan_grace,
+            )
+            .await?;
+        let elapsed = started.elapsed().as_secs_f64();
+        tracing::info!(
+            partition = %parsed,
+            rows = published.rows,
+            columns = fields.len(),
+            files = published.files,
+            raw_bytes = source.bytes(),
+            skipped_rows = reader.skipped,
+            seconds = elapsed,
+            rows_per_second = (published.rows as f64 / elapsed.max(1e-9)).round(),
+            "parsed partition published"
+        );
+        Ok(ParseOutcome {
+            next: PartitionReady::new(
+                &parsed,
+                published.location.clone(),
+                run_id,
+                message.as_of,
+            ),
+            published,
+            report,
+            field_columns: fields.len(),
+            raw_bytes: source.bytes(),
+        })
+    }
+}
+
+#[async_trait]
+impl Handler for ParseStage {
+    type Message = PartitionReady;
+
+    fn stage(&self) -> &'static str {
+        "parse"
+    }
+
+    fn is_known_table(&self, table: &TableName) -> bool {
+        self.pipeline.contains(table)
+    }
+
+    async fn handle(&self, message: PartitionReady) -> Result<Vec<PartitionReady>, Failure> {
+        match self.parse(&message).await {
+            Ok(outcome) => Ok(vec![outcome.next]),
+            Err(err) => Err(err.into_failure()),
+        }
+    }
+}
+
+/// Removes a failed run's files now rather than leaving them to the next publication's sweep.
+async fn abandon(writer: PartitionWriter) {
+    match writer.finish().await {
+        Ok(staged) => discard(staged).await,
+        Err(err) => tracing::warn!(error = %err, "could not close the failed run's files; a later publication removes them"),
+    }
+}
+
+async fn discard(staged: common::publish::StagedPartition) {
+    let partition = staged.partition.describe();
+    if let Err(err) = staged.discard().await {
+        tracing::warn!(partition = %partition, error = %err, "could not remove the failed run's files; a later publication removes them");
+    }
+}
+
+/// The rows of one raw batch worth parsing: status 200 and a record.
+struct RawRows {
+    records: StringArray,
+    pages: Int32Array,
+    /// Each row's number within its page, counting from 1 in storage order.
+    row_numbers: Vec<u64>,
+    /// The bookkeeping columns of those rows, in [`BOOKKEEPING`] order and types.
+    bookkeeping: Vec<ArrayRef>,
+}
+
+type BatchStream = Pin<Box<dyn Stream<Item = Result<RecordBatch, ParquetIoError>> + Send>>;
+
+/// Reads a raw partition's files batch by batch, in the same order on every pass.
+struct RawReader<'a> {
+    platform: &'a Platform,
+    raw: &'a PartitionRef,
+    source: &'a PublishedFiles,
+    batch_rows: usize,
+    next_file: usize,
+    current: Option<(usize, BatchStream)>,
+    page_rows: HashMap<Option<i32>, u64>,
+    /// Rows with status 200 but no record, seen in this pass.
+    skipped: u64,
+}
+
+impl<'a> RawReader<'a> {
+    fn new(
+        platform: &'a Platform,
+        raw: &'a PartitionRef,
+        source: &'a PublishedFiles,
+        batch_rows: usize,
+    ) -> Self {
+        Self {
+            platform,
+            raw,
+            source,
+            batch_rows,
+            next_file: 0,
+            current: None,
+            page_rows: HashMap::new(),
+            skipped: 0,
+        }
+    }
+
+    /// Starts a new pass from the first file.
+    fn rewind(&mut self) {
+        self.next_file = 0;
+        self.current = None;
+        self.page_rows.clear();
+        self.skipped = 0;
+    }
+
+    /// The next batch of kept rows, or `None` at the end of the pass.
+    async fn next(&mut self) -> Result<Option<RawRows>> {
+        loop {
+            if let Some((file, stream)) = &mut self.current {
+                let file = *file;
+                let batch = stream.try_next().await;
+                match batch.map_err(|source| self.read_error(source))? {
+                    Some(batch) => return self.select_rows(&batch, file).map(Some),
+                    None => self.current = None,
+                }
+            }
+            let Some(file) = self.source.files.get(self.next_file) else {
+                return Ok(None);
+            };
+            let (_, stream) = read_file(
+                self.platform.storage.clone(),
+                &self.source.bucket,
+                &file.key,
+                self.batch_rows,
+            )
+            .await
+            .map_err(|source| self.read_error(source))?;
+            self.current = Some((self.next_file, Box::pin(stream)));
+            self.next_file += 1;
+        }
+    }
+
+    /// Pass 1: the union of the record fields.
+    async fn collect_fields(&mut self) -> Result<BTreeSet<String>> {
+        self.rewind();
+        let mut fields = BTreeSet::new();
+        while let Some(rows) = self.next().await? {
+            for (i, &row) in rows.row_numbers.iter().enumerate() {
+                collect_fields(rows.records.value(i), &mut fields)
+                    .map_err(|problem| bad_record(self.raw, &rows, i, row, problem))?;
+            }
+        }
+        Ok(fields)
+    }
+
+    /// Pass 2: explodes every kept row into `schema`'s columns, checking and writing each batch
+    /// as soon as it is made.
+    async fn explode_into(
+        &mut self,
+        fields: &BTreeSet<String>,
+        schema: &SchemaRef,
+        writer: &mut PartitionWriter,
+        check: &mut QualityCheck,
+    ) -> Result<()> {
+        self.rewind();
+        let mut exploder = Exploder::new(fields.iter().cloned());
+        while let Some(rows) = self.next().await? {
+            for (i, &row) in rows.row_numbers.iter().enumerate() {
+                exploder
+                    .push(rows.records.value(i))
+                    .map_err(|problem| bad_record(self.raw, &rows, i, row, problem))?;
+            }
+            let mut columns = exploder.finish();
+            columns.extend(rows.bookkeeping);
+            let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|source| {
+                ParseError::Arrow {
+                    partition: self.raw.describe(),
+                    source,
+                }
+            })?;
+            check.add(&batch);
+            writer.write(&batch).await?;
+        }
+        Ok(())
+    }
+
+    fn read_error(&self, source: common::parquet_io::ParquetIoError) -> ParseError {
+        ParseError::Read {
+            partition: self.raw.describe(),
+            source,
+        }
+    }
+
+    /// The rows of `batch` with status 200 and a record, with their columns in the types the
+    /// parsed layer writes.
+    fn select_rows(&mut self, batch: &RecordBatch, file: usize) -> Result<RawRows> {
+        let file = &self.source.files[file];
+        let column = |name: &str, expected: &DataType| -> Result<ArrayRef> {
+            let found = batch
+                .column_by_name(name)
+                .ok_or_else(|| ParseError::MissingColumn {
+                    partition: self.raw.describe(),
+                    bucket: self.source.bucket.clone(),
+                    key: file.key.clone(),
+                    column: name.to_owned(),
+                })?;
+            if found.data_type() == expected {
+                return Ok(found.clone());
+            }
+            cast(found, expected).map_err(|source| ParseError::ColumnType {
+                partition: self.raw.describe(),
+                bucket: self.source.bucket.clone(),
+                key: file.key.clone(),
+                column: name.to_owned(),
+                found: found.data_type().to_string(),
+                expected: expected.to_string(),
+                source,
+            })
+        };
+        let arrow_error = |source| ParseError::Arrow {
+            partition: self.raw.describe(),
+            source,
+        };
+        let records = column(self.raw.table.as_str(), &DataType::Utf8)?;
+        let bookkeeping = BOOKKEEPING
+            .iter()
+            .map(|(name, t)| column(name, &t.data_type()))
+            .collect::<Result<Vec<_>>>()?;
+        let status = column(STATUS_CODE, &DataType::Int32)?;
+        let ok = eq(&status, &Int32Array::new_scalar(OK_STATUS)).map_err(arrow_error)?;
+        let keep = and(&ok, &is_not_null(&records).map_err(arrow_error)?).map_err(arrow_error)?;
+        self.skipped += (ok.true_count() - keep.true_count()) as u64;
+        let records = filter(&records, &keep).map_err(arrow_error)?;
+        let bookkeeping = bookkeeping
+            .iter()
+            .map(|c| filter(c, &keep))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(arrow_error)?;
+        let page_index = BOOKKEEPING
+            .iter()
+            .position(|(name, _)| *name == PAGE_NUMBER)
+            .unwrap_or_default();
+        let pages = bookkeeping[page_index].as_primitive::<Int32Type>().clone();
+        let row_numbers = (0..pages.len())
+            .map(|i| {
+                let count = self
+                    .page_rows
+                    .entry(pages.is_valid(i).then(|| pages.value(i)))
+                    .or_default();
+                *count += 1;
+                *count
+            })
+            .collect();
+        Ok(RawRows {
+            records: records.as_string::<i32>().clone(),
+            pages,
+            row_numbers,
+            bookkeeping,
+        })
+    }
+}
+
+fn bad_record(
+    raw: &PartitionRef,
+    rows: &RawRows,
+    index: usize,
+    row: u64,
+    problem: crate::explode::RecordError,
+) -> ParseError {
+    let page = if rows.pages.is_valid(index) {
+        rows.pages.value(index).to_string()
+    } else {
+        "(none)".to_owned()
+    };
+    ParseError::BadRecord {
+        partition: raw.describe(),
+        page,
+        row,
+        problem,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{RawPage, publish_raw, read_published};
+    use arrow::array::Array;
+    use arrow::compute::concat_batches;
+    use chrono::NaiveDate;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        platform: Platform,
+        stage: ParseStage,
+    }
+
+    const PIPELINE: &str = "\
+tables:
+  appeals: daily
+  applications: { schedule: daily, completeness_column: application_reference_number }
+";
+
+    fn fixture_with(settings: ParseSettings) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let platform = Platform::local(dir.path());
+        let pipeline = PipelineFile::parse(PIPELINE, "pipeline.yaml").unwrap();
+        let stage = ParseStage::new(platform.clone(), pipeline, settings);
+        Fixture {
+            _dir: dir,
+            platform,
+            stage,
+        }
+    }
+
+    fn fixture() -> Fixture {
+        fixture_with(ParseSettings::default())
+    }
+
+    fn date() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()
+    }
+
+    fn table(name: &str) -> TableName {
+        TableName::new(name).unwrap()
+    }
+
+    fn appeal(id: u32) -> String {
+        format!(r#"{{"id":"{id}","last_updated":"2026-11-20 10:00:00","reference":"A/{id}","ward":null}}"#)
+    }
+
+    async fn parsed_rows(f: &Fixture, table_name: &str) -> Option<RecordBatch> {
+        let partition = f.platform.layout.partition(&table(table_name), Layer::Parsed, date());
+        let batches = read_published(&f.platform, &partition).await.unwrap()?;
+        let schema = batches.first().map(|b| b.schema())?;
+        Some(concat_batches(&schema, &batches).unwrap())
+    }
+
+    fn column<'b>(batch: &'b RecordBatch, name: &str) -> &'b StringArray {
+        batch.column_by_name(name).unwrap().as_string::<i32>()
+    }
+
+    async fn reports(f: &Fixture, table_name: &str) -> Vec<serde_json::Value> {
+        let prefix = format!("{}parse/{table_name}/", f.platform.metrics_prefix);
+        let bucket = &f.platform.layout.refined_bucket;
+        let mut lines = Vec::new();
+        for object in f.platform.storage.list(bucket, &prefix).await.unwrap() {
+            let body = f.platform.storage.get(bucket, &object.key).await.unwrap();
+            for line in std::str::from_utf8(&body).unwrap().lines() {
+                lines.push(serde_json::from_str(line).unwrap());
+            }
+        }
+        lines
+    }
+
+    #[tokio::test]
+    async fn explodes_ok_pages_into_sorted_text_columns_then_bookkeeping() {
+        let f = fixture();
+        let nested = r#"{"id":"3","last_updated":null,"reference":"A/3","extra":{"a":[1,2]},"count":12.50,"flag":true}"#;
+        let pages = [
+            RawPage::ok(1, vec![appeal(1), appeal(2)]),
+            RawPage::failed(2, 500, "internal server error"),
+            RawPage::ok(3, vec![nested.to_string()]),
+        ];
+        let mut message = publish_raw(&f.platform, &table("appeals"), date(), &pages).await.unwrap();
+        message.as_of = Some(date());
+        let outcome = f.stage.parse(&message).await.unwrap();
+
+        assert_eq!(outcome.next.layer, Layer::Parsed);
+        assert_eq!(outcome.next.as_of, Some(date()), "as_of is passed on");
+        assert_eq!(outcome.next.partition["import_date"], "20261121");
+        assert_eq!(outcome.published.rows, 3);
+        assert_eq!(outcome.field_columns, 7);
+        assert!(outcome.report.passed());
+
+        let batch = parsed_rows(&f, "appeals").await.unwrap();
+        let names: Vec<&str> = batch.schema().fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "count", "extra", "flag", "id", "last_updated", "reference", "ward",
+                "page_number", "import_api_url_requested", "import_api_status_code",
+                "import_exception_thrown", "import_datetime", "import_timestamp"
+            ]
+        );
+        assert_eq!(column(&batch, "id").iter().collect::<Vec<_>>(), [Some("1"), Some("2"), Some("3")]);
+        assert_eq!(column(&batch, "extra").value(2), r#"{"a":[1,2]}"#);
+        assert_eq!(column(&batch, "count").value(2), "12.50");
+        assert_eq!(column(&batch, "flag").value(2), "true");
+        assert!(column(&batch, "extra").is_null(0));
+        assert!(column(&batch, "ward").is_null(0));
+        assert!(column(&batch, "last_updated").is_null(2));
+        let pages = batch.column_by_name("page_number").unwrap().as_primitive::<Int32Type>();
+        assert_eq!(pages.values().to_vec(), [1, 1, 3]);
+        let statuses = batch.column_by_name("import_api_status_code").unwrap();
+        assert_eq!(statuses.as_primitive::<Int32Type>().values().to_vec(), [200, 200, 200]);
+        assert!(column(&batch, "import_api_url_requested").value(2).ends_with("page=3"));
+
+        // The parsed table is registered with the text columns and the partition keys.
+        let def = f
+            .platform
+            .catalog
+            .table("local-tascomi-raw-zone", "appeals")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(def.columns.len(), 13);
+        assert_eq!(def.columns[0].hive_type, "string");
+        assert_eq!(def.partition_keys[3], "import_date");
+    }
+
+    #[tokio::test]
+    async fn the_same_message_twice_publishes_the_partition_once() {
+        let f = fixture();
+        let message = publish_raw(&f.platform, &table("appeals"), date(), &[RawPage::ok(1, vec![appeal(1), appeal(2)])])
+            .await
+            .unwrap();
+        let first = f.stage.parse(&message).await.unwrap();
+        let second = f.stage.parse(&message).await.unwrap();
+        assert_eq!(second.published.replaced.as_deref(), Some(first.published.location.as_str()));
+        assert_eq!(parsed_rows(&f, "appeals").await.unwrap().num_rows(), 2);
+        let partition = f.platform.layout.partition(&table("appeals"), Layer::Parsed, date());
+        let files = f.platform.storage.list(&partition.bucket, &partition.key_prefix()).await.unwrap();
+        assert!(files.iter().all(|o| o.key.contains(&second.published.run_id)), "{files:?}");
+    }
+
+    #[tokio::test]
+    async fn batch_size_does_not_change_the_result() {
+        let small = fixture_with(ParseSettings { batch_rows: 1 });
+        let large = fixture();
+        let pages = [
+            RawPage::ok(1, (1..=5).map(appeal).collect()),
+            RawPage::ok(2, (6..=9).map(appeal).collect()),
+        ];
+        let mut results = Vec::new();
+        for f in [&small, &large] {
+            let message = publish_raw(&f.platform, &table("appeals"), date(), &pages).await.unwrap();
+            f.stage.parse(&message).await.unwrap();
+            results.push(parsed_rows(f, "appeals").await.unwrap());
+        }
+        assert_eq!(results[0], results[1]);
+        assert_eq!(results[0].num_rows(), 9);
+    }
+
+    #[tokio::test]
+    async fn duplicate_ids_fail_the_gate_publish_nothing_and_keep_the_last_good_partition() {
+        let f = fixture();
+        let good = publish_raw(&f.platform, &table("appeals"), date(), &[RawPage::ok(1, vec![appeal(1), appeal(2)])])
+            .await
+            .unwrap();
+        let published = f.stage.parse(&good).await.unwrap().published;
+
+        // The same day re-ingested, now with id 2 on two pages.
+        let pages = [RawPage::ok(1, vec![appeal(1), appeal(2)]), RawPage::ok(2, vec![appeal(2), appeal(3)])];
+        let bad = publish_raw(&f.platform, &table("appeals"), date(), &pages).await.unwrap();
+        let err = f.stage.parse(&bad).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("appeals parsed import_date=20261121: data-quality gate failed"),
+            "{text}"
+        );
+        assert!(text.contains("unique_id = 1 (threshold 0), e.g. 2"), "{text}");
+        assert!(matches!(err.into_failure(), Failure::Permanent(_)));
+
+        let partition = f.platform.layout.partition(&table("appeals"), Layer::Parsed, date());
+        let now = published_files(&f.platform, &partition).await.unwrap().unwrap();
+        assert_eq!(now.location, published.location, "the last good partition stays");
+        assert_eq!(parsed_rows(&f, "appeals").await.unwrap().num_rows(), 2);
+        let files = f.platform.storage.list(&partition.bucket, &partition.key_prefix()).await.unwrap();
+        assert!(files.iter().all(|o| o.key.contains(&published.run_id)), "failed run discarded: {files:?}");
+
+        // Both runs recorded their results, the failed one with its figures.
+        let lines = reports(&f, "appeals").await;
+        assert_eq!(lines.len(), 6, "three checks per run");
+        let failed: Vec<_> = lines.iter().filter(|l| l["passed"] == false).collect();
+        assert_eq!(failed.len(), 3);
+        let unique = failed.iter().find(|l| l["check"]["check"] == "unique_id").unwrap();
+        assert_eq!(unique["check"]["value"], 1.0);
+        assert_eq!(unique["partition_date"], "20261121");
+        assert_eq!(unique["stage"], "parse");
+    }
+
+    #[tokio::test]
+    async fn completeness_of_the_configured_column_gates_the_partition() {
+        let f = fixture();
+        let record = |id: u32, reference: Option<&str>| {
+            let mut object = serde_json::json!({"id": id.to_string(), "last_updated": null});
+            if let Some(reference) = reference {
+                object["application_reference_number"] = reference.into();
+            }
+            object.to_string()
+        };
+        // 98 of 100 records have a reference: below 99 %.
+        let records: Vec<String> = (0..100).map(|i| record(i, (i >= 2).then_some("2026/0001"))).collect();
+        let message = publish_raw(&f.platform, &table("applications"), date(), &[RawPage::ok(1, records)])
+            .await
+            .unwrap();
+        let err = f.stage.parse(&message).await.unwrap_err().to_string();
+        assert!(
+            err.contains("completeness_application_reference_number = 0.98 (threshold 0.99)"),
+            "{err}"
+        );
+        // 99 of 100 pass.
+        let records: Vec<String> = (0..100).map(|i| record(i, (i >= 1).then_some("2026/0001"))).collect();
+        let message = publish_raw(&f.platform, &table("applications"), date(), &[RawPage::ok(1, records)])
+            .await
+            .unwrap();
+        f.stage.parse(&message).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_quiet_day_publishes_an_empty_partition() {
+        let f = fixture();
+        for pages in [vec![], vec![RawPage::failed(1, 202, "no results")]] {
+            let message = publish_raw(&f.platform, &table("appeals"), date(), &pages).await.unwrap();
+            let outcome = f.stage.parse(&message).await.unwrap();
+            assert_eq!(outcome.published.rows, 0);
+            assert_eq!(outcome.field_columns, 0);
+            assert!(outcome.report.passed(), "{:?}", outcome.report);
+            let partition = f.platform.layout.partition(&table("appeals"), Layer::Parsed, date());
+            assert!(published_files(&f.platform, &partition).await.unwrap().is_some());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_that_is_not_an_object_names_table_partition_page_and_row() {
+        let f = fixture();
+        let pages = [
+            RawPage::ok(1, vec![appeal(1)]),
+            RawPage::ok(2, vec![appeal(2), appeal(3), "[1,2]".into()]),
+        ];
+        let message = publish_raw(&f.platform, &table("appeals"), date(), &pages).await.unwrap();
+        let err = f.stage.parse(&message).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "appeals raw import_date=20261121, page 2, row 3: the record is a JSON array, not an object"
+        );
+        assert!(!err.is_transient());
+        let partition = f.platform.layout.partition(&table("appeals"), Layer::Parsed, date());
+        assert!(published_files(&f.platform, &partition).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn unusable_field_names_are_an_error_naming_the_field() {
+        let f = fixture();
+        let pages = [RawPage::ok(1, vec![r#"{"id":"1","bad name":"x"}"#.into()])];
+        let message = publish_raw(&f.platform, &table("appeals"), date(), &pages).await.unwrap();
+        let err = f.stage.parse(&message).await.unwrap_err().to_string();
+        assert!(err.starts_with("appeals raw import_date=20261121: column \"bad name\""), "{err}");
+    }
+
+    #[tokio::test]
+    async fn messages_for_other_layers_or_missing_partitions_are_refused() {
+        let f = fixture();
+        let message = publish_raw(&f.platform, &table("appeals"), date(), &[]).await.unwrap();
+        let mut wrong = message.clone();
+        wrong.layer = Layer::Parsed;
+        let err = f.stage.parse(&wrong).await.unwrap_err().to_string();
+        assert!(err.contains("reads raw partitions, but the message names the parsed layer of appeals"), "{err}");
+
+        let mut other_day = message.clone();
+        other_day.partition.insert("import_day".into(), "22".into());
+        other_day.partition.insert("import_date".into(), "20261122".into());
+        let err = f.stage.parse(&other_day).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "appeals raw import_date=20261122 is not published in the catalog (a replayed message for a partition that was removed?)"
+        );
+        assert!(matches!(err.into_failure(), Failure::Permanent(_)));
+    }
+
+    #[tokio::test]
+    async fn the_handler_answers_with_the_next_message_and_knows_the_configured_tables() {
+        let f = fixture();
+        assert!(f.stage.is_known_table(&table("applications")));
+        assert!(!f.stage.is_known_table(&table("wards")));
+        assert_eq!(f.stage.stage(), "parse");
+        let message = publish_raw(&f.platform, &table("appeals"), date(), &[RawPage::ok(1, vec![appeal(1)])])
+            .await
+            .unwrap();
+        let next = f.stage.handle(message).await.unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].layer, Layer::Parsed);
+    }
+}

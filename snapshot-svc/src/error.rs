@@ -1,0 +1,81 @@
+//! What a snapshot run fails with. Each error names the table, the partition or file, and the
+//! column where there is one; [`SnapshotError::is_transient`] is the one place that decides
+//! whether trying again may help.
+
+use arrow::error::ArrowError;
+use common::catalog::CatalogError;
+use common::parquet_io::ParquetIoError;
+use common::publish::PublishError;
+use common::storage::StorageError;
+
+use crate::schema::SchemaError;
+
+pub type Result<T, E = SnapshotError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{table}: snapshot-svc takes increment partitions, not {layer} partitions")]
+    WrongLayer { table: String, layer: String },
+    #[error("{table}: reading the catalog: {source}")]
+    Catalog {
+        table: String,
+        #[source]
+        source: CatalogError,
+    },
+    #[error("{what}: {source}")]
+    Storage {
+        what: String,
+        #[source]
+        source: StorageError,
+    },
+    #[error("reading {what}: {source}")]
+    Read {
+        what: String,
+        #[source]
+        source: ParquetIoError,
+    },
+    #[error("{table} snapshot: {source}")]
+    Schema {
+        table: String,
+        #[source]
+        source: SchemaError,
+    },
+    #[error("{what}: has no column {column}")]
+    MissingColumn { what: String, column: String },
+    #[error("{what}: {source}")]
+    Arrow {
+        what: String,
+        #[source]
+        source: ArrowError,
+    },
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("{partition}: data-quality gate failed, nothing published: {failures}")]
+    Quality { partition: String, failures: String },
+    #[error(
+        "{table}: today's snapshot (snapshot_date={snapshot_date}) was published by run {other_run} while this merge ran; another merge of the table ran at the same time, so this one publishes nothing and is retried"
+    )]
+    Raced {
+        table: String,
+        snapshot_date: String,
+        other_run: String,
+    },
+}
+
+impl SnapshotError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SnapshotError::Catalog { source, .. } => source.is_transient(),
+            SnapshotError::Storage { source, .. } => source.is_transient(),
+            SnapshotError::Read { source, .. } => source.is_transient(),
+            SnapshotError::Publish(source) => source.is_transient(),
+            // The other merge has published; a retry finds its snapshot and decides again.
+            SnapshotError::Raced { .. } => true,
+            SnapshotError::WrongLayer { .. }
+            | SnapshotError::Schema { .. }
+            | SnapshotError::MissingColumn { .. }
+            | SnapshotError::Arrow { .. }
+            | SnapshotError::Quality { .. } => false,
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! Preparing the increments: one row per id, the latest version, sorted by id.
+//!
+//! The rule, per id, over every increment applied by a merge:
+//! 1. the row with the latest `last_updated` wins; a null `last_updated` is older than any date;
+//! 2. on a tie, the row from the latest import date wins;
+//! 3. on a tie again (the same record delivered twice, e.g. by two pages of one import), the
+//!    row read last wins, so identical leftovers collapse to one row.
+//!
+//! Memory grows with the increment: its rows (conformed batches) plus, per id, its key and the
+//! winner's position. The previous snapshot is never held here.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch};
+use arrow::compute::interleave_record_batch;
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::error::ArrowError;
+use arrow::row::{OwnedRow, RowConverter, Rows, SortField};
+use chrono::NaiveDate;
+
+/// Encodes values of one column as byte strings that compare like the values (Arrow's row
+/// format), so ids of any type sort, hash and compare the same way everywhere in the merge.
+/// A null encodes below every value.
+#[derive(Debug)]
+pub struct KeyEncoder {
+    converter: RowConverter,
+    data_type: DataType,
+}
+
+impl KeyEncoder {
+    pub fn new(data_type: &DataType) -> Result<Self, ArrowError> {
+        Ok(Self {
+            converter: RowConverter::new(vec![SortField::new(data_type.clone())])?,
+            data_type: data_type.clone(),
+        })
+    }
+
+    pub fn data_type(&self) -> &DataType {
+        &self.data_type
+    }
+
+    /// The keys of a column of this encoder's type.
+    pub fn encode(&self, column: &ArrayRef) -> Result<Rows, ArrowError> {
+        self.converter.convert_columns(std::slice::from_ref(column))
+    }
+}
+
+/// Where the winning version of an id is, and what it is ranked by.
+#[derive(Debug)]
+struct Candidate {
+    last_updated: Option<OwnedRow>,
+    import_date: NaiveDate,
+    batch: usize,
+    row: usize,
+}
+
+impl Candidate {
+    fn rank(&self) -> (Option<&OwnedRow>, NaiveDate, usize, usize) {
+        (
+            self.last_updated.as_ref(),
+            self.import_date,
+            self.batch,
+            self.row,
+        )
+    }
+}
+
+/// What preparing the increments found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrepareStats {
+    /// Rows read from the increment files.
+    pub rows_read: u64,
+    /// Distinct ids kept (one row each).
+    pub rows_kept: u64,
+    /// Rows without an id: they cannot be merged; the data-quality gate counts them.
+    pub null_ids: u64,
+}
+
+/// Collects conformed increment batches and picks one row per id. Pure: no I/O.
+#[derive(Debug)]
+pub struct Preparer {
+    target: SchemaRef,
+    id_index: usize,
+    ids: Arc<KeyEncoder>,
+    last_updated: Option<(usize, KeyEncoder)>,
+    batches: Vec<RecordBatch>,
+    best: HashMap<OwnedRow, Candidate>,
+    stats: PrepareStats,
+}
+
+impl Preparer {
+    /// `target` is the snapshot schema every added batch has; `ids` encodes its id column.
+    /// Without a `last_updated_column` in `target`, every row counts as undated.
+    pub fn new(
+        target: SchemaRef,
+        id_column: &str,
+        last_updated_column: &str,
+        ids: Arc<KeyEncoder>,
+    ) -> Result<Self, ArrowError> {
+        let id_index = target.index_of(id_column)?;
+        let last_updated = match target.index_of(last_updated_column) {
+            Ok(i) => Some((i, KeyEncoder::new(target.field(i).data_type())?)),
+            Err(_) => None,
+        };
+        Ok(Self {
+            target,
+            id_index,
+            ids,
+            last_updated,
+            batches: Vec::new(),
+            best: HashMap::new(),
+            stats: PrepareStats::default(),
+        })
+    }
+
+    /// Adds a batch (of the target schema) of the increment imported on `import_date`.
+    /// Batches must be added in read order: on a full tie the later one wins.
+    pub fn add(&mut self, batch: RecordBatch, import_date: NaiveDate) -> Result<(), ArrowError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if batch.schema() != self.target {
+            return Err(ArrowError::SchemaError(
+                "increment batch does not have the snapshot schema".into(),
+            ));
+        }
+        self.stats.rows_read += batch.num_rows() as u64;
+        let id_column = batch.column(self.id_index);
+        let ids = self.ids.encode(id_column)?;
+        let dates = match &self.last_updated {
+            Some((i, encoder)) => Some((encoder.encode(batch.column(*i))?, batch.column(*i))),
+            None => None,
+        };
+        let batch_index = self.batches.len();
+        for row in 0..batch.num_rows() {
+            if id_column.is_null(row) {
+                self.stats.null_ids += 1;
+                continue;
+            }
+            let last_updated = dates
+                .as_ref()
+                .filter(|(_, column)| !column.is_null(row))
+                .map(|(rows, _)| rows.row(row).owned());
+            let candidate = Candidate {
+                last_updated,
+                import_date,
+                batch: batch_index,
+                row,
+            };
+            match self.best.entry(ids.row(row).owned()) {
+                Entry::Vacant(slot) => {
+                    slot.insert(candidate);
+                }
+                Entry::Occupied(mut slot) => {
+                    if candidate.rank() > slot.get().rank() {
+                        slot.insert(candidate);
+                    }
+                }
+            }
+        }
+        self.batches.push(batch);
+        Ok(())
+    }
+
+    /// The winning rows sorted by id, in batches of at most `chunk_rows` rows.
+    pub fn finish(self, chunk_rows: usize) -> Result<PreparedIncrement, ArrowError> {
+        let mut winners: Vec<(OwnedRow, (usize, usize))> = self
+            .best
+            .into_iter()
+            .map(|(key, c)| (key, (c.batch, c.row)))
+            .collect();
+        winners.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let sources: Vec<&RecordBatch> = self.batches.iter().collect();
+        let chunk_rows = chunk_rows.max(1);
+        let mut chunks = Vec::with_capacity(winners.len().div_ceil(chunk_rows));
+        let mut keys = Vec::with_capacity(winners.len());
+        for chunk in winners.chunks(chunk_rows) {
+            let indices: Vec<(usize, usize)> = chunk.iter().map(|(_, at)| *at).collect();
+            chunks.push(interleave_record_batch(&sources, &indices)?);
+        }
+        keys.extend(winners.into_iter().map(|(key, _)| key));
+        let mut stats = self.stats;
+        stats.rows_kept = keys.len() as u64;
+        Ok(PreparedIncrement {
+            schema: self.target,
+            chunks,
+            chunk_rows,
+            keys,
+            stats,
+        })
+    }
+}
+
+/// The increment ready to merge: one row per id, sorted by id.
+#[derive(Debug)]
+pub struct PreparedIncrement {
+    pub schema: SchemaRef,
+    chunks: Vec<RecordBatch>,
+    chunk_rows: usize,
+    keys: Vec<OwnedRow>,
+    pub stats: PrepareStats,
+}
+
+impl PreparedIncrement {
+    /// An increment without rows (a quiet day).
+    pub fn empty(schema: SchemaRef) -> Self {
+        Self {
+            schema,
+            chunks: Vec::new(),
+            chunk_rows: 1,
+            keys: Vec::new(),
+            stats: PrepareStats::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The sorted id keys, one per row.
+    pub fn keys(&self) -> &[OwnedRow] {
+        &self.keys
+    }
+
+    /// The number of rows whose id sorts below `bound`.
+    pub fn rows_below(&self, bound: &OwnedRow) -> usize {
+        self.keys.partition_point(|k| k < bound)
+    }
+
+    /// True when some id lies in `min..=max`.
+    pub fn any_within(&self, min: &OwnedRow, max: &OwnedRow) -> bool {
+        let first = self.rows_below(min);
+        first < self.keys.len() && self.keys[first] <= *max
+    }
+
+    /// True when the increment holds this id.
+    pub fn contains(&self, key: arrow::row::Row<'_>) -> bool {
+        self.keys
+            .binary_search_by(|k| k.row().cmp(&key))
+            .is_ok()
+    }
+
+    /// The number of the chunk holding row `index`, and the row's offset in it.
+    pub fn position(&self, index: usize) -> (usize, usize) {
+        (index / self.chunk_rows, index % self.chunk_rows)
+    }
+
+    /// One chunk of rows (see [`Self::position`]).
+    pub fn chunk(&self, number: usize) -> &RecordBatch {
+        &self.chunks[number]
+    }
+
+    /// The batch holding row `index` and the row's offset in it.
+    pub fn locate(&self, index: usize) -> (&RecordBatch, usize) {
+        let (chunk, offset) = self.position(index);
+        (&self.chunks[chunk], offset)
+    }
+
+    /// Rows `range` as batches (slices of the chunks, no copy).
+    pub fn slices(&self, range: std::ops::Range<usize>) -> Vec<RecordBatch> {
+        let mut out = Vec::new();
+        let mut at = range.start;
+        while at < range.end {
+            let (chunk, offset) = self.locate(at);
+            let take = (chunk.num_rows() - offset).min(range.end - at);
+            out.push(chunk.slice(offset, take));
+            at += take;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{AsArray, Int32Array, StringArray};
+    use arrow::datatypes::{Field, Int32Type, Schema};
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int32, true),
+            Field::new("last_updated", DataType::Utf8, true),
+            Field::new("value", DataType::Utf8, true),
+        ]))
+    }
+
+    fn batch(rows: &[(Option<i32>, Option<&str>, &str)]) -> RecordBatch {
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(Int32Array::from_iter(rows.iter().map(|r| r.0))),
+                Arc::new(StringArray::from_iter(rows.iter().map(|r| r.1))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
+    }
+
+    fn prepare(batches: Vec<(RecordBatch, NaiveDate)>, chunk_rows: usize) -> PreparedIncrement {
+        let ids = Arc::new(KeyEncoder::new(&DataType::Int32).unwrap());
+        let mut preparer = Preparer::new(schema(), "id", "last_updated", ids).unwrap();
+        for (b, d) in batches {
+            preparer.add(b, d).unwrap();
+        }
+        preparer.finish(chunk_rows).unwrap()
+    }
+
+    fn rows(p: &PreparedIncrement) -> Vec<(i32, String)> {
+        p.slices(0..p.len())
+            .iter()
+            .flat_map(|b| {
+                let ids = b.column(0).as_primitive::<Int32Type>().clone();
+                let values = b.column(2).as_string::<i32>().clone();
+                (0..b.num_rows())
+                    .map(move |i| (ids.value(i), values.value(i).to_owned()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_latest_last_updated_wins_whatever_the_import_date() {
+        let p = prepare(
+            vec![
+                (batch(&[(Some(1), Some("2026-11-20 10:00:00"), "newer")]), day(20)),
+                (batch(&[(Some(1), Some("2026-11-19 10:00:00"), "older")]), day(21)),
+            ],
+            10,
+        );
+        assert_eq!(rows(&p), [(1, "newer".to_owned())]);
+    }
+
+    #[test]
+    fn a_null_last_updated_loses_to_a_dated_row() {
+        let p = prepare(
+            vec![
+                (batch(&[(Some(1), Some("2020-01-01 00:00:00"), "dated")]), day(20)),
+                (batch(&[(Some(1), None, "undated")]), day(21)),
+            ],
+            10,
+        );
+        assert_eq!(rows(&p), [(1, "dated".to_owned())]);
+    }
+
+    #[test]
+    fn a_tie_goes_to_the_later_import_then_to_the_row_read_last() {
+        let same = Some("2026-11-20 10:00:00");
+        let p = prepare(
+            vec![
+                (batch(&[(Some(1), same, "day 21")]), day(21)),
+                (batch(&[(Some(1), same, "day 20")]), day(20)),
+                (batch(&[(Some(2), same, "copy"), (Some(2), same, "copy")]), day(20)),
+            ],
+            10,
+        );
+        assert_eq!(rows(&p), [(1, "day 21".to_owned()), (2, "copy".to_owned())]);
+        assert_eq!(p.stats.rows_read, 4);
+        assert_eq!(p.stats.rows_kept, 2);
+    }
+
+    #[test]
+    fn rows_come_out_sorted_by_id_in_chunks() {
+        let p = prepare(
+            vec![
+                (batch(&[(Some(5), None, "e"), (Some(1), None, "a"), (None, None, "?")]), day(20)),
+                (batch(&[(Some(3), None, "c"), (Some(2), None, "b"), (Some(4), None, "d")]), day(21)),
+            ],
+            2,
+        );
+        let ids: Vec<i32> = rows(&p).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, [1, 2, 3, 4, 5]);
+        assert_eq!(p.stats.null_ids, 1);
+        assert_eq!(p.slices(1..4).iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+        let ids = Arc::new(KeyEncoder::new(&DataType::Int32).unwrap());
+        let key = |v: i32| {
+            let column: ArrayRef = Arc::new(Int32Array::from(vec![v]));
+            ids.encode(&column).unwrap().row(0).owned()
+        };
+        assert!(p.any_within(&key(2), &key(2)));
+        assert!(!p.any_within(&key(6), &key(9)));
+        assert_eq!(p.rows_below(&key(3)), 2);
+        assert!(p.contains(key(4).row()));
+        assert!(!p.contains(key(0).row()));
+    }
+}

@@ -1,0 +1,604 @@
+//! The snapshot stage: on "partition ready" for an increment, publish today's full snapshot of
+//! the table and say so to the next stage.
+//!
+//! One run, for table T and "today" D (the message's `as_of`, else today in London):
+//! 1. Take T's lock (one merge of a table at a time in this process).
+//! 2. Plan from the catalog: the base is T's latest snapshot before D, however old; the
+//!    increments to apply are those imported from the base's date up to D that the base does
+//!    not already hold (the base records the increments it holds, with their run ids). Without a
+//!    base, every increment up to D.
+//! 3. If today's snapshot already holds the message's increment run, or holds exactly what the
+//!    plan would apply on the same base, there is nothing to do: the message is acknowledged
+//!    without work ([`SnapshotOutcome::UpToDate`]).
+//! 4. Otherwise merge (see [`crate::merge`]) into a new run folder of today's partition, check
+//!    the data-quality gate, record the report, and publish (replacing any earlier run of today,
+//!    so a re-run never doubles the snapshot) or discard.
+//!
+//! Idempotent: the same plan gives the same rows; a partition holds one run's files.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::datatypes::DataType;
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use common::catalog::PartitionInfo;
+use common::config::{Env, PipelineFile};
+use common::layout::{Layer, PartitionRef, TableName, date_value, london_today, parse_date};
+use common::messages::PartitionReady;
+use common::platform::Platform;
+use common::publish::{Published, new_run_id, published_partitions};
+use common::quality::QualityReport;
+use common::runner::{Failure, Handler};
+use common::storage::split_s3_uri;
+use futures::TryStreamExt;
+use tracing::Instrument;
+
+use crate::error::{Result, SnapshotError};
+use crate::increment::{KeyEncoder, PreparedIncrement, Preparer};
+use crate::merge::{BaseFile, MergeColumns, MergeReport, file_schema, footer, merge};
+use crate::schema::{SchemaUnion, conform};
+use crate::settings::SnapshotSettings;
+
+/// The stage's name in logs, metrics and quality reports.
+pub const STAGE: &str = "snapshot";
+/// The record id every Tascomi resource has.
+pub const ID_COLUMN: &str = "id";
+/// When a record last changed (`YYYY-MM-DD HH:MM:SS` text or a timestamp; may be null).
+pub const LAST_UPDATED_COLUMN: &str = "last_updated";
+
+/// Partition parameters this stage records on each snapshot partition.
+pub mod parameters {
+    /// `YYYYMMDD=<run id>,...`: the increment partitions (date and run) the snapshot holds,
+    /// from the base's date on. Decides whether a message is already in today's snapshot.
+    pub const INCLUDED_INCREMENTS: &str = "included_increments";
+    /// `YYYYMMDD=<run id>,...`: the increments this run applied.
+    pub const APPLIED_INCREMENTS: &str = "applied_increments";
+    /// `YYYYMMDD` of the previous snapshot merged into this one, or empty.
+    pub const BASE_SNAPSHOT_DATE: &str = "base_snapshot_date";
+    /// The run id of that previous snapshot, or empty.
+    pub const BASE_RUN_ID: &str = "base_run_id";
+    pub const COPIED_FILES: &str = "copied_files";
+    pub const REWRITTEN_FILES: &str = "rewritten_files";
+    pub const INCREMENT_ROWS: &str = "increment_rows";
+    pub const REPLACED_ROWS: &str = "replaced_rows";
+}
+
+/// An increment partition as the snapshot knows it: its import date and the run that
+/// published it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IncrementRun {
+    pub date: NaiveDate,
+    pub run_id: String,
+}
+
+/// The increments a snapshot holds, one run per import date.
+type Included = BTreeMap<NaiveDate, String>;
+
+fn encode_included<'a>(runs: impl IntoIterator<Item = (&'a NaiveDate, &'a String)>) -> String {
+    runs.into_iter()
+        .map(|(date, run)| format!("{}={run}", date_value(*date)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn decode_included(text: Option<&String>) -> Included {
+    text.map(|t| {
+        t.split(',')
+            .filter_map(|entry| {
+                let (date, run) = entry.split_once('=')?;
+                Some((parse_date(date)?, run.to_owned()))
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// The run that published a partition (its `run_id` parameter, else its location).
+fn run_of(info: &PartitionInfo) -> String {
+    info.parameters
+        .get("run_id")
+        .cloned()
+        .unwrap_or_else(|| info.location.clone())
+}
+
+/// What to snapshot.
+#[derive(Debug, Clone)]
+pub struct SnapshotRequest {
+    pub table: TableName,
+    /// The snapshot's date: the run's "today".
+    pub today: NaiveDate,
+    /// The increment whose arrival triggered the run, if any: when today's snapshot already
+    /// holds it, the run does nothing.
+    pub increment: Option<IncrementRun>,
+    /// Merge and publish even when today's snapshot is up to date (an operator's rebuild).
+    pub force: bool,
+}
+
+/// A published snapshot.
+#[derive(Debug, Clone)]
+pub struct SnapshotPublished {
+    pub partition: PartitionRef,
+    pub published: Published,
+    pub report: MergeReport,
+    pub base: Option<NaiveDate>,
+    pub applied: Vec<IncrementRun>,
+}
+
+/// What a snapshot run did.
+#[derive(Debug, Clone)]
+pub enum SnapshotOutcome {
+    Published(Box<SnapshotPublished>),
+    /// Nothing to do, and why.
+    UpToDate(String),
+}
+
+/// What the catalog says a run must do.
+#[derive(Debug)]
+struct Plan {
+    snapshot: PartitionRef,
+    /// Today's snapshot as published before this run, if any.
+    today: Option<PartitionInfo>,
+    base: Option<(NaiveDate, PartitionInfo)>,
+    apply: Vec<(NaiveDate, PartitionInfo)>,
+    included: Included,
+}
+
+/// One lock per table, so that no two merges of a table run at once in this process.
+#[derive(Debug, Default)]
+struct TableLocks(std::sync::Mutex<HashMap<TableName, Arc<tokio::sync::Mutex<()>>>>);
+
+impl TableLocks {
+    fn of(&self, table: &TableName) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(table.clone()).or_default().clone()
+    }
+}
+
+/// The snapshot stage, built from a [`Platform`] (so tests and the embedded default use local
+/// storage and catalog) and usable in-process by the CLI through [`SnapshotStage::snapshot`].
+#[derive(Debug)]
+pub struct SnapshotStage {
+    platform: Platform,
+    pipeline: PipelineFile,
+    settings: SnapshotSettings,
+    locks: TableLocks,
+}
+
+impl SnapshotStage {
+    pub fn new(platform: Platform, pipeline: PipelineFile, settings: SnapshotSettings) -> Self {
+        Self {
+            platform,
+            pipeline,
+            settings,
+            locks: TableLocks::default(),
+        }
+    }
+
+    /// The service's stage: S3 and Glue, the pipeline file and settings from the environment.
+    pub fn from_env(env: &Env, sdk: &aws_config::SdkConfig) -> anyhow::Result<Self> {
+        let platform = Platform::aws(sdk, env)?;
+        let pipeline = common::service::pipeline_from_env(env)?;
+        let settings = SnapshotSettings::from_env(env)?;
+        tracing::info!(
+            tables = pipeline.tables.len(),
+            batch_rows = settings.batch_rows,
+            file_rows = settings.file_rows,
+            target_file_bytes = settings.target_file_bytes,
+            refined_bucket = %platform.layout.refined_bucket,
+            "snapshot stage configured"
+        );
+        Ok(Self::new(platform, pipeline, settings))
+    }
+
+    pub fn platform(&self) -> &Platform {
+        &self.platform
+    }
+
+    /// Makes today's snapshot of a table unless it is up to date. Waits for any other merge of
+    /// the same table in this process first. See the module docs.
+    pub async fn snapshot(&self, request: &SnapshotRequest) -> Result<SnapshotOutcome> {
+        let lock = self.locks.of(&request.table);
+        let _guard = lock.lock().await;
+        let plan = self.plan(request).await?;
+        if !request.force
+            && let Some(reason) = up_to_date(&plan, request)
+        {
+            tracing::info!(table = %request.table, snapshot_date = %date_value(request.today), reason, "snapshot up to date");
+            return Ok(SnapshotOutcome::UpToDate(reason));
+        }
+        self.run(request, plan).await
+    }
+
+    async fn plan(&self, request: &SnapshotRequest) -> Result<Plan> {
+        let layout = &self.platform.layout;
+        let catalog = self.platform.catalog.as_ref();
+        let catalog_error = |source| SnapshotError::Catalog {
+            table: request.table.to_string(),
+            source,
+        };
+        let snapshot = layout.partition(&request.table, Layer::Snapshot, request.today);
+        let snapshots = published_partitions(catalog, &snapshot)
+            .await
+            .map_err(catalog_error)?;
+        let today = snapshots
+            .iter()
+            .find(|(date, _)| *date == request.today)
+            .map(|(_, info)| info.clone());
+        let base = snapshots
+            .into_iter()
+            .rfind(|(date, _)| *date < request.today);
+        let increment_of = layout.partition(&request.table, Layer::Increment, request.today);
+        let increments = published_partitions(catalog, &increment_of)
+            .await
+            .map_err(catalog_error)?;
+        let held: Included = base
+            .as_ref()
+            .map(|(date, info)| {
+                decode_included(info.parameters.get(parameters::INCLUDED_INCREMENTS))
+                    .into_iter()
+                    .filter(|(d, _)| d >= date)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut included = held.clone();
+        let mut apply = Vec::new();
+        for (date, info) in increments {
+            let after_base = base.as_ref().is_none_or(|(b, _)| date >= *b);
+            if !after_base || date > request.today {
+                continue;
+            }
+            let run = run_of(&info);
+            if held.get(&date) != Some(&run) {
+                included.insert(date, run);
+                apply.push((date, info));
+            }
+        }
+        Ok(Plan {
+            snapshot,
+            today,
+            base,
+            apply,
+            included,
+        })
+    }
+
+    async fn run(&self, request: &SnapshotRequest, plan: Plan) -> Result<SnapshotOutcome> {
+        let started = Instant::now();
+        let table = request.table.to_string();
+        let storage = self.platform.storage.clone();
+        let config = self.pipeline.table_or_default(&request.table);
+        let columns = MergeColumns {
+            id: ID_COLUMN.to_owned(),
+            completeness: config.completeness_column.clone(),
+        };
+        let run_id = new_run_id();
+        let span = tracing::info_span!("merge", table = %table, snapshot_date = %date_value(request.today), run_id = %run_id);
+        async move {
+            // Footers first: the schema of the new snapshot is the union of all of them.
+            let mut union = SchemaUnion::default();
+            let mut base_footers = Vec::new();
+            if let Some((date, info)) = &plan.base {
+                let origin = format!("the previous snapshot (snapshot_date={})", date_value(*date));
+                for object in self.list_files(info, &origin).await? {
+                    let metadata = footer(storage.clone(), &object.0, &object.1).await?;
+                    let schema = file_schema(&metadata).map_err(|e| SnapshotError::Arrow {
+                        what: format!("s3://{}/{}", object.0, object.1),
+                        source: e.into(),
+                    })?;
+                    union.add(&schema, &origin).map_err(|source| SnapshotError::Schema {
+                        table: table.clone(),
+                        source,
+                    })?;
+                    base_footers.push((object, metadata));
+                }
+            }
+            let mut increment_files = Vec::new();
+            for (date, info) in &plan.apply {
+                let origin = format!("increment import_date={}", date_value(*date));
+                for (bucket, key, _) in self.list_files(info, &origin).await? {
+                    let metadata = footer(storage.clone(), &bucket, &key).await?;
+                    let what = format!("s3://{bucket}/{key}");
+                    let schema = file_schema(&metadata).map_err(|e| SnapshotError::Arrow {
+                        what: what.clone(),
+                        source: e.into(),
+                    })?;
+                    if schema.column_with_name(ID_COLUMN).is_none() {
+                        return Err(SnapshotError::MissingColumn {
+                            what: format!("{origin} file {what}"),
+                            column: ID_COLUMN.into(),
+                        });
+                    }
+                    union.add(&schema, &origin).map_err(|source| SnapshotError::Schema {
+                        table: table.clone(),
+                        source,
+                    })?;
+                    increment_files.push((*date, info.values.clone(), bucket, key));
+                }
+            }
+            if !increment_files.is_empty() {
+                for key in Layer::Increment.partition_keys() {
+                    union
+                        .add_column(key, &DataType::Utf8, "the increment partition values")
+                        .map_err(|source| SnapshotError::Schema {
+                            table: table.clone(),
+                            source,
+                        })?;
+                }
+            }
+            if union.is_empty() {
+                return Ok(SnapshotOutcome::UpToDate(format!(
+                    "{table}: no previous snapshot and no increment file to make one from"
+                )));
+            }
+            let target = union.finish();
+            let id_type = target
+                .field_with_name(ID_COLUMN)
+                .map_err(|_| SnapshotError::MissingColumn {
+                    what: format!("the snapshot of {table}"),
+                    column: ID_COLUMN.into(),
+                })?
+                .data_type()
+                .clone();
+            let arrow_error = |what: String| move |source| SnapshotError::Arrow { what, source };
+            let ids = Arc::new(KeyEncoder::new(&id_type).map_err(arrow_error(format!("{table} ids")))?);
+
+            // The increment, in memory: one row per id, sorted.
+            let mut preparer = Preparer::new(target.clone(), ID_COLUMN, LAST_UPDATED_COLUMN, ids.clone())
+                .map_err(arrow_error(format!("{table} increment")))?;
+            let keys = Layer::Increment.partition_keys();
+            for (date, values, bucket, key) in &increment_files {
+                let what = format!("s3://{bucket}/{key}");
+                let constants: Vec<(&str, &str)> =
+                    keys.iter().copied().zip(values.iter().map(String::as_str)).collect();
+                let (_, mut batches) = common::parquet_io::read_file(storage.clone(), bucket, key, self.settings.batch_rows)
+                    .await
+                    .map_err(|source| SnapshotError::Read { what: what.clone(), source })?;
+                while let Some(batch) = batches
+                    .try_next()
+                    .await
+                    .map_err(|source| SnapshotError::Read { what: what.clone(), source })?
+                {
+                    let batch = conform(&batch, &target, &constants).map_err(arrow_error(what.clone()))?;
+                    preparer.add(batch, *date).map_err(arrow_error(what.clone()))?;
+                }
+            }
+            let increment: PreparedIncrement = preparer
+                .finish(self.settings.batch_rows)
+                .map_err(arrow_error(format!("{table} increment")))?;
+
+            let mut base_files = Vec::with_capacity(base_footers.len());
+            for ((bucket, key, bytes), metadata) in base_footers {
+                base_files.push(BaseFile::from_metadata(&bucket, &key, bytes, &metadata, &ids, &columns)?);
+            }
+            let writer = common::publish::PartitionWriter::new(
+                storage.clone(),
+                plan.snapshot.clone(),
+                run_id.clone(),
+                target.clone(),
+                self.settings.write_options(self.platform.write_options),
+            );
+            let (staged, report) = merge(
+                storage.clone(),
+                base_files,
+                &increment,
+                writer,
+                &ids,
+                &columns,
+                self.settings.batch_rows,
+                self.settings.file_rows,
+            )
+            .await?;
+            drop(increment);
+
+            let mut quality = QualityReport::new(STAGE, &plan.snapshot, &run_id);
+            quality.rows = report.rows;
+            quality.checks = report.checks.clone();
+            quality
+                .record(storage.as_ref(), &self.platform.layout.refined_bucket, &self.platform.metrics_prefix)
+                .await
+                .map_err(|source| SnapshotError::Storage {
+                    what: format!("recording the data-quality report of {}", plan.snapshot),
+                    source,
+                })?;
+            if !quality.passed() {
+                let failures = quality.failures();
+                tracing::warn!(failures = %failures, rows = report.rows, "snapshot failed the data-quality gate");
+                staged.discard().await?;
+                return Err(SnapshotError::Quality {
+                    partition: plan.snapshot.describe(),
+                    failures,
+                });
+            }
+
+            // Another process may have published today's snapshot while this one merged.
+            let now = published_partitions(self.platform.catalog.as_ref(), &plan.snapshot)
+                .await
+                .map_err(|source| SnapshotError::Catalog { table: table.clone(), source })?
+                .into_iter()
+                .find(|(date, _)| *date == request.today)
+                .map(|(_, info)| run_of(&info));
+            if now != plan.today.as_ref().map(run_of) {
+                staged.discard().await?;
+                return Err(SnapshotError::Raced {
+                    table: table.clone(),
+                    snapshot_date: date_value(request.today),
+                    other_run: now.unwrap_or_default(),
+                });
+            }
+
+            let applied: Vec<IncrementRun> = plan
+                .apply
+                .iter()
+                .map(|(date, info)| IncrementRun { date: *date, run_id: run_of(info) })
+                .collect();
+            let mut params = BTreeMap::new();
+            params.insert(parameters::INCLUDED_INCREMENTS.into(), encode_included(&plan.included));
+            params.insert(
+                parameters::APPLIED_INCREMENTS.into(),
+                encode_included(applied.iter().map(|r| (&r.date, &r.run_id))),
+            );
+            params.insert(
+                parameters::BASE_SNAPSHOT_DATE.into(),
+                plan.base.as_ref().map(|(d, _)| date_value(*d)).unwrap_or_default(),
+            );
+            params.insert(
+                parameters::BASE_RUN_ID.into(),
+                plan.base.as_ref().map(|(_, info)| run_of(info)).unwrap_or_default(),
+            );
+            params.insert(parameters::COPIED_FILES.into(), report.copied_files.to_string());
+            params.insert(parameters::REWRITTEN_FILES.into(), report.rewritten_files.to_string());
+            params.insert(parameters::INCREMENT_ROWS.into(), report.increment_rows.to_string());
+            params.insert(parameters::REPLACED_ROWS.into(), report.replaced_rows.to_string());
+            let published = staged
+                .publish(
+                    self.platform.catalog.as_ref(),
+                    &self.platform.layout,
+                    params,
+                    self.platform.orphan_grace,
+                )
+                .await?;
+            tracing::info!(
+                rows = published.rows,
+                files = published.files,
+                copied_files = report.copied_files,
+                rewritten_files = report.rewritten_files,
+                increment_rows = report.increment_rows,
+                replaced_rows = report.replaced_rows,
+                applied_increments = applied.len(),
+                base_snapshot_date = plan.base.as_ref().map(|(d, _)| date_value(*d)).unwrap_or_default(),
+                order_breaks = report.order_breaks,
+                replaced_run = published.replaced.as_deref().unwrap_or("-"),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "snapshot published"
+            );
+            Ok(SnapshotOutcome::Published(Box::new(SnapshotPublished {
+                partition: plan.snapshot.clone(),
+                published,
+                report,
+                base: plan.base.as_ref().map(|(d, _)| *d),
+                applied,
+            })))
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The Parquet files of a published partition, sorted by key: (bucket, key, bytes).
+    async fn list_files(&self, info: &PartitionInfo, what: &str) -> Result<Vec<(String, String, u64)>> {
+        let (bucket, prefix) = split_s3_uri(&info.location).ok_or_else(|| SnapshotError::Storage {
+            what: what.to_owned(),
+            source: common::storage::StorageError::Failed {
+                operation: "locate",
+                bucket: String::new(),
+                key: info.location.clone(),
+                message: "the catalog's location is not an s3:// address".into(),
+                transient: false,
+            },
+        })?;
+        let objects = self
+            .platform
+            .storage
+            .list(bucket, prefix)
+            .await
+            .map_err(|source| SnapshotError::Storage {
+                what: format!("listing {what}"),
+                source,
+            })?;
+        Ok(objects
+            .into_iter()
+            .filter(|o| o.key.ends_with(".parquet"))
+            .map(|o| (bucket.to_owned(), o.key, o.size))
+            .collect())
+    }
+}
+
+/// Why the run has nothing to do, if so: today's snapshot holds the triggering increment run,
+/// or holds exactly what the plan would apply on the same base.
+fn up_to_date(plan: &Plan, request: &SnapshotRequest) -> Option<String> {
+    let today = plan.today.as_ref()?;
+    let held = decode_included(today.parameters.get(parameters::INCLUDED_INCREMENTS));
+    let snapshot_date = date_value(request.today);
+    if let Some(increment) = &request.increment
+        && held.get(&increment.date) == Some(&increment.run_id)
+    {
+        return Some(format!(
+            "increment {} import_date={} run {} is already in today's snapshot (snapshot_date={snapshot_date})",
+            request.table,
+            date_value(increment.date),
+            increment.run_id
+        ));
+    }
+    let same_base = today
+        .parameters
+        .get(parameters::BASE_RUN_ID)
+        .map(String::as_str)
+        .unwrap_or_default()
+        == plan.base.as_ref().map(|(_, info)| run_of(info)).unwrap_or_default();
+    (same_base && held == plan.included).then(|| {
+        format!(
+            "{}: every published increment is already in today's snapshot (snapshot_date={snapshot_date})",
+            request.table
+        )
+    })
+}
+
+#[async_trait]
+impl Handler for SnapshotStage {
+    type Message = PartitionReady;
+
+    fn stage(&self) -> &'static str {
+        STAGE
+    }
+
+    fn is_known_table(&self, table: &TableName) -> bool {
+        self.pipeline.contains(table)
+    }
+
+    #[tracing::instrument(skip_all, fields(table = %message.table, increment_date = %date_value(message.date()), increment_run = %message.run_id))]
+    async fn handle(&self, message: PartitionReady) -> Result<Vec<PartitionReady>, Failure> {
+        if message.layer != Layer::Increment {
+            return Err(Failure::permanent(SnapshotError::WrongLayer {
+                table: message.table.to_string(),
+                layer: message.layer.to_string(),
+            }));
+        }
+        let request = SnapshotRequest {
+            table: message.table.clone(),
+            today: message.as_of.unwrap_or_else(london_today),
+            increment: Some(IncrementRun {
+                date: message.date(),
+                run_id: message.run_id.clone(),
+            }),
+            force: false,
+        };
+        match self.snapshot(&request).await {
+            Ok(SnapshotOutcome::Published(done)) => Ok(vec![PartitionReady::new(
+                &done.partition,
+                done.published.location.clone(),
+                done.published.run_id.clone(),
+                message.as_of,
+            )]),
+            Ok(SnapshotOutcome::UpToDate(reason)) => Err(Failure::Discard(reason)),
+            Err(err) if err.is_transient() => Err(Failure::transient(err)),
+            Err(err) => Err(Failure::permanent(err)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn included_increments_round_trip_and_skip_garbage() {
+        let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        let included: Included = [(day(20), "a".to_string()), (day(21), "b".to_string())].into();
+        let text = encode_included(&included);
+        assert_eq!(text, "20261120=a,20261121=b");
+        assert_eq!(decode_included(Some(&text)), included);
+        assert_eq!(decode_included(Some(&"junk,2026=x,20261121=b".to_string())).len(), 1);
+        assert!(decode_included(None).is_empty());
+    }
+}

@@ -1,0 +1,374 @@
+//! Reading the deployment files for the invariant tests in `tests/`: the Terraform in `infra/`
+//! (parsed with `hcl-rs`, not evaluated: there is no provider here), `docker-compose.yml`, and
+//! the names the Rust sources read from the environment.
+//!
+//! Every loader returns an error naming the file; the accessors return `None` when the
+//! configuration does not have the shape asked for, so a test can say which invariant broke.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use hcl::expr::{Expression, ObjectKey, TraversalOperator};
+use hcl::{Block, Body};
+
+/// The workspace root (this crate is `tests/infra-check`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The stages in pipeline order, as `infra/locals.tf` names them.
+pub const STAGES: [&str; 4] = ["ingest", "parse", "recast", "snapshot"];
+
+/// The Terraform of one module folder: every `*.tf` file, parsed.
+#[derive(Debug)]
+pub struct Terraform {
+    files: Vec<(PathBuf, Body)>,
+}
+
+impl Terraform {
+    /// Parses every `*.tf` file directly in `dir` (a module is one folder).
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|ext| ext == "tf") {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        anyhow::ensure!(!paths.is_empty(), "no .tf files in {}", dir.display());
+        let mut files = Vec::new();
+        for path in paths {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let body = hcl::parse(&text).with_context(|| format!("parsing {}", path.display()))?;
+            files.push((path, body));
+        }
+        Ok(Self { files })
+    }
+
+    /// Top-level blocks of one kind (`resource`, `data`, `variable`, `locals`, ...).
+    pub fn blocks<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Block> + 'a {
+        self.files
+            .iter()
+            .flat_map(|(_, body)| body.blocks())
+            .filter(move |block| block.identifier() == kind)
+    }
+
+    /// `resource "<rtype>" "<name>"`.
+    pub fn resource(&self, rtype: &str, name: &str) -> Option<&Block> {
+        self.labelled("resource", rtype, name)
+    }
+
+    /// `data "<dtype>" "<name>"`.
+    pub fn data(&self, dtype: &str, name: &str) -> Option<&Block> {
+        self.labelled("data", dtype, name)
+    }
+
+    /// Every `resource "<rtype>" ...`, with its name.
+    pub fn resources_of_type<'a>(&'a self, rtype: &'a str) -> Vec<(&'a str, &'a Block)> {
+        self.of_type("resource", rtype)
+    }
+
+    /// Every `data "<dtype>" ...`, with its name.
+    pub fn data_of_type<'a>(&'a self, dtype: &'a str) -> Vec<(&'a str, &'a Block)> {
+        self.of_type("data", dtype)
+    }
+
+    /// The expression of a local value, from whichever `locals` block defines it.
+    pub fn local(&self, name: &str) -> Option<&Expression> {
+        self.blocks("locals").find_map(|block| attr(block, name))
+    }
+
+    fn labelled(&self, kind: &str, first: &str, second: &str) -> Option<&Block> {
+        self.blocks(kind).find(|block| labels(block) == [first, second])
+    }
+
+    fn of_type<'a>(&'a self, kind: &'a str, rtype: &str) -> Vec<(&'a str, &'a Block)> {
+        self.blocks(kind)
+            .filter_map(|block| match block.labels() {
+                [t, name] if t.as_str() == rtype => Some((name.as_str(), block)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Resolves `local.<name>` references (one level) so that literal lists and objects kept
+    /// in locals can be read where they are used.
+    pub fn resolve<'a>(&'a self, expr: &'a Expression) -> &'a Expression {
+        match traversal_path(expr).as_deref() {
+            Some([root, name]) if root == "local" => self.local(name).unwrap_or(expr),
+            _ => expr,
+        }
+    }
+}
+
+/// A block's labels as strings.
+pub fn labels(block: &Block) -> Vec<&str> {
+    block.labels().iter().map(|label| label.as_str()).collect()
+}
+
+/// An attribute of a block.
+pub fn attr<'a>(block: &'a Block, name: &str) -> Option<&'a Expression> {
+    block
+        .body()
+        .attributes()
+        .find(|attribute| attribute.key() == name)
+        .map(|attribute| attribute.expr())
+}
+
+/// Nested blocks of a block with this identifier. A `dynamic "<name>"` block counts, through its
+/// `content` block: both describe what the provider receives.
+pub fn nested<'a>(block: &'a Block, name: &'a str) -> Vec<&'a Block> {
+    let mut found = Vec::new();
+    for inner in block.body().blocks() {
+        if inner.identifier() == name {
+            found.push(inner);
+        } else if inner.identifier() == "dynamic" && labels(inner) == [name] {
+            found.extend(
+                inner
+                    .body()
+                    .blocks()
+                    .filter(|content| content.identifier() == "content"),
+            );
+        }
+    }
+    found
+}
+
+/// The dotted path of a plain traversal (`local.stages` -> `["local", "stages"]`); `None` when
+/// the expression is not a variable followed by attribute names only.
+pub fn traversal_path(expr: &Expression) -> Option<Vec<String>> {
+    match expr {
+        Expression::Variable(variable) => Some(vec![variable.to_string()]),
+        Expression::Traversal(traversal) => {
+            let mut path = traversal_path(&traversal.expr)?;
+            for operator in &traversal.operators {
+                match operator {
+                    TraversalOperator::GetAttr(name) => path.push(name.to_string()),
+                    _ => return None,
+                }
+            }
+            Some(path)
+        }
+        _ => None,
+    }
+}
+
+/// The keys of an object expression (`{ a = 1, "b" = 2 }` -> `["a", "b"]`); `None` for any
+/// other expression or a computed key.
+pub fn object_keys(expr: &Expression) -> Option<Vec<String>> {
+    Some(object_entries(expr)?.into_keys().collect())
+}
+
+/// The entries of an object expression by key.
+pub fn object_entries(expr: &Expression) -> Option<BTreeMap<String, &Expression>> {
+    let Expression::Object(object) = expr else {
+        return None;
+    };
+    object
+        .iter()
+        .map(|(key, value)| {
+            let key = match key {
+                ObjectKey::Identifier(ident) => ident.to_string(),
+                ObjectKey::Expression(Expression::String(text)) => text.clone(),
+                ObjectKey::Expression(_) => return None,
+            };
+            Some((key, value))
+        })
+        .collect()
+}
+
+/// A list of string literals; `None` if any element is computed.
+pub fn string_list(expr: &Expression) -> Option<Vec<String>> {
+    let Expression::Array(items) = expr else {
+        return None;
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Expression::String(text) => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A string literal.
+pub fn string(expr: &Expression) -> Option<&str> {
+    match expr {
+        Expression::String(text) => Some(text),
+        _ => None,
+    }
+}
+
+/// The expression as HCL text (for messages and for matching references).
+pub fn text(expr: &Expression) -> String {
+    expr.to_string()
+}
+
+/// Every `TASCOMI_*` name that appears as a whole string literal (`"TASCOMI_QUEUE_URL"`) in the
+/// `src/` folders of the workspace's crates, except `skip` (this crate, whose own literals
+/// would otherwise satisfy the check).
+pub fn env_names_read_by_sources(root: &Path, skip: &Path) -> anyhow::Result<BTreeSet<String>> {
+    let mut names = BTreeSet::new();
+    for member in workspace_members(root)? {
+        let crate_dir = root.join(&member);
+        if same_dir(&crate_dir, skip) {
+            continue;
+        }
+        let src = crate_dir.join("src");
+        if src.is_dir() {
+            scan_rust_files(&src, &mut names)?;
+        }
+    }
+    Ok(names)
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// The `members` of the workspace's root `Cargo.toml`.
+pub fn workspace_members(root: &Path) -> anyhow::Result<Vec<String>> {
+    let manifest = root.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("reading {}", manifest.display()))?;
+    let start = text
+        .find("members")
+        .with_context(|| format!("no members list in {}", manifest.display()))?;
+    let list = &text[start..];
+    let open = list.find('[').context("members list has no '['")?;
+    let close = list.find(']').context("members list has no ']'")?;
+    Ok(list[open + 1..close]
+        .split(',')
+        .map(|item| item.trim().trim_matches('"').to_owned())
+        .filter(|item| !item.is_empty())
+        .collect())
+}
+
+fn scan_rust_files(dir: &Path, names: &mut BTreeSet<String>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            scan_rust_files(&path, names)?;
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            names.extend(env_literals(&text));
+        }
+    }
+    Ok(())
+}
+
+/// The `"TASCOMI_[A-Z0-9_]+"` string literals of a source text.
+pub fn env_literals(text: &str) -> BTreeSet<String> {
+    const START: &str = "\"TASCOMI_";
+    let mut found = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(START) {
+        let after = &rest[at + 1..];
+        let len = after
+            .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(after.len());
+        if after[len..].starts_with('"') && len > "TASCOMI_".len() {
+            found.insert(after[..len].to_owned());
+        }
+        rest = &after[len..];
+    }
+    found
+}
+
+/// A YAML file as a value, with `<<` merge keys applied (docker-compose uses them).
+pub fn load_yaml(path: &Path) -> anyhow::Result<serde_norway::Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut value: serde_norway::Value =
+        serde_norway::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    value
+        .apply_merge()
+        .with_context(|| format!("merge keys in {}", path.display()))?;
+    Ok(value)
+}
+
+/// A compose service's `environment`, as a map (both the map and the `NAME=value` list forms).
+pub fn compose_environment(service: &serde_norway::Value) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    match service.get("environment") {
+        Some(serde_norway::Value::Mapping(map)) => {
+            for (key, value) in map {
+                if let Some(key) = key.as_str() {
+                    env.insert(key.to_owned(), yaml_scalar(value));
+                }
+            }
+        }
+        Some(serde_norway::Value::Sequence(items)) => {
+            for item in items.iter().filter_map(|item| item.as_str()) {
+                let (key, value) = item.split_once('=').unwrap_or((item, ""));
+                env.insert(key.to_owned(), value.to_owned());
+            }
+        }
+        _ => {}
+    }
+    env
+}
+
+fn yaml_scalar(value: &serde_norway::Value) -> String {
+    match value {
+        serde_norway::Value::String(text) => text.clone(),
+        serde_norway::Value::Number(number) => number.to_string(),
+        serde_norway::Value::Bool(flag) => flag.to_string(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_literals_finds_whole_literals_only() {
+        let text = r#"env.get("TASCOMI_QUEUE_URL"); "TASCOMI_" ; "TASCOMI_X is set"; x("TASCOMI_A2_B")"#;
+        let found: Vec<_> = env_literals(text).into_iter().collect();
+        assert_eq!(found, ["TASCOMI_A2_B", "TASCOMI_QUEUE_URL"]);
+    }
+
+    #[test]
+    fn traversal_path_reads_dotted_references_only() {
+        let expr: Expression = "local.stages".parse().unwrap();
+        assert_eq!(traversal_path(&expr).unwrap(), ["local", "stages"]);
+        let indexed: Expression = "aws_sqs_queue.stage[each.key].arn".parse().unwrap();
+        assert!(traversal_path(&indexed).is_none());
+    }
+
+    #[test]
+    fn nested_sees_dynamic_blocks_through_their_content() {
+        let body = hcl::parse(
+            r#"data "x" "y" {
+                 statement { sid = "a" }
+                 dynamic "statement" {
+                   for_each = []
+                   content { sid = "b" }
+                 }
+               }"#,
+        )
+        .unwrap();
+        let block = body.blocks().next().unwrap();
+        let sids: Vec<_> = nested(block, "statement")
+            .into_iter()
+            .map(|s| string(attr(s, "sid").unwrap()).unwrap().to_owned())
+            .collect();
+        assert_eq!(sids, ["a", "b"]);
+    }
+
+    #[test]
+    fn compose_environment_reads_map_and_list_forms() {
+        let map: serde_norway::Value = serde_norway::from_str("environment: {A: x, B: 2}").unwrap();
+        let list: serde_norway::Value =
+            serde_norway::from_str("environment: [A=x, B=2]").unwrap();
+        assert_eq!(compose_environment(&map), compose_environment(&list));
+    }
+}
