@@ -41,14 +41,15 @@ RUN apt-get update \
        --shell /usr/sbin/nologin tascomi
 COPY --from=builder /out/ingest-svc /out/parse-svc /out/recast-svc /out/snapshot-svc /usr/local/bin/
 COPY --from=builder /out/tascomi /out/tascomi-sim /usr/local/bin/
-COPY pipeline.yaml /etc/tascomi/pipeline.yaml
+# Readable by the non-root user whatever the file modes of the build context.
+COPY --chmod=0444 pipeline.yaml /etc/tascomi/pipeline.yaml
 ENV TASCOMI_PIPELINE_FILE=/etc/tascomi/pipeline.yaml
 USER 10001:10001
 CMD ["tascomi", "--help"]
 
 # The image with the column-type dictionary inside (see the top of this file).
 FROM runtime-base AS baked
-COPY --from=dictionary column-type-dictionary.json /etc/tascomi/column-type-dictionary.json
+COPY --chmod=0444 --from=dictionary column-type-dictionary.json /etc/tascomi/column-type-dictionary.json
 ENV TASCOMI_COLUMN_TYPE_DICTIONARY=/etc/tascomi/column-type-dictionary.json
 
 # The default target: the dictionary is mounted at /etc/tascomi/column-type-dictionary.json.

@@ -35,7 +35,7 @@ locals {
   prefixes = {
     api_responses = "planning/tascomi/api-responses/"
     parsed        = "planning/tascomi/parsed/"
-    ingest_state  = "planning/tascomi/_state/"
+    ingest_state  = "planning/tascomi/_state/ingest/"
     increment     = "planning/tascomi/increment/"
     snapshot      = "planning/tascomi/snapshot/"
     data_quality  = "planning/tascomi/data-quality/"
@@ -69,9 +69,9 @@ locals {
   # Per stage: its queues and settings, and what only that stage reads.
   stage_environment = {
     ingest = {
-      TASCOMI_API_BASE_URL    = var.tascomi_api_base_url
-      TASCOMI_API_SECRET_ID   = var.tascomi_api_secret_arn
-      TASCOMI_API_CONCURRENCY = tostring(var.tascomi_api_concurrency)
+      TASCOMI_API_BASE_URL                = var.tascomi_api_base_url
+      TASCOMI_API_SECRET_ID               = var.tascomi_api_secret_arn
+      TASCOMI_API_MAX_CONCURRENT_REQUESTS = tostring(var.tascomi_api_max_concurrent_requests)
     }
     parse = {}
     recast = {

@@ -59,15 +59,15 @@ output "schedules" {
 }
 
 output "operator_environment" {
-  description = "Environment for the `tascomi` operator command against this deployment (export these, plus AWS credentials)."
-  value = {
-    AWS_REGION                 = var.aws_region
-    TASCOMI_RAW_BUCKET         = local.raw_bucket
-    TASCOMI_REFINED_BUCKET     = local.refined_bucket
-    TASCOMI_DATABASE_PREFIX    = local.database_prefix
-    TASCOMI_INGEST_QUEUE_URL   = aws_sqs_queue.stage["ingest"].url
-    TASCOMI_PARSE_QUEUE_URL    = aws_sqs_queue.stage["parse"].url
-    TASCOMI_RECAST_QUEUE_URL   = aws_sqs_queue.stage["recast"].url
-    TASCOMI_SNAPSHOT_QUEUE_URL = aws_sqs_queue.stage["snapshot"].url
-  }
+  description = "Environment of the `tascomi` operator command against this deployment (ctl/src/target.rs); export these beside AWS credentials."
+  value = merge(
+    {
+      AWS_REGION              = var.aws_region
+      TASCOMI_RAW_BUCKET      = local.raw_bucket
+      TASCOMI_REFINED_BUCKET  = local.refined_bucket
+      TASCOMI_DATABASE_PREFIX = local.database_prefix
+    },
+    { for stage, queue in aws_sqs_queue.stage : "TASCOMI_${upper(stage)}_QUEUE_URL" => queue.url },
+    { for stage, queue in aws_sqs_queue.dead_letter : "TASCOMI_${upper(stage)}_DEAD_LETTER_QUEUE_URL" => queue.url },
+  )
 }

@@ -224,7 +224,7 @@ variable "tascomi_api_secret_kms_key_arn" {
   default     = null
 }
 
-variable "tascomi_api_concurrency" {
+variable "tascomi_api_max_concurrent_requests" {
   description = "API requests in flight at once per ingest task."
   type        = number
   default     = 4

@@ -72,7 +72,9 @@ where
         SdkError::DispatchFailure(failure) => !failure.is_user(),
         SdkError::ServiceError(_) => {
             status.is_some_and(|s| s == 429 || s >= 500)
-                || code.as_deref().is_some_and(|c| TRANSIENT_CODES.contains(&c))
+                || code
+                    .as_deref()
+                    .is_some_and(|c| TRANSIENT_CODES.contains(&c))
         }
         _ => false,
     };
@@ -103,7 +105,10 @@ mod tests {
     use aws_smithy_types::error::ErrorMetadata;
 
     fn service_error(code: &str, status: u16) -> SdkError<GetObjectError> {
-        let meta = ErrorMetadata::builder().code(code).message("told so").build();
+        let meta = ErrorMetadata::builder()
+            .code(code)
+            .message("told so")
+            .build();
         let response = aws_sdk_s3::config::http::HttpResponse::new(
             status.try_into().expect("a valid status"),
             SdkBody::empty(),

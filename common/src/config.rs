@@ -49,7 +49,12 @@ impl Env {
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
-        Self(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 
     pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
@@ -58,7 +63,10 @@ impl Env {
 
     /// The value, or `None` when unset or empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn required(&self, name: &str) -> Result<String, ConfigError> {
@@ -299,12 +307,15 @@ impl PipelineFile {
             message,
         };
         // serde_norway's messages carry "at line L column C".
-        let raw: RawPipelineFile = serde_norway::from_str(text).map_err(|e| error(e.to_string()))?;
+        let raw: RawPipelineFile =
+            serde_norway::from_str(text).map_err(|e| error(e.to_string()))?;
         let mut seen = BTreeSet::new();
         let mut tables = Vec::new();
         for (name, RawTableEntry(settings)) in raw.tables.0 {
-            let line = |n| line_of_table(text, &name, n).map_or(String::new(), |l| format!("line {l}: "));
-            let table = TableName::new(name.clone()).map_err(|e| error(format!("{}{e}", line(0))))?;
+            let line =
+                |n| line_of_table(text, &name, n).map_or(String::new(), |l| format!("line {l}: "));
+            let table =
+                TableName::new(name.clone()).map_err(|e| error(format!("{}{e}", line(0))))?;
             if !seen.insert(name.clone()) {
                 return Err(error(format!("{}table {name} is listed twice", line(1))));
             }
@@ -366,7 +377,10 @@ tables:
         assert_eq!(file.max_lookback_days, 60);
         assert_eq!(file.tables.len(), 4);
         let applications = file.table(&"applications".parse().unwrap()).unwrap();
-        assert_eq!(applications.completeness_column, "application_reference_number");
+        assert_eq!(
+            applications.completeness_column,
+            "application_reference_number"
+        );
         assert_eq!(applications.schedule, Schedule::Daily);
         let assets = file.table(&"asset_constraints".parse().unwrap()).unwrap();
         assert!(assets.keep_as_text);
@@ -380,16 +394,33 @@ tables:
     #[test]
     fn errors_name_the_line() {
         let cases = [
-            (EXAMPLE.replace("  wards: weekly", "  appeals: weekly"), "line 8: table appeals is listed twice"),
-            (EXAMPLE.replace("wards: weekly", "Wards: weekly"), "line 8: table \"Wards\" is not a plain identifier"),
+            (
+                EXAMPLE.replace("  wards: weekly", "  appeals: weekly"),
+                "line 8: table appeals is listed twice",
+            ),
+            (
+                EXAMPLE.replace("wards: weekly", "Wards: weekly"),
+                "line 8: table \"Wards\" is not a plain identifier",
+            ),
             (EXAMPLE.replace("wards: weekly", "wards: monthly"), "line 8"),
-            (EXAMPLE.replace("keep_as_text: true", "keep_as_txt: true"), "unknown field `keep_as_txt`"),
-            (EXAMPLE.replace("tables:", "tabels:"), "unknown field `tabels`"),
-            (EXAMPLE.replace("{ schedule", "{ schedule: daily, schedule"), "line 4"),
+            (
+                EXAMPLE.replace("keep_as_text: true", "keep_as_txt: true"),
+                "unknown field `keep_as_txt`",
+            ),
+            (
+                EXAMPLE.replace("tables:", "tabels:"),
+                "unknown field `tabels`",
+            ),
+            (
+                EXAMPLE.replace("{ schedule", "{ schedule: daily, schedule"),
+                "line 4",
+            ),
             ("tables: [".to_string(), "line 1"),
         ];
         for (text, expected) in cases {
-            let err = PipelineFile::parse(&text, "pipeline.yaml").unwrap_err().to_string();
+            let err = PipelineFile::parse(&text, "pipeline.yaml")
+                .unwrap_err()
+                .to_string();
             assert!(err.starts_with("pipeline file pipeline.yaml: "), "{err}");
             assert!(err.contains(expected), "expected {expected:?} in {err:?}");
         }
@@ -401,7 +432,10 @@ tables:
         let path = dir.path().join("pipeline.yaml");
         std::fs::write(&path, EXAMPLE).unwrap();
         let file = PipelineFile::load(&path).unwrap();
-        assert_eq!(file.column_type_dictionary, Some(dir.path().join("dictionary.json")));
+        assert_eq!(
+            file.column_type_dictionary,
+            Some(dir.path().join("dictionary.json"))
+        );
         let err = PipelineFile::load(&dir.path().join("missing.yaml")).unwrap_err();
         assert!(err.to_string().contains("missing.yaml"));
     }
@@ -413,10 +447,19 @@ tables:
         assert!(err.contains("N=\"x\" is invalid"), "{err}");
         assert_eq!(env.parse_or::<u32>("UNSET", 7).unwrap(), 7);
         assert_eq!(env.parse_or::<u32>("EMPTY", 7).unwrap(), 7);
-        assert!(env.required("EMPTY").unwrap_err().to_string().contains("EMPTY is required"));
+        assert!(
+            env.required("EMPTY")
+                .unwrap_err()
+                .to_string()
+                .contains("EMPTY is required")
+        );
         let secret = env.secret("KEY").unwrap();
         assert_eq!(secret.expose(), "privkey456");
-        for shown in [format!("{secret:?}"), format!("{secret}"), format!("{env:?}")] {
+        for shown in [
+            format!("{secret:?}"),
+            format!("{secret}"),
+            format!("{env:?}"),
+        ] {
             assert!(!shown.contains("privkey456"), "{shown}");
         }
     }

@@ -152,8 +152,14 @@ mod tests {
     fn reads_the_production_dictionary() {
         let d = production();
         assert_eq!(d.tables().count(), 71);
-        assert_eq!(d.column_type("applications", "id"), Some(ColumnType::Integer));
-        assert_eq!(d.column_type("applications", "a_charitable_use"), Some(ColumnType::Boolean));
+        assert_eq!(
+            d.column_type("applications", "id"),
+            Some(ColumnType::Integer)
+        );
+        assert_eq!(
+            d.column_type("applications", "a_charitable_use"),
+            Some(ColumnType::Boolean)
+        );
         assert_eq!(d.column_type("applications", "no_such_column"), None);
         assert!(d.columns("applications").count() > 100);
         assert!(!d.has_table("no_such_table"));
@@ -164,8 +170,13 @@ mod tests {
     fn rejects_conflicts_and_malformed_files() {
         let text = r#"[{"integer": {"t": ["a"]}, "boolean": {"t": ["a"]}}]"#;
         let err = ColumnTypes::parse(text, "d.json").unwrap_err().to_string();
-        assert!(err.contains("column a of table t is listed as both"), "{err}");
-        let err = ColumnTypes::parse(r#"[{"decimal": {}}]"#, "d.json").unwrap_err().to_string();
+        assert!(
+            err.contains("column a of table t is listed as both"),
+            "{err}"
+        );
+        let err = ColumnTypes::parse(r#"[{"decimal": {}}]"#, "d.json")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("d.json") && err.contains("decimal"), "{err}");
         assert!(ColumnTypes::parse(r#"{"integer": {}}"#, "d.json").is_err());
     }

@@ -18,7 +18,9 @@ pub struct TableName(String);
 
 /// A name that is not a plain identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what} {name:?} is not a plain identifier (lowercase letters, digits and '_', starting with a letter, at most 128 characters)")]
+#[error(
+    "{what} {name:?} is not a plain identifier (lowercase letters, digits and '_', starting with a letter, at most 128 characters)"
+)]
 pub struct InvalidName {
     pub what: &'static str,
     pub name: String,
@@ -56,7 +58,10 @@ impl TableName {
         if is_plain_identifier(&name) {
             Ok(Self(name))
         } else {
-            Err(InvalidName { what: "table", name })
+            Err(InvalidName {
+                what: "table",
+                name,
+            })
         }
     }
 
@@ -382,7 +387,16 @@ mod tests {
     #[test]
     fn table_names_must_be_plain_identifiers() {
         assert!(TableName::new("public_consultations").is_ok());
-        for bad in ["", "Applications", "../etc", "a b", "a;drop", "1abc", "a/b", "a-b"] {
+        for bad in [
+            "",
+            "Applications",
+            "../etc",
+            "a b",
+            "a;drop",
+            "1abc",
+            "a/b",
+            "a-b",
+        ] {
             let err = TableName::new(bad).unwrap_err();
             assert!(err.to_string().contains("not a plain identifier"), "{bad}");
         }
@@ -394,10 +408,16 @@ mod tests {
     fn london_date_follows_british_summer_time() {
         // 23:30 UTC on 21 June is 00:30 BST on 22 June.
         let at = "2026-06-21T23:30:00Z".parse().unwrap();
-        assert_eq!(london_date(at), NaiveDate::from_ymd_opt(2026, 6, 22).unwrap());
+        assert_eq!(
+            london_date(at),
+            NaiveDate::from_ymd_opt(2026, 6, 22).unwrap()
+        );
         // In winter London is UTC.
         let at = "2026-11-21T23:30:00Z".parse().unwrap();
-        assert_eq!(london_date(at), NaiveDate::from_ymd_opt(2026, 11, 21).unwrap());
+        assert_eq!(
+            london_date(at),
+            NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()
+        );
     }
 
     #[test]

@@ -37,7 +37,10 @@ pub enum DecodeError {
     #[error("message version {found} is not supported (this build reads version {VERSION})")]
     UnknownVersion { found: String },
     #[error("message type {found:?} is not expected here (expected {expected:?})")]
-    WrongType { found: String, expected: &'static str },
+    WrongType {
+        found: String,
+        expected: &'static str,
+    },
     #[error("malformed {kind} message: {reason}")]
     Malformed { kind: &'static str, reason: String },
     #[error("table {table:?} is not configured in the pipeline file")]
@@ -87,10 +90,12 @@ pub fn decode<M: Message>(
         kind: M::TYPE,
         reason: err.to_string(),
     })?;
-    message.validate().map_err(|reason| DecodeError::Malformed {
-        kind: M::TYPE,
-        reason,
-    })?;
+    message
+        .validate()
+        .map_err(|reason| DecodeError::Malformed {
+            kind: M::TYPE,
+            reason,
+        })?;
     if !is_known_table(message.table()) {
         return Err(DecodeError::UnknownTable {
             table: message.table().to_string(),
@@ -219,7 +224,11 @@ impl Message for PartitionReady {
         for (key, expected) in keys.iter().zip(partition_values(date)) {
             match self.partition.get(*key) {
                 Some(v) if *v == expected => {}
-                Some(v) => return Err(format!("partition value {key}={v} disagrees with {date_key}")),
+                Some(v) => {
+                    return Err(format!(
+                        "partition value {key}={v} disagrees with {date_key}"
+                    ));
+                }
                 None => return Err(format!("partition lacks {key}")),
             }
         }
@@ -230,7 +239,10 @@ impl Message for PartitionReady {
             ));
         }
         if !self.location.starts_with("s3://") {
-            return Err(format!("location {:?} is not an s3:// address", self.location));
+            return Err(format!(
+                "location {:?} is not an s3:// address",
+                self.location
+            ));
         }
         if self.run_id.is_empty() {
             return Err("run_id is empty".into());
@@ -299,14 +311,31 @@ mod tests {
             ("not json", "not a JSON object"),
             ("[1]", "not a JSON object"),
             (r#"{"type":"ingest_request","table":"a"}"#, "no \"version\""),
-            (r#"{"version":2,"type":"ingest_request","table":"a"}"#, "version 2 is not supported"),
-            (r#"{"version":1,"type":"partition_ready","table":"a"}"#, "not expected here"),
-            (r#"{"version":1,"type":"ingest_request"}"#, "missing field `table`"),
-            (r#"{"version":1,"type":"ingest_request","table":"../x"}"#, "not a plain identifier"),
-            (r#"{"version":1,"type":"ingest_request","table":"a","mode":"all"}"#, "unknown variant"),
+            (
+                r#"{"version":2,"type":"ingest_request","table":"a"}"#,
+                "version 2 is not supported",
+            ),
+            (
+                r#"{"version":1,"type":"partition_ready","table":"a"}"#,
+                "not expected here",
+            ),
+            (
+                r#"{"version":1,"type":"ingest_request"}"#,
+                "missing field `table`",
+            ),
+            (
+                r#"{"version":1,"type":"ingest_request","table":"../x"}"#,
+                "not a plain identifier",
+            ),
+            (
+                r#"{"version":1,"type":"ingest_request","table":"a","mode":"all"}"#,
+                "unknown variant",
+            ),
         ];
         for (body, reason) in cases {
-            let err = decode::<IngestRequest>(body, any_table).unwrap_err().to_string();
+            let err = decode::<IngestRequest>(body, any_table)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(reason), "{body}: {err}");
         }
         let err = decode::<IngestRequest>(
@@ -314,21 +343,34 @@ mod tests {
             |t| t.as_str() == "applications",
         )
         .unwrap_err();
-        assert_eq!(err, DecodeError::UnknownTable { table: "nope".into() });
+        assert_eq!(
+            err,
+            DecodeError::UnknownTable {
+                table: "nope".into()
+            }
+        );
     }
 
     #[test]
     fn rejects_inconsistent_partitions() {
         let good = fixture("partition_ready.json");
         let cases = [
-            (good.replace("\"20261121\"", "\"2026112\""), "import_date as YYYYMMDD"),
-            (good.replace("\"import_day\": \"21\"", "\"import_day\": \"22\""), "disagrees"),
+            (
+                good.replace("\"20261121\"", "\"2026112\""),
+                "import_date as YYYYMMDD",
+            ),
+            (
+                good.replace("\"import_day\": \"21\"", "\"import_day\": \"22\""),
+                "disagrees",
+            ),
             (good.replace("\"parsed\"", "\"snapshot\""), "snapshot_date"),
             (good.replace("s3://", "file://"), "not an s3:// address"),
         ];
         for (body, reason) in cases {
             assert_ne!(body, good, "fixture edit for {reason} applied");
-            let err = decode::<PartitionReady>(&body, any_table).unwrap_err().to_string();
+            let err = decode::<PartitionReady>(&body, any_table)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(reason), "{reason}: {err}");
         }
     }

@@ -70,7 +70,9 @@ impl Default for WriteOptions {
 /// (the snapshot's copy-or-rewrite decision reads the id statistics).
 pub fn writer_properties(options: &WriteOptions) -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("valid level"),
+        ))
         .set_max_row_group_row_count(Some(options.row_group_rows))
         .build()
 }
@@ -186,8 +188,13 @@ pub async fn read_file(
     bucket: &str,
     key: &str,
     batch_rows: usize,
-) -> Result<(SchemaRef, impl Stream<Item = Result<RecordBatch, ParquetIoError>> + Send + use<>), ParquetIoError>
-{
+) -> Result<
+    (
+        SchemaRef,
+        impl Stream<Item = Result<RecordBatch, ParquetIoError>> + Send + use<>,
+    ),
+    ParquetIoError,
+> {
     let reader = StorageFileReader::open(storage, bucket, key).await?;
     let on_error = reader.clone();
     let builder = ParquetRecordBatchStreamBuilder::new(reader)
@@ -225,10 +232,16 @@ mod tests {
             Field::new("name", DataType::Utf8, true),
         ]));
         let ids: Vec<i32> = (start..start + rows).collect();
-        let names: Vec<Option<String>> = ids.iter().map(|i| (i % 3 != 0).then(|| format!("n{i}"))).collect();
+        let names: Vec<Option<String>> = ids
+            .iter()
+            .map(|i| (i % 3 != 0).then(|| format!("n{i}")))
+            .collect();
         RecordBatch::try_new(
             schema,
-            vec![Arc::new(Int32Array::from(ids)), Arc::new(StringArray::from(names))],
+            vec![
+                Arc::new(Int32Array::from(ids)),
+                Arc::new(StringArray::from(names)),
+            ],
         )
         .unwrap()
     }
@@ -237,20 +250,30 @@ mod tests {
     async fn round_trips_in_bounded_batches() {
         let dir = tempfile::tempdir().unwrap();
         let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
-        let options = WriteOptions { row_group_rows: 1000, ..Default::default() };
+        let options = WriteOptions {
+            row_group_rows: 1000,
+            ..Default::default()
+        };
         let mut encoder = FileEncoder::new(batch(0, 1).schema(), &options).unwrap();
         for i in 0..5 {
             encoder.write(&batch(i * 1000, 1000)).unwrap();
         }
         assert_eq!(encoder.rows(), 5000);
-        storage.put("b", "t/f.parquet", encoder.finish().unwrap()).await.unwrap();
+        storage
+            .put("b", "t/f.parquet", encoder.finish().unwrap())
+            .await
+            .unwrap();
 
-        let (schema, stream) = read_file(storage.clone(), "b", "t/f.parquet", 300).await.unwrap();
+        let (schema, stream) = read_file(storage.clone(), "b", "t/f.parquet", 300)
+            .await
+            .unwrap();
         assert_eq!(schema.field(0).name(), "id");
         let batches: Vec<RecordBatch> = stream.try_collect().await.unwrap();
         assert!(batches.iter().all(|b| b.num_rows() <= 300));
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 5000);
-        let metadata = read_metadata(storage.clone(), "b", "t/f.parquet").await.unwrap();
+        let metadata = read_metadata(storage.clone(), "b", "t/f.parquet")
+            .await
+            .unwrap();
         assert_eq!(metadata.num_row_groups(), 5);
     }
 
@@ -258,8 +281,18 @@ mod tests {
     async fn a_corrupt_file_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
-        storage.put("b", "t/bad.parquet", Bytes::from_static(b"not parquet at all")).await.unwrap();
-        let err = read_all(storage, "b", "t/bad.parquet").await.unwrap_err().to_string();
+        storage
+            .put(
+                "b",
+                "t/bad.parquet",
+                Bytes::from_static(b"not parquet at all"),
+            )
+            .await
+            .unwrap();
+        let err = read_all(storage, "b", "t/bad.parquet")
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("s3://b/t/bad.parquet"), "{err}");
     }
 }

@@ -42,7 +42,8 @@ impl Platform {
     }
 
     /// The embedded default: buckets are folders of `data_dir`, the catalog is JSON files in
-    /// `data_dir/_catalog`. One process is the only writer, so orphans are collected at once.
+    /// `data_dir/_catalog`. Orphans (left only by a killed process) are collected after five
+    /// minutes, so that two deliveries of one message handled at once cannot collect each other.
     pub fn local(data_dir: &std::path::Path) -> Self {
         Self {
             storage: Arc::new(LocalStorage::new(data_dir)),
@@ -53,7 +54,7 @@ impl Platform {
                 database_prefix: "local".into(),
             },
             write_options: WriteOptions::default(),
-            orphan_grace: Duration::ZERO,
+            orphan_grace: Duration::from_secs(300),
             metrics_prefix: DEFAULT_METRICS_PREFIX.to_owned(),
         }
     }

@@ -64,7 +64,10 @@ pub fn new_run_id() -> String {
 
 /// When a run id was made, if it is a UUIDv7.
 fn run_started(run_id: &str) -> Option<DateTime<Utc>> {
-    let (secs, nanos) = uuid::Uuid::parse_str(run_id).ok()?.get_timestamp()?.to_unix();
+    let (secs, nanos) = uuid::Uuid::parse_str(run_id)
+        .ok()?
+        .get_timestamp()?
+        .to_unix();
     DateTime::from_timestamp(secs as i64, nanos)
 }
 
@@ -283,8 +286,12 @@ impl StagedPartition {
             partition: p.describe(),
             source,
         };
-        let partition_keys: Vec<String> =
-            p.layer.partition_keys().iter().map(|k| k.to_string()).collect();
+        let partition_keys: Vec<String> = p
+            .layer
+            .partition_keys()
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
         catalog
             .ensure_database(&p.database)
             .await
@@ -360,8 +367,10 @@ impl StagedPartition {
                     .strip_prefix("run-")
                     .and_then(|rest| rest.split_once('/'))
                     .map(|(id, _)| id);
-                run.and_then(run_started)
-                    .is_some_and(|started| now - started > chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX))
+                run.and_then(run_started).is_some_and(|started| {
+                    now - started
+                        > chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX)
+                })
             })
             .collect();
         if !stale.is_empty() {
@@ -428,9 +437,18 @@ mod tests {
             database_prefix: "test".into(),
         };
         let table = TableName::new("appeals").unwrap();
-        let partition =
-            layout.partition(&table, Layer::Increment, NaiveDate::from_ymd_opt(2026, 11, 21).unwrap());
-        Fixture { _dir: dir, storage, catalog, layout, partition }
+        let partition = layout.partition(
+            &table,
+            Layer::Increment,
+            NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
+        );
+        Fixture {
+            _dir: dir,
+            storage,
+            catalog,
+            layout,
+            partition,
+        }
     }
 
     fn ids(range: std::ops::Range<i32>) -> RecordBatch {
@@ -451,18 +469,30 @@ mod tests {
         }
         let staged = writer.finish().await.unwrap();
         staged
-            .publish(&f.catalog, &f.layout, BTreeMap::new(), Duration::from_secs(3600))
+            .publish(
+                &f.catalog,
+                &f.layout,
+                BTreeMap::new(),
+                Duration::from_secs(3600),
+            )
             .await
             .unwrap()
     }
 
     async fn published_rows(f: &Fixture) -> usize {
-        let partitions = f.catalog.list_partitions(&f.partition.database, &f.partition.catalog_table).await.unwrap();
+        let partitions = f
+            .catalog
+            .list_partitions(&f.partition.database, &f.partition.catalog_table)
+            .await
+            .unwrap();
         assert_eq!(partitions.len(), 1);
         let (bucket, prefix) = split_s3_uri(&partitions[0].location).unwrap();
         let mut rows = 0;
         for object in f.storage.list(bucket, prefix).await.unwrap() {
-            for b in read_all(f.storage.clone(), bucket, &object.key).await.unwrap() {
+            for b in read_all(f.storage.clone(), bucket, &object.key)
+                .await
+                .unwrap()
+            {
                 rows += b.num_rows();
             }
         }
@@ -479,10 +509,19 @@ mod tests {
         assert_eq!(second.replaced.as_deref(), Some(first.location.as_str()));
         assert_eq!(published_rows(&f).await, 10);
         // Only the second run's files remain under the partition.
-        let left = f.storage.list(&f.partition.bucket, &f.partition.key_prefix()).await.unwrap();
+        let left = f
+            .storage
+            .list(&f.partition.bucket, &f.partition.key_prefix())
+            .await
+            .unwrap();
         assert_eq!(left.len(), 1);
         assert!(left[0].key.contains(&second.run_id));
-        let table = f.catalog.table(&f.partition.database, &f.partition.catalog_table).await.unwrap().unwrap();
+        let table = f
+            .catalog
+            .table(&f.partition.database, &f.partition.catalog_table)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(table.columns[0].hive_type, "int");
         assert_eq!(table.partition_keys[3], "import_date");
     }
@@ -490,7 +529,10 @@ mod tests {
     #[tokio::test]
     async fn large_partitions_are_split_into_files() {
         let f = fixture();
-        let options = WriteOptions { target_file_bytes: 1, row_group_rows: 1024 };
+        let options = WriteOptions {
+            target_file_bytes: 1,
+            row_group_rows: 1024,
+        };
         let published = run(&f, &[ids(0..100), ids(100..200), ids(200..300)], options).await;
         assert_eq!(published.files, 3);
         assert_eq!(published_rows(&f).await, 300);
@@ -500,20 +542,47 @@ mod tests {
     async fn a_discarded_run_leaves_nothing_and_old_orphans_are_collected() {
         let f = fixture();
         let mut writer = PartitionWriter::new(
-            f.storage.clone(), f.partition.clone(), new_run_id(), ids(0..1).schema(), WriteOptions::default());
+            f.storage.clone(),
+            f.partition.clone(),
+            new_run_id(),
+            ids(0..1).schema(),
+            WriteOptions::default(),
+        );
         writer.write(&ids(0..5)).await.unwrap();
         writer.finish().await.unwrap().discard().await.unwrap();
-        assert!(f.storage.list(&f.partition.bucket, "").await.unwrap().is_empty());
+        assert!(
+            f.storage
+                .list(&f.partition.bucket, "")
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
         // An orphan from a crashed run long ago, and one from a run that may still be writing.
-        let old = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, 1_000_000_000, 0)).simple().to_string();
+        let old = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            1_000_000_000,
+            0,
+        ))
+        .simple()
+        .to_string();
         let young = new_run_id();
         for run in [&old, &young] {
             let key = format!("{}run-{run}/part-00000.parquet", f.partition.key_prefix());
-            f.storage.put(&f.partition.bucket, &key, bytes::Bytes::from_static(b"x")).await.unwrap();
+            f.storage
+                .put(&f.partition.bucket, &key, bytes::Bytes::from_static(b"x"))
+                .await
+                .unwrap();
         }
         let published = run(&f, &[ids(0..3)], WriteOptions::default()).await;
-        let left: Vec<String> = f.storage.list(&f.partition.bucket, "").await.unwrap().into_iter().map(|o| o.key).collect();
+        let left: Vec<String> = f
+            .storage
+            .list(&f.partition.bucket, "")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
         assert_eq!(left.len(), 2, "{left:?}");
         assert!(left.iter().any(|k| k.contains(&young)));
         assert!(left.iter().any(|k| k.contains(&published.run_id)));

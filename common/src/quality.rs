@@ -6,7 +6,6 @@
 //! failed, so a dashboard can plot them.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
@@ -96,7 +95,10 @@ impl QualityReport {
             let object = line.as_object_mut().expect("reports are objects");
             object.remove("checks");
             object.insert("passed".into(), self.passed().into());
-            object.insert("check".into(), serde_json::to_value(check).expect("checks serialize"));
+            object.insert(
+                "check".into(),
+                serde_json::to_value(check).expect("checks serialize"),
+            );
             body.push_str(&line.to_string());
             body.push('\n');
         }
@@ -162,14 +164,22 @@ impl QualityCheck {
             let fresh = match as_int.as_ref().filter(|a| !a.is_null(row)) {
                 Some(a) => {
                     let v = a.as_primitive::<Int64Type>().value(row);
-                    self.ids.integers.insert(v).then_some(()).ok_or_else(|| v.to_string())
+                    self.ids
+                        .integers
+                        .insert(v)
+                        .then_some(())
+                        .ok_or_else(|| v.to_string())
                 }
                 None => {
                     let text = as_text
                         .as_ref()
                         .map(|a| a.as_string::<i32>().value(row).to_owned())
                         .unwrap_or_default();
-                    self.ids.texts.insert(text.clone().into()).then_some(()).ok_or(text)
+                    self.ids
+                        .texts
+                        .insert(text.clone().into())
+                        .then_some(())
+                        .ok_or(text)
                 }
             };
             if let Err(id) = fresh {
@@ -226,12 +236,12 @@ pub fn check_batch(batch: &RecordBatch, id: &str, completeness: &str) -> Vec<Che
     check.results()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use arrow::array::{Int32Array, StringArray};
     use arrow::datatypes::{Field, Schema};
+    use std::sync::Arc;
 
     fn batch(ids: Vec<Option<&str>>, refs: Vec<Option<&str>>) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
@@ -240,14 +250,20 @@ mod tests {
         ]));
         RecordBatch::try_new(
             schema,
-            vec![Arc::new(StringArray::from(ids)), Arc::new(StringArray::from(refs))],
+            vec![
+                Arc::new(StringArray::from(ids)),
+                Arc::new(StringArray::from(refs)),
+            ],
         )
         .unwrap()
     }
 
     #[test]
     fn passes_unique_complete_data() {
-        let b = batch(vec![Some("1"), Some("2"), Some("x")], vec![Some("a"), Some("b"), Some("c")]);
+        let b = batch(
+            vec![Some("1"), Some("2"), Some("x")],
+            vec![Some("a"), Some("b"), Some("c")],
+        );
         let results = check_batch(&b, "id", "reference");
         assert!(results.iter().all(|r| r.passed), "{results:?}");
     }
@@ -255,8 +271,14 @@ mod tests {
     #[test]
     fn counts_duplicates_across_batches_with_examples() {
         let mut check = QualityCheck::new("id", "reference");
-        check.add(&batch(vec![Some("1"), Some("2")], vec![Some("a"), Some("b")]));
-        check.add(&batch(vec![Some("2"), Some("1"), Some("3")], vec![Some("a"), Some("b"), Some("c")]));
+        check.add(&batch(
+            vec![Some("1"), Some("2")],
+            vec![Some("a"), Some("b")],
+        ));
+        check.add(&batch(
+            vec![Some("2"), Some("1"), Some("3")],
+            vec![Some("a"), Some("b"), Some("c")],
+        ));
         let results = check.results();
         assert_eq!(results[0].check, "unique_id");
         assert!(!results[0].passed);
@@ -275,7 +297,10 @@ mod tests {
         let refs: Vec<Option<&str>> = (0..100).map(|i| (i >= 2).then_some("r")).collect();
         let b = RecordBatch::try_new(
             schema,
-            vec![Arc::new(Int32Array::from(ids)), Arc::new(StringArray::from(refs))],
+            vec![
+                Arc::new(Int32Array::from(ids)),
+                Arc::new(StringArray::from(refs)),
+            ],
         )
         .unwrap();
         let results = check_batch(&b, "id", "reference");
@@ -283,12 +308,20 @@ mod tests {
         assert!(!results[2].passed, "98% < 99%");
         assert_eq!(results[2].value, 0.98);
         let mut report = QualityReport {
-            stage: "parse".into(), table: "t".into(), layer: "parsed".into(),
-            partition_date: "20261121".into(), run_id: "r".into(), rows: 100,
-            checks: results, recorded_at: String::new(),
+            stage: "parse".into(),
+            table: "t".into(),
+            layer: "parsed".into(),
+            partition_date: "20261121".into(),
+            run_id: "r".into(),
+            rows: 100,
+            checks: results,
+            recorded_at: String::new(),
         };
         assert!(!report.passed());
-        assert_eq!(report.failures(), "completeness_reference = 0.98 (threshold 0.99)");
+        assert_eq!(
+            report.failures(),
+            "completeness_reference = 0.98 (threshold 0.99)"
+        );
         report.checks.truncate(2);
         assert!(report.passed());
     }

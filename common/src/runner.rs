@@ -111,8 +111,10 @@ impl RunnerSettings {
         let d = Self::default();
         let settings = Self {
             concurrency: env.parse_or("TASCOMI_CONCURRENCY", d.concurrency)?,
-            visibility_timeout: env
-                .secs_or("TASCOMI_VISIBILITY_TIMEOUT_SECS", d.visibility_timeout.as_secs())?,
+            visibility_timeout: env.secs_or(
+                "TASCOMI_VISIBILITY_TIMEOUT_SECS",
+                d.visibility_timeout.as_secs(),
+            )?,
             wait_time: env.secs_or("TASCOMI_WAIT_TIME_SECS", d.wait_time.as_secs())?,
             shutdown_grace: env
                 .secs_or("TASCOMI_SHUTDOWN_GRACE_SECS", d.shutdown_grace.as_secs())?,
@@ -140,10 +142,15 @@ impl RunnerSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {
     /// Handled; this many next-stage messages were sent, then it was acknowledged.
-    Done { sent: usize },
+    Done {
+        sent: usize,
+    },
     Discarded(String),
     /// Left for redelivery after this delay.
-    Retrying { reason: String, after: Duration },
+    Retrying {
+        reason: String,
+        after: Duration,
+    },
     DeadLettered(String),
 }
 
@@ -182,7 +189,11 @@ impl<H: Handler> Runner<H> {
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
         let mut tasks = JoinSet::new();
         let mut receive_failures = 0u32;
-        tracing::info!(stage = self.handler.stage(), queue = self.input.name(), "runner started");
+        tracing::info!(
+            stage = self.handler.stage(),
+            queue = self.input.name(),
+            "runner started"
+        );
         while !shutdown.is_cancelled() {
             // Receive only when a message could start at once.
             drop(permits.clone().acquire_owned().await?);
@@ -302,7 +313,9 @@ impl<H: Handler> Runner<H> {
                         {
                             // Not acknowledged: the message comes back and the (idempotent)
                             // handler runs again, which re-sends.
-                            return self.retry(received, format!("sending the next message: {err}")).await;
+                            return self
+                                .retry(received, format!("sending the next message: {err}"))
+                                .await;
                         }
                     }
                 }
@@ -482,8 +495,17 @@ mod tests {
                 refined_bucket: "refined".into(),
                 database_prefix: "t".into(),
             };
-            let p = layout.partition(&m.table, Layer::Raw, chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap());
-            Ok(vec![PartitionReady::new(&p, format!("s3://raw/{}", p.key_prefix()), "run".into(), None)])
+            let p = layout.partition(
+                &m.table,
+                Layer::Raw,
+                chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
+            );
+            Ok(vec![PartitionReady::new(
+                &p,
+                format!("s3://raw/{}", p.key_prefix()),
+                "run".into(),
+                None,
+            )])
         }
     }
 
@@ -514,7 +536,13 @@ mod tests {
             Some(Arc::new(dlq.clone())),
             settings,
         ));
-        Harness { input, next, dlq, stage, runner }
+        Harness {
+            input,
+            next,
+            dlq,
+            stage,
+            runner,
+        }
     }
 
     fn request(table: &str) -> String {
@@ -541,7 +569,9 @@ mod tests {
         assert!(h.input.bodies().is_empty(), "both acknowledged");
         let forwarded = h.next.receive(10, Duration::ZERO).await.unwrap();
         assert_eq!(forwarded.len(), 2);
-        assert!(forwarded[0].attributes["traceparent"].contains("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert!(
+            forwarded[0].attributes["traceparent"].contains("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
         let m: PartitionReady = messages::decode(&forwarded[0].body, |_| true).unwrap();
         assert_eq!(m.layer, Layer::Raw);
     }
@@ -549,14 +579,23 @@ mod tests {
     #[tokio::test]
     async fn classes_decide_the_fate_of_a_message() {
         let h = harness(Duration::from_secs(30));
-        for body in [request("broken"), request("done_already"), "{not json".into(), request("unknown_table")] {
+        for body in [
+            request("broken"),
+            request("done_already"),
+            "{not json".into(),
+            request("unknown_table"),
+        ] {
             h.input.send(&body, &BTreeMap::new()).await.unwrap();
         }
         let done = h.runner.drain(Duration::from_millis(50)).await;
         assert_eq!(done.len(), 4);
-        assert!(matches!(&done[0], Disposition::DeadLettered(r) if r.contains("page 3 is not JSON")));
+        assert!(
+            matches!(&done[0], Disposition::DeadLettered(r) if r.contains("page 3 is not JSON"))
+        );
         assert!(matches!(&done[1], Disposition::Discarded(r) if r == "already published"));
-        assert!(matches!(&done[2], Disposition::DeadLettered(r) if r.contains("not a JSON object")));
+        assert!(
+            matches!(&done[2], Disposition::DeadLettered(r) if r.contains("not a JSON object"))
+        );
         assert!(matches!(&done[3], Disposition::DeadLettered(r) if r.contains("not configured")));
         assert!(h.input.bodies().is_empty());
         let dead = h.dlq.receive(10, Duration::ZERO).await.unwrap();
@@ -569,9 +608,14 @@ mod tests {
     #[tokio::test]
     async fn transient_failures_retry_after_a_backoff_then_succeed() {
         let h = harness(Duration::from_secs(30));
-        h.input.send(&request("flaky"), &BTreeMap::new()).await.unwrap();
+        h.input
+            .send(&request("flaky"), &BTreeMap::new())
+            .await
+            .unwrap();
         let first = h.runner.drain(Duration::from_millis(10)).await;
-        assert!(matches!(&first[0], Disposition::Retrying { reason, after } if reason == "throttled" && *after == Duration::from_millis(100)));
+        assert!(
+            matches!(&first[0], Disposition::Retrying { reason, after } if reason == "throttled" && *after == Duration::from_millis(100))
+        );
         assert_eq!(h.input.bodies().len(), 1, "left on the queue");
         let second = h.runner.drain(Duration::from_millis(300)).await;
         assert_eq!(second, vec![Disposition::Done { sent: 1 }]);
@@ -581,7 +625,10 @@ mod tests {
     async fn a_slow_message_stays_invisible_while_it_is_handled() {
         // Visibility 100 ms, handling 300 ms: without the heartbeat a second consumer would get it.
         let h = harness(Duration::from_millis(100));
-        h.input.send(&request("slow"), &BTreeMap::new()).await.unwrap();
+        h.input
+            .send(&request("slow"), &BTreeMap::new())
+            .await
+            .unwrap();
         let runner = h.runner.clone();
         let first = tokio::spawn(async move { runner.drain(Duration::from_millis(10)).await });
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -593,7 +640,10 @@ mod tests {
     #[tokio::test]
     async fn run_stops_on_shutdown_after_finishing_in_flight_work() {
         let h = harness(Duration::from_secs(30));
-        h.input.send(&request("appeals"), &BTreeMap::new()).await.unwrap();
+        h.input
+            .send(&request("appeals"), &BTreeMap::new())
+            .await
+            .unwrap();
         let token = CancellationToken::new();
         let task = tokio::spawn(h.runner.clone().run(token.clone()));
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -610,7 +660,10 @@ mod tests {
         assert!(err.contains("TASCOMI_CONCURRENCY"), "{err}");
         let env = Env::from_pairs([("TASCOMI_VISIBILITY_TIMEOUT_SECS", "5m")]);
         let err = RunnerSettings::from_env(&env).unwrap_err().to_string();
-        assert!(err.contains("TASCOMI_VISIBILITY_TIMEOUT_SECS=\"5m\""), "{err}");
+        assert!(
+            err.contains("TASCOMI_VISIBILITY_TIMEOUT_SECS=\"5m\""),
+            "{err}"
+        );
         let s = RunnerSettings::from_env(&Env::default()).unwrap();
         assert_eq!(s.visibility_timeout, Duration::from_secs(300));
     }

@@ -54,7 +54,11 @@ pub fn init(env: &Env, service: &'static str) -> anyhow::Result<TelemetryGuard> 
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     if env.get("TASCOMI_LOG_FORMAT") == Some("json") {
         registry
-            .with(tracing_subscriber::fmt::layer().json().with_current_span(true))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true),
+            )
             .try_init()?;
     } else {
         registry

@@ -18,7 +18,11 @@ use crate::stage::Stage;
 use crate::target::{AwsTarget, Target};
 
 #[derive(Debug, Parser)]
-#[command(name = "tascomi", version, about = "Operate the Tascomi planning data pipeline")]
+#[command(
+    name = "tascomi",
+    version,
+    about = "Operate the Tascomi planning data pipeline"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -177,7 +181,11 @@ fn load_pipeline(args: &TargetArgs) -> anyhow::Result<PipelineFile> {
 }
 
 fn load_dictionary(args: &TargetArgs, pipeline: &PipelineFile) -> anyhow::Result<ColumnTypes> {
-    match args.dictionary.as_ref().or(pipeline.column_type_dictionary.as_ref()) {
+    match args
+        .dictionary
+        .as_ref()
+        .or(pipeline.column_type_dictionary.as_ref())
+    {
         Some(path) => Ok(ColumnTypes::load(path)?),
         None => Ok(ColumnTypes::default()),
     }
@@ -196,7 +204,7 @@ async fn target(args: &TargetArgs, env: &Env) -> anyhow::Result<Target> {
         .await?;
         Ok(Target::Local(Box::new(local)))
     } else {
-        Ok(Target::Aws(AwsTarget::from_env(env, pipeline).await?))
+        Ok(Target::Aws(Box::new(AwsTarget::from_env(env, pipeline).await?)))
     }
 }
 
@@ -204,12 +212,21 @@ async fn target(args: &TargetArgs, env: &Env) -> anyhow::Result<Target> {
 async fn run(command: Command, env: &Env) -> anyhow::Result<ExitCode> {
     match command {
         Command::Demo { data_dir, nights } => crate::demo::demo(&data_dir, nights).await,
-        Command::Run { target, api_url, tables, as_of } => {
-            run_local_night(&target, env, &api_url, &tables, as_of).await
-        }
-        Command::Ingest { table, mode, target: args } => {
+        Command::Run {
+            target,
+            api_url,
+            tables,
+            as_of,
+        } => run_local_night(&target, env, &api_url, &tables, as_of).await,
+        Command::Ingest {
+            table,
+            mode,
+            target: args,
+        } => {
             if args.local {
-                bail!("`ingest` sends to the deployment's queue; on the embedded default use `tascomi run --local --tables {table}`");
+                bail!(
+                    "`ingest` sends to the deployment's queue; on the embedded default use `tascomi run --local --tables {table}`"
+                );
             }
             let target = target(&args, env).await?;
             let request = IngestRequest {
@@ -218,11 +235,22 @@ async fn run(command: Command, env: &Env) -> anyhow::Result<ExitCode> {
                 requested_by: format!("operator:{}", env.get("USER").unwrap_or("unknown")),
                 as_of: None,
             };
-            target.send(Stage::Ingest, &messages::encode(&request)).await?;
+            target
+                .send(Stage::Ingest, &messages::encode(&request))
+                .await?;
             println!("sent an ingest request for {table} ({mode:?})");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay { stage, table, all: _, from, to, dry_run, as_of, target: args } => {
+        Command::Replay {
+            stage,
+            table,
+            all: _,
+            from,
+            to,
+            dry_run,
+            as_of,
+            target: args,
+        } => {
             let target = target(&args, env).await?;
             let tables = ops::tables(&target, table.as_ref());
             let replay = ops::replay_messages(&target, stage, &tables, from, to, as_of).await?;
@@ -237,17 +265,32 @@ async fn run(command: Command, env: &Env) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Reset { table, stage, from, yes, as_of, target: args } => {
+        Command::Reset {
+            table,
+            stage,
+            from,
+            yes,
+            as_of,
+            target: args,
+        } => {
             let target = target(&args, env).await?;
             let plan = ops::plan_reset(&target, &table, stage, from, as_of).await?;
             confirm_and_execute(&target, &plan, yes).await
         }
-        Command::Rollback { table, to, yes, target: args } => {
+        Command::Rollback {
+            table,
+            to,
+            yes,
+            target: args,
+        } => {
             let target = target(&args, env).await?;
             let plan = ops::plan_rollback(&target, &table, to).await?;
             confirm_and_execute(&target, &plan, yes).await
         }
-        Command::Redrive { stage, target: args } => {
+        Command::Redrive {
+            stage,
+            target: args,
+        } => {
             let target = target(&args, env).await?;
             let moved = target.redrive(stage).await?;
             for letter in &moved {
@@ -274,13 +317,24 @@ async fn run(command: Command, env: &Env) -> anyhow::Result<ExitCode> {
             for d in drifts.iter().filter(|d| !d.is_empty()) {
                 any = true;
                 if d.missing_from_dictionary {
-                    println!("{}: not in the column-type dictionary (every column stays text)", d.table);
+                    println!(
+                        "{}: not in the column-type dictionary (every column stays text)",
+                        d.table
+                    );
                 }
                 if !d.new_columns.is_empty() {
-                    println!("{}: new columns arriving as text: {}", d.table, d.new_columns.join(", "));
+                    println!(
+                        "{}: new columns arriving as text: {}",
+                        d.table,
+                        d.new_columns.join(", ")
+                    );
                 }
                 if !d.missing_columns.is_empty() {
-                    println!("{}: dictionary columns missing from the data: {}", d.table, d.missing_columns.join(", "));
+                    println!(
+                        "{}: dictionary columns missing from the data: {}",
+                        d.table,
+                        d.missing_columns.join(", ")
+                    );
                 }
             }
             if any {
@@ -294,7 +348,11 @@ async fn run(command: Command, env: &Env) -> anyhow::Result<ExitCode> {
 }
 
 #[allow(clippy::print_stdout)]
-async fn confirm_and_execute(target: &Target, plan: &ops::Plan, yes: bool) -> anyhow::Result<ExitCode> {
+async fn confirm_and_execute(
+    target: &Target,
+    plan: &ops::Plan,
+    yes: bool,
+) -> anyhow::Result<ExitCode> {
     print!("{}", plan.describe());
     if !yes {
         println!("nothing changed: run again with --yes to carry out this plan");
@@ -309,7 +367,11 @@ async fn confirm_and_execute(target: &Target, plan: &ops::Plan, yes: bool) -> an
 pub async fn status_report(target: &Target, today: NaiveDate) -> anyhow::Result<String> {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let _ = writeln!(out, "{:<28} {:<10} {:>10} {:>6} {:>10} {:>5}", "table", "layer", "latest", "age", "rows", "parts");
+    let _ = writeln!(
+        out,
+        "{:<28} {:<10} {:>10} {:>6} {:>10} {:>5}",
+        "table", "layer", "latest", "age", "rows", "parts"
+    );
     for s in ops::status(target, today).await? {
         let _ = writeln!(
             out,
@@ -320,10 +382,18 @@ pub async fn status_report(target: &Target, today: NaiveDate) -> anyhow::Result<
             s.age_days.map_or("-".into(), |d| format!("{d}d")),
             s.rows.map_or("-".into(), |r| r.to_string()),
             s.partitions,
-            if s.stale && s.layer == common::Layer::Snapshot { "  STALE" } else { "" }
+            if s.stale && s.layer == common::Layer::Snapshot {
+                "  STALE"
+            } else {
+                ""
+            }
         );
     }
-    let _ = writeln!(out, "\n{:<10} {:>8} {:>9} {:>12}", "queue", "waiting", "in flight", "dead letters");
+    let _ = writeln!(
+        out,
+        "\n{:<10} {:>8} {:>9} {:>12}",
+        "queue", "waiting", "in flight", "dead letters"
+    );
     for (stage, depth, dead) in target.queue_depths().await? {
         let _ = writeln!(
             out,
@@ -339,7 +409,11 @@ pub async fn status_report(target: &Target, today: NaiveDate) -> anyhow::Result<
 
 /// The tables a night runs: the named ones (tables the pipeline file does not name run with
 /// the defaults), else the file's daily tables and, on Sundays, its weekly ones.
-pub fn tables_for_night(pipeline: &mut PipelineFile, named: &[TableName], today: NaiveDate) -> Vec<TableName> {
+pub fn tables_for_night(
+    pipeline: &mut PipelineFile,
+    named: &[TableName],
+    today: NaiveDate,
+) -> Vec<TableName> {
     use chrono::Datelike;
     if named.is_empty() {
         let sunday = today.weekday() == chrono::Weekday::Sun;
@@ -352,7 +426,9 @@ pub fn tables_for_night(pipeline: &mut PipelineFile, named: &[TableName], today:
     }
     for table in named {
         if !pipeline.contains(table) {
-            pipeline.tables.push(TableConfig::with_defaults(table.clone()));
+            pipeline
+                .tables
+                .push(TableConfig::with_defaults(table.clone()));
         }
     }
     named.to_vec()
@@ -367,11 +443,15 @@ async fn run_local_night(
     as_of: Option<NaiveDate>,
 ) -> anyhow::Result<ExitCode> {
     if !args.local {
-        bail!("`run` runs on the embedded default: pass --local (on AWS the schedule runs the night)");
+        bail!(
+            "`run` runs on the embedded default: pass --local (on AWS the schedule runs the night)"
+        );
     }
     let credentials = ingest_svc::Credentials::new(
-        env.secret("TASCOMI_PUBLIC_KEY").context("TASCOMI_PUBLIC_KEY is required")?,
-        env.secret("TASCOMI_PRIVATE_KEY").context("TASCOMI_PRIVATE_KEY is required")?,
+        env.secret("TASCOMI_PUBLIC_KEY")
+            .context("TASCOMI_PUBLIC_KEY is required")?,
+        env.secret("TASCOMI_PRIVATE_KEY")
+            .context("TASCOMI_PRIVATE_KEY is required")?,
     );
     let mut pipeline = load_pipeline(args)?;
     let dictionary = load_dictionary(args, &pipeline)?;
@@ -384,10 +464,20 @@ async fn run_local_night(
         api: Some((api_url.to_owned(), credentials)),
     })
     .await?;
-    let failures = crate::demo::run_night(&local, &tables, as_of, std::io::stderr().is_terminal()).await?;
+    let failures =
+        crate::demo::run_night(&local, &tables, as_of, std::io::stderr().is_terminal()).await?;
     for (table, reason) in &failures {
         println!("FAILED {table}: {reason}");
     }
-    println!("{} table(s) run for {}, {} failed", tables.len(), date_value(today), failures.len());
-    Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    println!(
+        "{} table(s) run for {}, {} failed",
+        tables.len(),
+        date_value(today),
+        failures.len()
+    );
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

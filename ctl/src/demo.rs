@@ -42,8 +42,10 @@ pub async fn run_night(
     as_of: Option<NaiveDate>,
     progress: bool,
 ) -> anyhow::Result<BTreeMap<String, String>> {
-    let before: BTreeMap<Stage, usize> =
-        Stage::ALL.into_iter().map(|s| (s, local.dead_letters(s).len())).collect();
+    let before: BTreeMap<Stage, usize> = Stage::ALL
+        .into_iter()
+        .map(|s| (s, local.dead_letters(s).len()))
+        .collect();
     for table in tables {
         let request = IngestRequest {
             table: table.clone(),
@@ -75,18 +77,28 @@ pub async fn demo(data_dir: &Path, nights: u32) -> anyhow::Result<ExitCode> {
             "{} exists and was not made by the demo: choose another --data-dir",
             data_dir.display()
         );
-        std::fs::remove_dir_all(data_dir).with_context(|| format!("clearing {}", data_dir.display()))?;
+        std::fs::remove_dir_all(data_dir)
+            .with_context(|| format!("clearing {}", data_dir.display()))?;
     }
     std::fs::create_dir_all(data_dir)?;
-    std::fs::write(data_dir.join(MARKER), "made by `tascomi demo`; the next demo wipes this folder\n")?;
+    std::fs::write(
+        data_dir.join(MARKER),
+        "made by `tascomi demo`; the next demo wipes this folder\n",
+    )?;
 
     let dictionary_path = tascomi_sim::production_dictionary_path();
     let dictionary = ColumnTypes::load(&dictionary_path).with_context(|| {
-        format!("the demo types columns with the production dictionary, expected at {}", dictionary_path.display())
+        format!(
+            "the demo types columns with the production dictionary, expected at {}",
+            dictionary_path.display()
+        )
     })?;
     let mut pipeline = PipelineFile::parse(DEMO_TABLES, "demo pipeline")?;
     pipeline.column_type_dictionary = Some(dictionary_path);
-    let config = SimConfig { dictionary: dictionary.clone(), ..SimConfig::default() };
+    let config = SimConfig {
+        dictionary: dictionary.clone(),
+        ..SimConfig::default()
+    };
     let first_night = config.history.start + chrono::Duration::days(7);
     let sim = SimApi::start(config).await?;
     println!("simulated Tascomi API at {}", sim.base_url);
@@ -127,13 +139,20 @@ pub async fn demo(data_dir: &Path, nights: u32) -> anyhow::Result<ExitCode> {
         snapshot_dir.display(),
         date_value(last),
     );
-    Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// A table per table and layer: partitions, latest partition, its rows.
 pub async fn summary(target: &Target, tables: &[TableName]) -> anyhow::Result<String> {
     use std::fmt::Write as _;
-    let mut out = format!("{:<14} {:<10} {:>10} {:>10} {:>8}\n", "table", "layer", "partitions", "latest", "rows");
+    let mut out = format!(
+        "{:<14} {:<10} {:>10} {:>10} {:>8}\n",
+        "table", "layer", "partitions", "latest", "rows"
+    );
     for table in tables {
         for layer in Layer::ALL {
             let published = ops::partitions(target, table, layer).await?;
@@ -145,7 +164,9 @@ pub async fn summary(target: &Target, tables: &[TableName]) -> anyhow::Result<St
                 layer.name(),
                 published.len(),
                 latest.map_or("-".into(), |p| date_value(p.date)),
-                latest.and_then(|p| p.info.parameters.get("rows").cloned()).unwrap_or_else(|| "-".into()),
+                latest
+                    .and_then(|p| p.info.parameters.get("rows").cloned())
+                    .unwrap_or_else(|| "-".into()),
             );
         }
     }

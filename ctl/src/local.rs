@@ -148,10 +148,21 @@ impl LocalPipeline {
             let stage = IngestStage::new(p(), pipeline(), settings, credentials)?;
             this.add(Stage::Ingest, stage);
         }
-        this.add(Stage::Parse, ParseStage::new(p(), pipeline(), ParseSettings::default()));
-        let recast = RecastStage::new(p(), pipeline(), options.dictionary, RecastSettings::default());
+        this.add(
+            Stage::Parse,
+            ParseStage::new(p(), pipeline(), ParseSettings::default()),
+        );
+        let recast = RecastStage::new(
+            p(),
+            pipeline(),
+            options.dictionary,
+            RecastSettings::default(),
+        );
         this.add(Stage::Recast, recast);
-        this.add(Stage::Snapshot, SnapshotStage::new(p(), pipeline(), SnapshotSettings::default()));
+        this.add(
+            Stage::Snapshot,
+            SnapshotStage::new(p(), pipeline(), SnapshotSettings::default()),
+        );
         Ok(this)
     }
 
@@ -280,7 +291,9 @@ impl LocalPipeline {
 }
 
 fn dead_letter_path(data_dir: &Path, stage: Stage) -> PathBuf {
-    data_dir.join("_dead_letters").join(format!("{stage}.jsonl"))
+    data_dir
+        .join("_dead_letters")
+        .join(format!("{stage}.jsonl"))
 }
 
 fn read_dead_letters(data_dir: &Path, stage: Stage) -> anyhow::Result<Vec<DeadLetter>> {

@@ -51,7 +51,12 @@ pub async fn partitions(
 pub fn tables(target: &Target, table: Option<&TableName>) -> Vec<TableName> {
     match table {
         Some(table) => vec![table.clone()],
-        None => target.pipeline().tables.iter().map(|t| t.name.clone()).collect(),
+        None => target
+            .pipeline()
+            .tables
+            .iter()
+            .map(|t| t.name.clone())
+            .collect(),
     }
 }
 
@@ -66,7 +71,9 @@ pub async fn replay_messages(
     as_of: Option<NaiveDate>,
 ) -> anyhow::Result<Vec<PartitionReady>> {
     let Some(upstream) = stage.layer().upstream() else {
-        bail!("ingest reads the Tascomi API, not a partition: use `tascomi ingest --mode full` or `retry-failed`");
+        bail!(
+            "ingest reads the Tascomi API, not a partition: use `tascomi ingest --mode full` or `retry-failed`"
+        );
     };
     let mut out = Vec::new();
     for table in tables {
@@ -75,15 +82,29 @@ pub async fn replay_messages(
                 continue;
             }
             let partition_ref = target.platform().layout.partition(table, upstream, p.date);
-            let run_id = p.info.parameters.get("run_id").cloned().unwrap_or_else(|| "replay".into());
-            out.push(PartitionReady::new(&partition_ref, p.info.location.clone(), run_id, as_of));
+            let run_id = p
+                .info
+                .parameters
+                .get("run_id")
+                .cloned()
+                .unwrap_or_else(|| "replay".into());
+            out.push(PartitionReady::new(
+                &partition_ref,
+                p.info.location.clone(),
+                run_id,
+                as_of,
+            ));
         }
     }
     Ok(out)
 }
 
 /// Sends the messages to the stage and lets them take effect.
-pub async fn send_all(target: &Target, stage: Stage, messages: &[PartitionReady]) -> anyhow::Result<()> {
+pub async fn send_all(
+    target: &Target,
+    stage: Stage,
+    messages: &[PartitionReady],
+) -> anyhow::Result<()> {
     for message in messages {
         target.send(stage, &messages::encode(message)).await?;
     }
@@ -136,7 +157,11 @@ impl Plan {
             let partition = platform.layout.partition(&p.table, p.layer, p.date);
             platform
                 .catalog
-                .drop_partition(&partition.database, &partition.catalog_table, &p.info.values)
+                .drop_partition(
+                    &partition.database,
+                    &partition.catalog_table,
+                    &p.info.values,
+                )
                 .await
                 .with_context(|| format!("unpublishing {partition}"))?;
             let keys: Vec<String> = platform
@@ -168,7 +193,15 @@ pub async fn plan_reset(
     from: NaiveDate,
     as_of: Option<NaiveDate>,
 ) -> anyhow::Result<Plan> {
-    let replay = replay_messages(target, stage, std::slice::from_ref(table), from, None, as_of).await?;
+    let replay = replay_messages(
+        target,
+        stage,
+        std::slice::from_ref(table),
+        from,
+        None,
+        as_of,
+    )
+    .await?;
     let mut plan = Plan::default();
     for s in stage.and_downstream() {
         for p in partitions(target, table, s.layer()).await? {
@@ -182,14 +215,22 @@ pub async fn plan_reset(
 }
 
 /// Rollback: make the snapshot of `to` the latest again by removing the later ones.
-pub async fn plan_rollback(target: &Target, table: &TableName, to: NaiveDate) -> anyhow::Result<Plan> {
+pub async fn plan_rollback(
+    target: &Target,
+    table: &TableName,
+    to: NaiveDate,
+) -> anyhow::Result<Plan> {
     let snapshots = partitions(target, table, Layer::Snapshot).await?;
     if !snapshots.iter().any(|p| p.date == to) {
         let dates: Vec<String> = snapshots.iter().map(|p| date_value(p.date)).collect();
         bail!(
             "{table} has no snapshot of {} (it has: {})",
             date_value(to),
-            if dates.is_empty() { "none".into() } else { dates.join(", ") }
+            if dates.is_empty() {
+                "none".into()
+            } else {
+                dates.join(", ")
+            }
         );
     }
     Ok(Plan {
@@ -253,15 +294,24 @@ pub struct Drift {
 
 impl Drift {
     pub fn is_empty(&self) -> bool {
-        self.new_columns.is_empty() && self.missing_columns.is_empty() && !self.missing_from_dictionary
+        self.new_columns.is_empty()
+            && self.missing_columns.is_empty()
+            && !self.missing_from_dictionary
     }
 }
 
 /// The columns of the files of a published partition (from the Parquet footers only).
-async fn partition_columns(target: &Target, info: &PartitionInfo) -> anyhow::Result<BTreeSet<String>> {
+async fn partition_columns(
+    target: &Target,
+    info: &PartitionInfo,
+) -> anyhow::Result<BTreeSet<String>> {
     let storage = target.platform().storage.clone();
-    let (bucket, prefix) = split_s3_uri(&info.location)
-        .with_context(|| format!("partition location {} is not an s3:// address", info.location))?;
+    let (bucket, prefix) = split_s3_uri(&info.location).with_context(|| {
+        format!(
+            "partition location {} is not an s3:// address",
+            info.location
+        )
+    })?;
     let mut columns = BTreeSet::new();
     for object in storage.list(bucket, prefix).await? {
         let metadata = read_metadata(storage.clone(), bucket, &object.key).await?;

@@ -49,7 +49,10 @@ impl AwsTarget {
 
     fn queue(&self, stage: Stage) -> anyhow::Result<&Arc<dyn Queue>> {
         self.queues.get(&stage).ok_or_else(|| {
-            anyhow::anyhow!("TASCOMI_{}_QUEUE_URL is required for this command", stage.env_name())
+            anyhow::anyhow!(
+                "TASCOMI_{}_QUEUE_URL is required for this command",
+                stage.env_name()
+            )
         })
     }
 
@@ -67,7 +70,7 @@ impl AwsTarget {
 #[derive(Debug)]
 pub enum Target {
     Local(Box<LocalPipeline>),
-    Aws(AwsTarget),
+    Aws(Box<AwsTarget>),
 }
 
 impl Target {
@@ -112,7 +115,10 @@ impl Target {
                 Arc::new(local.dead_letter_queue(stage).clone()),
                 Arc::new(local.queue(stage).clone()),
             ),
-            Target::Aws(aws) => (aws.dead_letter_queue(stage)?.clone(), aws.queue(stage)?.clone()),
+            Target::Aws(aws) => (
+                aws.dead_letter_queue(stage)?.clone(),
+                aws.queue(stage)?.clone(),
+            ),
         };
         let mut moved = Vec::new();
         loop {
@@ -149,7 +155,9 @@ impl Target {
                     out.push((stage, depth, Some(dead)));
                 }
                 Target::Aws(aws) => {
-                    let Some(queue) = aws.queues.get(&stage) else { continue };
+                    let Some(queue) = aws.queues.get(&stage) else {
+                        continue;
+                    };
                     let depth = queue.depth().await?;
                     let dead = match aws.dead_letters.get(&stage) {
                         Some(dlq) => {

@@ -147,7 +147,10 @@ mod tests {
         );
         // The brief's known answer, computed from an instant (winter, so UTC = London).
         assert_eq!(
-            credentials.headers_at(utc("2026-11-21T23:30:10Z")).hash.expose(),
+            credentials
+                .headers_at(utc("2026-11-21T23:30:10Z"))
+                .hash
+                .expose(),
             "YTE0ODQ4M2QxYmU1NzgzYjcxMDQxMDQwOWNhODdlNmYwYzZjZTRkNWQ1YTY0NWQ5NzlkNjg3OWU5NjA1OWRjOA=="
         );
     }
@@ -157,10 +160,15 @@ mod tests {
         let credentials = Credentials::new(Secret::new("A".into()), Secret::new("B".into()));
         let at = utc("2026-03-29T00:59:30Z"); // one minute before the clocks go forward
         let now = credentials.headers_at(at).hash;
-        let next = credentials.headers_at(at + chrono::Duration::minutes(1)).hash;
+        let next = credentials
+            .headers_at(at + chrono::Duration::minutes(1))
+            .hash;
         assert_ne!(now, next);
         // 01:00 UTC on 29 March is 02:00 BST: the London minute jumps an hour.
-        assert_eq!(london_minute(at + chrono::Duration::minutes(1)), "202603290200");
+        assert_eq!(
+            london_minute(at + chrono::Duration::minutes(1)),
+            "202603290200"
+        );
         assert!(credentials.accepts(now.expose(), at));
         assert!(credentials.accepts(now.expose(), at + chrono::Duration::minutes(1)));
         assert!(!credentials.accepts(now.expose(), at + chrono::Duration::minutes(2)));

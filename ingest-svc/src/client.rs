@@ -94,18 +94,24 @@ impl ClientSettings {
         }
         let d = Self::new(&base_url);
         let settings = Self {
-            connect_timeout: env
-                .secs_or("TASCOMI_API_CONNECT_TIMEOUT_SECS", d.connect_timeout.as_secs())?,
+            connect_timeout: env.secs_or(
+                "TASCOMI_API_CONNECT_TIMEOUT_SECS",
+                d.connect_timeout.as_secs(),
+            )?,
             read_timeout: env.secs_or("TASCOMI_API_READ_TIMEOUT_SECS", d.read_timeout.as_secs())?,
-            request_timeout: env
-                .secs_or("TASCOMI_API_REQUEST_TIMEOUT_SECS", d.request_timeout.as_secs())?,
+            request_timeout: env.secs_or(
+                "TASCOMI_API_REQUEST_TIMEOUT_SECS",
+                d.request_timeout.as_secs(),
+            )?,
             max_attempts: env.parse_or("TASCOMI_API_MAX_ATTEMPTS", d.max_attempts)?,
             backoff_base: Duration::from_millis(
                 env.parse_or("TASCOMI_API_BACKOFF_BASE_MS", DEFAULT_BACKOFF_BASE_MS)?,
             ),
             backoff_max: env.secs_or("TASCOMI_API_BACKOFF_MAX_SECS", d.backoff_max.as_secs())?,
-            max_concurrent_requests: env
-                .parse_or("TASCOMI_API_MAX_CONCURRENT_REQUESTS", d.max_concurrent_requests)?,
+            max_concurrent_requests: env.parse_or(
+                "TASCOMI_API_MAX_CONCURRENT_REQUESTS",
+                d.max_concurrent_requests,
+            )?,
             ..d
         };
         for (variable, zero) in [
@@ -520,7 +526,10 @@ mod tests {
     #[test]
     fn empty_and_null_bodies_hold_no_records() {
         for body in ["", "  \n", "null", "[]"] {
-            assert!(parse_records(body.as_bytes()).unwrap().is_empty(), "{body:?}");
+            assert!(
+                parse_records(body.as_bytes()).unwrap().is_empty(),
+                "{body:?}"
+            );
         }
         let records = parse_records(br#"[{"id": "1", "x": null}]"#).unwrap();
         assert_eq!(records[0]["id"], "1");
@@ -566,9 +575,15 @@ mod tests {
         let table: TableName = "appeals".parse().unwrap();
         let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
         let url = client.page_url(&table, Query::UpdatedOn(day), 3);
-        assert_eq!(url, "http://127.0.0.1:1/rest/v1/appeals?page=3&last_updated=2026-11-20");
+        assert_eq!(
+            url,
+            "http://127.0.0.1:1/rest/v1/appeals?page=3&last_updated=2026-11-20"
+        );
         assert_eq!(Query::of_url(&url), Query::UpdatedOn(day));
-        assert_eq!(Query::of_url(&client.page_url(&table, Query::All, 1)), Query::All);
+        assert_eq!(
+            Query::of_url(&client.page_url(&table, Query::All, 1)),
+            Query::All
+        );
     }
 
     #[test]
@@ -586,15 +601,24 @@ mod tests {
         .unwrap();
         for _ in 0..50 {
             let first = client.backoff(1, None);
-            assert!((50..=100).contains(&(first.as_millis() as u64)), "{first:?}");
+            assert!(
+                (50..=100).contains(&(first.as_millis() as u64)),
+                "{first:?}"
+            );
             let third = client.backoff(3, None);
-            assert!((200..=400).contains(&(third.as_millis() as u64)), "{third:?}");
+            assert!(
+                (200..=400).contains(&(third.as_millis() as u64)),
+                "{third:?}"
+            );
             let capped = client.backoff(30, None);
             assert!(capped <= Duration::from_millis(1_000));
             let told = client.backoff(1, Some(Duration::from_secs(2)));
             assert_eq!(told, Duration::from_secs(2));
         }
-        assert_eq!(client.backoff(1, Some(Duration::from_secs(3600))), MAX_RETRY_AFTER);
+        assert_eq!(
+            client.backoff(1, Some(Duration::from_secs(3600))),
+            MAX_RETRY_AFTER
+        );
     }
 
     #[test]
@@ -602,7 +626,10 @@ mod tests {
         let env = Env::from_pairs([("TASCOMI_API_BASE_URL", "https://council.example/rest/v1")]);
         let settings = ClientSettings::from_env(&env).unwrap();
         assert_eq!(settings.base_url, "https://council.example/rest/v1/");
-        assert_eq!(settings.max_concurrent_requests, DEFAULT_MAX_CONCURRENT_REQUESTS);
+        assert_eq!(
+            settings.max_concurrent_requests,
+            DEFAULT_MAX_CONCURRENT_REQUESTS
+        );
         assert_eq!(settings.max_attempts, DEFAULT_MAX_ATTEMPTS);
         let env = Env::from_pairs([
             ("TASCOMI_API_BASE_URL", "https://council.example/"),

@@ -60,7 +60,9 @@ impl KeySource {
     /// For logs: where the keys come from, without them.
     pub fn describe(&self) -> String {
         match self {
-            KeySource::Environment(_) => format!("environment ({PUBLIC_KEY_VAR}, {PRIVATE_KEY_VAR})"),
+            KeySource::Environment(_) => {
+                format!("environment ({PUBLIC_KEY_VAR}, {PRIVATE_KEY_VAR})")
+            }
             KeySource::SecretsManager { secret_id } => format!("secrets manager ({secret_id})"),
         }
     }
@@ -138,7 +140,9 @@ mod tests {
                 secret_id: "tascomi/api".into()
             }
         );
-        let err = KeySource::from_env(&Env::default()).unwrap_err().to_string();
+        let err = KeySource::from_env(&Env::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(SECRET_ID_VAR), "{err}");
     }
 

@@ -171,18 +171,39 @@ mod tests {
         let today = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
         let builder = RowBuilder::new(&table, at, today);
         let records = vec![
-            record(r#"{"id":"1","last_updated":"2026-11-20 23:59:59","gis_map_image_base64":"AAAA","z":"é \"q\"","a":null}"#),
+            record(
+                r#"{"id":"1","last_updated":"2026-11-20 23:59:59","gis_map_image_base64":"AAAA","z":"é \"q\"","a":null}"#,
+            ),
             record(r#"{"id":"2","last_updated":"2026-11-21 00:00:01"}"#),
             record(r#"{"id":"3","last_updated":null}"#),
         ];
-        let (batch, rows) = builder.page(4, "http://x/applications?page=4", 200, records).unwrap();
-        assert_eq!(rows, PageRows { written: 2, skipped_today: 1 });
+        let (batch, rows) = builder
+            .page(4, "http://x/applications?page=4", 200, records)
+            .unwrap();
+        assert_eq!(
+            rows,
+            PageRows {
+                written: 2,
+                skipped_today: 1
+            }
+        );
         assert_eq!(batch.schema().field(4).name(), "applications");
-        let json = batch.column(4).as_any().downcast_ref::<StringArray>().unwrap();
+        let json = batch
+            .column(4)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         // Field order and values are kept; only the image is gone.
-        assert_eq!(json.value(0), r#"{"id":"1","last_updated":"2026-11-20 23:59:59","z":"é \"q\"","a":null}"#);
+        assert_eq!(
+            json.value(0),
+            r#"{"id":"1","last_updated":"2026-11-20 23:59:59","z":"é \"q\"","a":null}"#
+        );
         assert_eq!(json.value(1), r#"{"id":"3","last_updated":null}"#);
-        let seconds = batch.column(6).as_any().downcast_ref::<StringArray>().unwrap();
+        let seconds = batch
+            .column(6)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         assert_eq!(seconds.value(0), at.timestamp().to_string());
         assert!(batch.column(3).is_null(0));
     }
@@ -191,12 +212,20 @@ mod tests {
     fn a_failed_page_is_one_row_with_its_error_and_no_record() {
         let table: TableName = "appeals".parse().unwrap();
         let builder = RowBuilder::new(&table, Utc::now(), NaiveDate::MAX);
-        let batch = builder.failed_page(7, "http://x/appeals?page=7", Some(500), "http 500").unwrap();
+        let batch = builder
+            .failed_page(7, "http://x/appeals?page=7", Some(500), "http 500")
+            .unwrap();
         assert_eq!(batch.num_rows(), 1);
         assert!(batch.column(4).is_null(0));
-        let status = batch.column(2).as_any().downcast_ref::<Int32Array>().unwrap();
+        let status = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<Int32Array>()
+            .unwrap();
         assert_eq!(status.value(0), 500);
-        let none = builder.failed_page(1, "u", None, "connection failed").unwrap();
+        let none = builder
+            .failed_page(1, "u", None, "connection failed")
+            .unwrap();
         assert!(none.column(2).is_null(0));
     }
 }

@@ -34,7 +34,7 @@ use crate::auth::Credentials;
 use crate::client::{ClientSettings, FetchError, Query, TascomiClient};
 use crate::keys::KeySource;
 use crate::raw::{self, RowBuilder};
-use crate::state::{self, FailedPage, ImportKind, ImportRecord, Plan, StateError, TableState};
+use crate::state::{self, FailedPage, ImportKind, ImportRecord, Plan, StateError};
 
 /// Rows read at a time when an earlier partition is copied (retry-failed).
 const COPY_BATCH_ROWS: usize = 512;
@@ -60,7 +60,8 @@ impl IngestSettings {
     pub fn from_env(env: &Env, pipeline: &PipelineFile) -> Result<Self, ConfigError> {
         let settings = Self {
             client: ClientSettings::from_env(env)?,
-            max_lookback_days: env.parse_or("TASCOMI_MAX_LOOKBACK_DAYS", pipeline.max_lookback_days)?,
+            max_lookback_days: env
+                .parse_or("TASCOMI_MAX_LOOKBACK_DAYS", pipeline.max_lookback_days)?,
         };
         if settings.max_lookback_days == 0 {
             return Err(ConfigError::Invalid {
@@ -88,7 +89,9 @@ pub enum IngestError {
         #[source]
         source: ParquetIoError,
     },
-    #[error("the partition {partition} holds a file that is not a raw file of this table ({key}): {message}")]
+    #[error(
+        "the partition {partition} holds a file that is not a raw file of this table ({key}): {message}"
+    )]
     ForeignFile {
         partition: String,
         key: String,
@@ -109,7 +112,9 @@ pub enum IngestError {
     },
     #[error("retry-failed for table {table}: {reason}")]
     NothingToRetry { table: String, reason: String },
-    #[error("retry-failed for table {table}: the latest import's partition {partition} is not in the catalog")]
+    #[error(
+        "retry-failed for table {table}: the latest import's partition {partition} is not in the catalog"
+    )]
     LatestNotPublished { table: String, partition: String },
 }
 
@@ -405,10 +410,23 @@ impl IngestStage {
         record.settle_days();
         table_state.record(record);
         state::save(&self.platform.storage, bucket, &table_state).await?;
-        Ok(self.outcome(request, partition, mode, published, Vec::new(), Vec::new(), run))
+        Ok(self.outcome(
+            request,
+            partition,
+            mode,
+            published,
+            Vec::new(),
+            Vec::new(),
+            run,
+        ))
     }
 
-    fn start_run<'a>(&'a self, table: &'a TableName, partition: PartitionRef, today: NaiveDate) -> Run<'a> {
+    fn start_run<'a>(
+        &'a self,
+        table: &'a TableName,
+        partition: PartitionRef,
+        today: NaiveDate,
+    ) -> Run<'a> {
         let rows = RowBuilder::new(table, Utc::now(), today);
         let writer = PartitionWriter::new(
             self.platform.storage.clone(),
@@ -499,7 +517,8 @@ impl Run<'_> {
                 return Ok(());
             }
         };
-        self.fetch_pages((2..=pages).map(|p| (query, p)).collect()).await
+        self.fetch_pages((2..=pages).map(|p| (query, p)).collect())
+            .await
     }
 
     /// Fetches the given pages, a few at a time, writing each in order.
@@ -674,7 +693,10 @@ impl Run<'_> {
             ("requested_by".to_owned(), request.requested_by.clone()),
             ("pages_fetched".to_owned(), totals.pages_fetched.to_string()),
             ("failed_pages".to_owned(), totals.failed.len().to_string()),
-            ("records_skipped_today".to_owned(), totals.skipped_today.to_string()),
+            (
+                "records_skipped_today".to_owned(),
+                totals.skipped_today.to_string(),
+            ),
         ]);
         let platform = &self.stage.platform;
         let published = staged
@@ -755,4 +777,3 @@ impl Handler for IngestStage {
 pub fn raw_schema(table: &TableName) -> arrow::datatypes::SchemaRef {
     raw::schema(table)
 }
-

@@ -125,7 +125,9 @@ pub struct TableState {
 /// What a run on a given day fetches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
-    Full { reason: String },
+    Full {
+        reason: String,
+    },
     Incremental {
         /// Days to query, oldest first (may be empty: everything is fetched already).
         days: Vec<NaiveDate>,
@@ -309,7 +311,12 @@ mod tests {
         NaiveDate::from_ymd_opt(2026, 11, 1).unwrap() + chrono::Duration::days(i64::from(day) - 1)
     }
 
-    fn import(date: NaiveDate, kind: ImportKind, days: &[NaiveDate], failed: &[Option<NaiveDate>]) -> ImportRecord {
+    fn import(
+        date: NaiveDate,
+        kind: ImportKind,
+        days: &[NaiveDate],
+        failed: &[Option<NaiveDate>],
+    ) -> ImportRecord {
         let mut record = ImportRecord {
             import_date: date,
             kind,
@@ -355,12 +362,20 @@ mod tests {
         s.record(import(d(10), ImportKind::Full, &[], &[]));
         assert_eq!(
             s.plan_incremental(d(11), 60),
-            Plan::Incremental { days: vec![d(10)], cut: vec![], since: d(10) }
+            Plan::Incremental {
+                days: vec![d(10)],
+                cut: vec![],
+                since: d(10)
+            }
         );
         // Missed nights are caught up.
         assert_eq!(
             s.plan_incremental(d(13), 60),
-            Plan::Incremental { days: vec![d(10), d(11), d(12)], cut: vec![], since: d(10) }
+            Plan::Incremental {
+                days: vec![d(10), d(11), d(12)],
+                cut: vec![],
+                since: d(10)
+            }
         );
     }
 
@@ -369,7 +384,9 @@ mod tests {
         let mut s = state();
         s.record(import(d(1), ImportKind::Full, &[], &[]));
         for night in 2..=20 {
-            let Plan::Incremental { days, .. } = s.plan_incremental(d(night), 60) else { panic!() };
+            let Plan::Incremental { days, .. } = s.plan_incremental(d(night), 60) else {
+                panic!()
+            };
             assert_eq!(days, vec![d(night - 1)], "night {night}");
             // Nothing arrived, but every page (none) succeeded: the day is done.
             s.record(import(d(night), ImportKind::Incremental, &days, &[]));
@@ -380,10 +397,19 @@ mod tests {
     fn a_day_with_a_failed_page_is_fetched_again_and_others_are_not() {
         let mut s = state();
         s.record(import(d(1), ImportKind::Full, &[], &[]));
-        s.record(import(d(4), ImportKind::Incremental, &[d(1), d(2), d(3)], &[Some(d(2))]));
+        s.record(import(
+            d(4),
+            ImportKind::Incremental,
+            &[d(1), d(2), d(3)],
+            &[Some(d(2))],
+        ));
         assert_eq!(
             s.plan_incremental(d(5), 60),
-            Plan::Incremental { days: vec![d(2), d(4)], cut: vec![], since: d(1) }
+            Plan::Incremental {
+                days: vec![d(2), d(4)],
+                cut: vec![],
+                since: d(1)
+            }
         );
     }
 
@@ -404,16 +430,23 @@ mod tests {
     fn the_lookback_cap_cuts_old_days_once_and_names_them() {
         let mut s = state();
         s.record(import(d(1), ImportKind::Full, &[], &[]));
-        let Plan::Incremental { days, cut, .. } = s.plan_incremental(d(11), 3) else { panic!() };
+        let Plan::Incremental { days, cut, .. } = s.plan_incremental(d(11), 3) else {
+            panic!()
+        };
         assert_eq!(days, vec![d(8), d(9), d(10)]);
         assert_eq!(cut, (1..=7).map(d).collect::<Vec<_>>());
         assert_eq!(describe_days(&cut), "2026-11-01..2026-11-07 (7 days)");
         let mut record = import(d(11), ImportKind::Incremental, &days, &[]);
         record.days_cut = cut;
         s.record(record);
-        let Plan::Incremental { days, cut, .. } = s.plan_incremental(d(12), 3) else { panic!() };
+        let Plan::Incremental { days, cut, .. } = s.plan_incremental(d(12), 3) else {
+            panic!()
+        };
         assert_eq!((days, cut), (vec![d(11)], vec![]));
-        assert_eq!(describe_days(&[d(1), d(2), d(5)]), "2026-11-01..2026-11-02 (2 days), 2026-11-05");
+        assert_eq!(
+            describe_days(&[d(1), d(2), d(5)]),
+            "2026-11-01..2026-11-02 (2 days), 2026-11-05"
+        );
     }
 
     #[test]
@@ -439,7 +472,11 @@ mod tests {
         assert_eq!(load(&storage, "raw", &table).await.unwrap(), s);
         let other: TableName = "notes".parse().unwrap();
         storage
-            .put("raw", &TableState::key(&other), storage.get("raw", &TableState::key(&table)).await.unwrap())
+            .put(
+                "raw",
+                &TableState::key(&other),
+                storage.get("raw", &TableState::key(&table)).await.unwrap(),
+            )
             .await
             .unwrap();
         let err = load(&storage, "raw", &other).await.unwrap_err().to_string();

@@ -16,18 +16,31 @@ use common_fixture::*;
 async fn a_full_load_fetches_every_page_once_and_keeps_each_record_but_todays() {
     let f = fixture(sim_config()).await;
     f.sim.set_today(day(6));
-    let outcome = f.stage.ingest(&request("appeals", IngestMode::Incremental, day(6))).await.unwrap();
+    let outcome = f
+        .stage
+        .ingest(&request("appeals", IngestMode::Incremental, day(6)))
+        .await
+        .unwrap();
 
     // No earlier import: an incremental request runs a full load.
     assert_eq!(outcome.mode, IngestMode::Full);
     assert!(outcome.failed_pages.is_empty());
-    assert!(outcome.records_skipped_today > 0, "the simulator creates records before the run");
+    assert!(
+        outcome.records_skipped_today > 0,
+        "the simulator creates records before the run"
+    );
     let rows = raw_rows(&f.platform, "appeals", day(6)).await;
     let expected = expected_by_id(f.sim.expected_snapshot("appeals", day(6)));
     assert_eq!(records_by_id(&rows), expected);
     assert_eq!(rows.len(), expected.len(), "one row per record");
-    assert!(rows.iter().all(|r| r.status == Some(200) && r.exception.is_none()));
-    assert!(rows.iter().all(|r| !r.record.as_ref().unwrap().contains("gis_map_image_base64")));
+    assert!(
+        rows.iter()
+            .all(|r| r.status == Some(200) && r.exception.is_none())
+    );
+    assert!(
+        rows.iter()
+            .all(|r| !r.record.as_ref().unwrap().contains("gis_map_image_base64"))
+    );
     // Field order is the API's.
     let first = rows[0].json();
     let keys: Vec<&String> = first.keys().take(2).collect();
@@ -45,8 +58,18 @@ async fn a_full_load_fetches_every_page_once_and_keeps_each_record_but_todays() 
     assert_eq!(ready.as_of, Some(day(6)));
     assert_eq!(ready.partition["import_date"], "20261106");
     assert!(ready.location.starts_with("s3://raw-zone/planning/tascomi/api-responses/appeals/import_year=2026/import_month=11/import_day=06/import_date=20261106/"));
-    let table = f.platform.catalog.table("local-tascomi-raw-zone", "api_response_appeals").await.unwrap().unwrap();
-    let columns: Vec<_> = table.columns.iter().map(|c| (c.name.as_str(), c.hive_type.as_str())).collect();
+    let table = f
+        .platform
+        .catalog
+        .table("local-tascomi-raw-zone", "api_response_appeals")
+        .await
+        .unwrap()
+        .unwrap();
+    let columns: Vec<_> = table
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.hive_type.as_str()))
+        .collect();
     assert_eq!(
         columns,
         [
@@ -59,31 +82,55 @@ async fn a_full_load_fetches_every_page_once_and_keeps_each_record_but_todays() 
             ("import_timestamp", "string"),
         ]
     );
-    assert_eq!(table.partition_keys, ["import_year", "import_month", "import_day", "import_date"]);
+    assert_eq!(
+        table.partition_keys,
+        ["import_year", "import_month", "import_day", "import_date"]
+    );
 }
 
 #[tokio::test]
 async fn three_nightly_increments_fetch_yesterday_and_add_up_to_the_table() {
     let f = fixture(sim_config()).await;
     f.sim.set_today(day(5));
-    f.stage.ingest(&request("appeals", IngestMode::Incremental, day(5))).await.unwrap();
+    f.stage
+        .ingest(&request("appeals", IngestMode::Incremental, day(5)))
+        .await
+        .unwrap();
     let mut all = records_by_id(&raw_rows(&f.platform, "appeals", day(5)).await);
     for night in 6..=8 {
         f.sim.set_today(day(night));
         f.sim.clear_requests();
-        let outcome = f.stage.ingest(&request("appeals", IngestMode::Incremental, day(night))).await.unwrap();
+        let outcome = f
+            .stage
+            .ingest(&request("appeals", IngestMode::Incremental, day(night)))
+            .await
+            .unwrap();
         assert_eq!(outcome.mode, IngestMode::Incremental);
         assert_eq!(outcome.days, [day(night - 1)]);
-        assert!(f.sim.requests().iter().all(|r| r.last_updated == Some(day(night - 1))));
+        assert!(
+            f.sim
+                .requests()
+                .iter()
+                .all(|r| r.last_updated == Some(day(night - 1)))
+        );
         let rows = raw_rows(&f.platform, "appeals", day(night)).await;
         let increment = records_by_id(&rows);
-        assert_eq!(increment, expected_by_id(f.sim.updated_on("appeals", day(night - 1))));
+        assert_eq!(
+            increment,
+            expected_by_id(f.sim.updated_on("appeals", day(night - 1)))
+        );
         assert!(!increment.is_empty());
         all.extend(increment);
         // The raw partitions so far, newest version per id, are the table as of tonight.
-        assert_eq!(all, expected_by_id(f.sim.expected_snapshot("appeals", day(night))), "night {night}");
+        assert_eq!(
+            all,
+            expected_by_id(f.sim.expected_snapshot("appeals", day(night))),
+            "night {night}"
+        );
     }
-    let table_state = state::load(&f.platform.storage, "raw-zone", &table("appeals")).await.unwrap();
+    let table_state = state::load(&f.platform.storage, "raw-zone", &table("appeals"))
+        .await
+        .unwrap();
     assert_eq!(table_state.imports.len(), 4);
     assert_eq!(table_state.last_successful_import(day(9)), Some(day(8)));
 }
@@ -100,20 +147,38 @@ async fn a_quiet_day_publishes_an_empty_partition_and_moves_the_watermark() {
     };
     let f = fixture(config).await;
     f.sim.set_today(day(3));
-    f.stage.ingest(&request("appeals", IngestMode::Full, day(3))).await.unwrap();
+    f.stage
+        .ingest(&request("appeals", IngestMode::Full, day(3)))
+        .await
+        .unwrap();
     for night in 4..=6 {
         f.sim.set_today(day(night));
         f.sim.clear_requests();
-        let outcome = f.stage.ingest(&request("appeals", IngestMode::Incremental, day(night))).await.unwrap();
+        let outcome = f
+            .stage
+            .ingest(&request("appeals", IngestMode::Incremental, day(night)))
+            .await
+            .unwrap();
         // One query for yesterday only, answered 202: no records, and the day is done.
-        assert_eq!(outcome.days, [day(night - 1)], "a quiet table does not look back further");
+        assert_eq!(
+            outcome.days,
+            [day(night - 1)],
+            "a quiet table does not look back further"
+        );
         let requests = f.sim.requests();
         assert_eq!(requests.len(), 1);
         assert_eq!(requests[0].status, 202);
         assert_eq!(outcome.records_written, 0);
         assert!(outcome.failed_pages.is_empty());
-        assert!(raw_rows(&f.platform, "appeals", day(night)).await.is_empty());
-        assert_eq!(outcome.ready.partition["import_date"], format!("202611{night:02}"));
+        assert!(
+            raw_rows(&f.platform, "appeals", day(night))
+                .await
+                .is_empty()
+        );
+        assert_eq!(
+            outcome.ready.partition["import_date"],
+            format!("202611{night:02}")
+        );
     }
 }
 
@@ -123,11 +188,19 @@ async fn a_page_that_keeps_failing_is_recorded_then_fetched_by_retry_failed() {
     config.faults.failing_pages = vec![PageFault::always("appeals", 2)];
     let f = fixture(config).await;
     f.sim.set_today(day(6));
-    let outcome = f.stage.ingest(&request("appeals", IngestMode::Full, day(6))).await.unwrap();
+    let outcome = f
+        .stage
+        .ingest(&request("appeals", IngestMode::Full, day(6)))
+        .await
+        .unwrap();
     assert_eq!(outcome.failed_pages.len(), 1);
     let failed = &outcome.failed_pages[0];
     assert_eq!((failed.page_number, failed.status_code), (2, Some(500)));
-    assert_eq!(request_counts(&f.sim)[&("appeals".to_string(), 2, None)], 4, "max_attempts");
+    assert_eq!(
+        request_counts(&f.sim)[&("appeals".to_string(), 2, None)],
+        4,
+        "max_attempts"
+    );
 
     let rows = raw_rows(&f.platform, "appeals", day(6)).await;
     let failed_rows: Vec<_> = rows.iter().filter(|r| r.record.is_none()).collect();
@@ -135,18 +208,33 @@ async fn a_page_that_keeps_failing_is_recorded_then_fetched_by_retry_failed() {
     assert_eq!(failed_rows[0].page, 2);
     assert_eq!(failed_rows[0].status, Some(500));
     assert!(failed_rows[0].url.ends_with("/appeals?page=2"));
-    assert!(failed_rows[0].exception.as_ref().unwrap().contains("http 500"));
+    assert!(
+        failed_rows[0]
+            .exception
+            .as_ref()
+            .unwrap()
+            .contains("http 500")
+    );
     let expected = expected_by_id(f.sim.expected_snapshot("appeals", day(6)));
     assert_eq!(records_by_id(&rows).len(), expected.len() - 25);
 
     // The next night's incremental still loads in full: the full load is not complete.
-    let table_state = state::load(&f.platform.storage, "raw-zone", &table("appeals")).await.unwrap();
-    assert!(matches!(table_state.plan_incremental(day(7), 60), state::Plan::Full { .. }));
+    let table_state = state::load(&f.platform.storage, "raw-zone", &table("appeals"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        table_state.plan_incremental(day(7), 60),
+        state::Plan::Full { .. }
+    ));
 
     // The API recovers; retry-failed fetches exactly page 2, a day later.
     f.sim.set_faults(Faults::default());
     f.sim.clear_requests();
-    let retry = f.stage.ingest(&request("appeals", IngestMode::RetryFailed, day(6))).await.unwrap();
+    let retry = f
+        .stage
+        .ingest(&request("appeals", IngestMode::RetryFailed, day(6)))
+        .await
+        .unwrap();
     let requests = f.sim.requests();
     assert_eq!(requests.len(), 1);
     assert_eq!((requests[0].page, requests[0].last_updated), (2, None));
@@ -154,16 +242,29 @@ async fn a_page_that_keeps_failing_is_recorded_then_fetched_by_retry_failed() {
     assert_eq!(retry.partition.date, day(6));
     let rows = raw_rows(&f.platform, "appeals", day(6)).await;
     assert_eq!(records_by_id(&rows), expected);
-    assert_eq!(rows.len(), expected.len(), "the failed row is replaced, nothing doubled");
+    assert_eq!(
+        rows.len(),
+        expected.len(),
+        "the failed row is replaced, nothing doubled"
+    );
 
     // The state is repaired: increments go on from the full load.
-    let table_state = state::load(&f.platform.storage, "raw-zone", &table("appeals")).await.unwrap();
+    let table_state = state::load(&f.platform.storage, "raw-zone", &table("appeals"))
+        .await
+        .unwrap();
     assert!(table_state.latest().unwrap().failed_pages.is_empty());
-    assert!(matches!(table_state.plan_incremental(day(7), 60), state::Plan::Incremental { .. }));
+    assert!(matches!(
+        table_state.plan_incremental(day(7), 60),
+        state::Plan::Incremental { .. }
+    ));
 
     // Retrying again fetches nothing and announces the same partition.
     f.sim.clear_requests();
-    let again = f.stage.ingest(&request("appeals", IngestMode::RetryFailed, day(7))).await.unwrap();
+    let again = f
+        .stage
+        .ingest(&request("appeals", IngestMode::RetryFailed, day(7)))
+        .await
+        .unwrap();
     assert!(f.sim.requests().is_empty());
     assert_eq!(again.ready.location, retry.ready.location);
     assert_eq!(raw_rows(&f.platform, "appeals", day(6)).await, rows);
@@ -174,19 +275,37 @@ async fn a_failed_count_request_is_retried_with_all_the_pages_of_its_day() {
     let mut config = sim_config();
     let f = fixture(config.clone()).await;
     f.sim.set_today(day(4));
-    f.stage.ingest(&request("appeals", IngestMode::Full, day(4))).await.unwrap();
-    config.faults.failing_pages = vec![PageFault { day: Some(day(5)), ..PageFault::always("appeals", 1) }];
+    f.stage
+        .ingest(&request("appeals", IngestMode::Full, day(4)))
+        .await
+        .unwrap();
+    config.faults.failing_pages = vec![PageFault {
+        day: Some(day(5)),
+        ..PageFault::always("appeals", 1)
+    }];
     f.sim.set_faults(config.faults);
     f.sim.set_today(day(7));
-    let outcome = f.stage.ingest(&request("appeals", IngestMode::Incremental, day(7))).await.unwrap();
+    let outcome = f
+        .stage
+        .ingest(&request("appeals", IngestMode::Incremental, day(7)))
+        .await
+        .unwrap();
     assert_eq!(outcome.days, [day(4), day(5), day(6)]);
     assert_eq!(outcome.failed_pages.len(), 1);
     assert!(outcome.failed_pages[0].whole_query);
 
     f.sim.set_faults(Faults::default());
     f.sim.clear_requests();
-    f.stage.ingest(&request("appeals", IngestMode::RetryFailed, day(7))).await.unwrap();
-    assert!(f.sim.requests().iter().all(|r| r.last_updated == Some(day(5))));
+    f.stage
+        .ingest(&request("appeals", IngestMode::RetryFailed, day(7)))
+        .await
+        .unwrap();
+    assert!(
+        f.sim
+            .requests()
+            .iter()
+            .all(|r| r.last_updated == Some(day(5)))
+    );
     let rows = raw_rows(&f.platform, "appeals", day(7)).await;
     let mut expected = expected_by_id(f.sim.updated_on("appeals", day(4)));
     expected.extend(expected_by_id(f.sim.updated_on("appeals", day(5))));
@@ -201,9 +320,19 @@ async fn a_401_is_recovered_by_a_fresh_hash_and_wrong_keys_fail_loudly() {
     config.faults.unauthorized_first = 1;
     let f = fixture(config).await;
     f.sim.set_today(day(3));
-    let outcome = f.stage.ingest(&request("appeals", IngestMode::Full, day(3))).await.unwrap();
+    let outcome = f
+        .stage
+        .ingest(&request("appeals", IngestMode::Full, day(3)))
+        .await
+        .unwrap();
     assert!(outcome.failed_pages.is_empty());
-    let first_two: Vec<_> = f.sim.requests().iter().take(2).map(|r| (r.page, r.status)).collect();
+    let first_two: Vec<_> = f
+        .sim
+        .requests()
+        .iter()
+        .take(2)
+        .map(|r| (r.page, r.status))
+        .collect();
     assert_eq!(first_two, [(1, 401), (1, 200)]);
 
     // Wrong keys: two 401s, an authentication error, nothing published, the message dead-lettered.
@@ -212,14 +341,33 @@ async fn a_401_is_recovered_by_a_fresh_hash_and_wrong_keys_fail_loudly() {
         common::config::Secret::new("not-the-private-key".into()),
     );
     let pipeline = common::config::PipelineFile::parse(PIPELINE, "test").unwrap();
-    let stage = ingest_svc::IngestStage::new(f.platform.clone(), pipeline, settings(&f.sim.base_url), wrong).unwrap();
-    let err = stage.handle(request("notes", IngestMode::Full, day(3))).await.unwrap_err();
-    let Failure::Permanent(reason) = err else { panic!("expected a permanent failure, got {err:?}") };
+    let stage = ingest_svc::IngestStage::new(
+        f.platform.clone(),
+        pipeline,
+        settings(&f.sim.base_url),
+        wrong,
+    )
+    .unwrap();
+    let err = stage
+        .handle(request("notes", IngestMode::Full, day(3)))
+        .await
+        .unwrap_err();
+    let Failure::Permanent(reason) = err else {
+        panic!("expected a permanent failure, got {err:?}")
+    };
     let reason = format!("{reason:#}");
-    assert!(reason.contains("authentication failed for table notes"), "{reason}");
+    assert!(
+        reason.contains("authentication failed for table notes"),
+        "{reason}"
+    );
     assert!(!reason.contains("not-the-private-key"));
     assert!(raw_rows(&f.platform, "notes", day(3)).await.is_empty());
-    let leftovers = f.platform.storage.list("raw-zone", "planning/tascomi/api-responses/notes/").await.unwrap();
+    let leftovers = f
+        .platform
+        .storage
+        .list("raw-zone", "planning/tascomi/api-responses/notes/")
+        .await
+        .unwrap();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
@@ -233,14 +381,28 @@ async fn throttling_and_server_errors_are_survived() {
     let f = fixture_with(config, |s| s.client.max_attempts = 8).await;
     f.sim.set_today(day(6));
     let started = std::time::Instant::now();
-    let outcome = f.stage.ingest(&request("appeals", IngestMode::Full, day(6))).await.unwrap();
-    assert!(outcome.failed_pages.is_empty(), "{:?}", outcome.failed_pages);
+    let outcome = f
+        .stage
+        .ingest(&request("appeals", IngestMode::Full, day(6)))
+        .await
+        .unwrap();
+    assert!(
+        outcome.failed_pages.is_empty(),
+        "{:?}",
+        outcome.failed_pages
+    );
     let statuses: Vec<u16> = f.sim.requests().iter().map(|r| r.status).collect();
     assert_eq!(&statuses[..2], [429, 429]);
     assert!(statuses.contains(&500));
-    assert!(started.elapsed() >= Duration::from_secs(2), "Retry-After is honoured");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "Retry-After is honoured"
+    );
     let rows = raw_rows(&f.platform, "appeals", day(6)).await;
-    assert_eq!(records_by_id(&rows), expected_by_id(f.sim.expected_snapshot("appeals", day(6))));
+    assert_eq!(
+        records_by_id(&rows),
+        expected_by_id(f.sim.expected_snapshot("appeals", day(6)))
+    );
 }
 
 #[tokio::test]
@@ -269,14 +431,26 @@ async fn a_malformed_page_is_recorded_and_a_null_page_holds_no_records() {
     config.faults.null_pages = vec![PageFault::always("appeals", 3)];
     let f = fixture(config).await;
     f.sim.set_today(day(6));
-    let outcome = f.stage.ingest(&request("appeals", IngestMode::Full, day(6))).await.unwrap();
+    let outcome = f
+        .stage
+        .ingest(&request("appeals", IngestMode::Full, day(6)))
+        .await
+        .unwrap();
     assert_eq!(outcome.failed_pages.len(), 1);
     assert_eq!(outcome.failed_pages[0].page_number, 2);
     let rows = raw_rows(&f.platform, "appeals", day(6)).await;
     let bad: Vec<_> = rows.iter().filter(|r| r.record.is_none()).collect();
     assert_eq!(bad.len(), 1);
     assert_eq!((bad[0].page, bad[0].status), (2, Some(200)));
-    assert!(bad[0].exception.as_ref().unwrap().contains("malformed JSON"), "{:?}", bad[0]);
+    assert!(
+        bad[0]
+            .exception
+            .as_ref()
+            .unwrap()
+            .contains("malformed JSON"),
+        "{:?}",
+        bad[0]
+    );
     assert!(rows.iter().all(|r| r.page != 3));
     assert!(rows.iter().any(|r| r.page == 4));
 }
@@ -285,7 +459,10 @@ async fn a_malformed_page_is_recorded_and_a_null_page_holds_no_records() {
 async fn the_same_request_handled_twice_publishes_one_partition_with_the_same_rows() {
     let f = fixture(sim_config()).await;
     f.sim.set_today(day(4));
-    f.stage.ingest(&request("appeals", IngestMode::Full, day(4))).await.unwrap();
+    f.stage
+        .ingest(&request("appeals", IngestMode::Full, day(4)))
+        .await
+        .unwrap();
     f.sim.set_today(day(6));
     let message = request("appeals", IngestMode::Incremental, day(6));
     let first = f.stage.handle(message.clone()).await.unwrap();
@@ -296,30 +473,61 @@ async fn the_same_request_handled_twice_publishes_one_partition_with_the_same_ro
     assert_ne!(first[0].run_id, second[0].run_id);
     assert!(!first_rows.is_empty());
     assert_eq!(first_rows, second_rows);
-    let partitions = f.platform.catalog.list_partitions("local-tascomi-raw-zone", "api_response_appeals").await.unwrap();
+    let partitions = f
+        .platform
+        .catalog
+        .list_partitions("local-tascomi-raw-zone", "api_response_appeals")
+        .await
+        .unwrap();
     assert_eq!(partitions.len(), 2, "day 4 and day 6, once each");
     // Only the second run's files are left in the partition.
-    let prefix = f.platform.layout.partition(&table("appeals"), Layer::Raw, day(6)).key_prefix();
+    let prefix = f
+        .platform
+        .layout
+        .partition(&table("appeals"), Layer::Raw, day(6))
+        .key_prefix();
     let files = f.platform.storage.list("raw-zone", &prefix).await.unwrap();
-    assert!(files.iter().all(|o| o.key.contains(&second[0].run_id)), "{files:?}");
+    assert!(
+        files.iter().all(|o| o.key.contains(&second[0].run_id)),
+        "{files:?}"
+    );
     // Both plans were the same: two days, from the state before day 6.
-    let table_state = state::load(&f.platform.storage, "raw-zone", &table("appeals")).await.unwrap();
-    assert_eq!(table_state.imports[&day(6)].days_requested, [day(4), day(5)]);
-    assert_eq!(TableState::key(&table("appeals")), "planning/tascomi/_state/ingest/appeals.json");
+    let table_state = state::load(&f.platform.storage, "raw-zone", &table("appeals"))
+        .await
+        .unwrap();
+    assert_eq!(
+        table_state.imports[&day(6)].days_requested,
+        [day(4), day(5)]
+    );
+    assert_eq!(
+        TableState::key(&table("appeals")),
+        "planning/tascomi/_state/ingest/appeals.json"
+    );
 }
 
 #[tokio::test]
 async fn the_lookback_cap_cuts_old_days_and_says_so() {
     let f = fixture_with(sim_config(), |s| s.max_lookback_days = 3).await;
     f.sim.set_today(day(2));
-    f.stage.ingest(&request("appeals", IngestMode::Full, day(2))).await.unwrap();
+    f.stage
+        .ingest(&request("appeals", IngestMode::Full, day(2)))
+        .await
+        .unwrap();
     f.sim.set_today(day(10));
-    let outcome = f.stage.ingest(&request("appeals", IngestMode::Incremental, day(10))).await.unwrap();
+    let outcome = f
+        .stage
+        .ingest(&request("appeals", IngestMode::Incremental, day(10)))
+        .await
+        .unwrap();
     assert_eq!(outcome.days, [day(7), day(8), day(9)]);
     assert_eq!(outcome.days_cut, (2..=6).map(day).collect::<Vec<_>>());
     // Given up once, not again the next night.
     f.sim.set_today(day(11));
-    let next = f.stage.ingest(&request("appeals", IngestMode::Incremental, day(11))).await.unwrap();
+    let next = f
+        .stage
+        .ingest(&request("appeals", IngestMode::Incremental, day(11)))
+        .await
+        .unwrap();
     assert_eq!((next.days, next.days_cut), (vec![day(10)], vec![]));
 }
 
@@ -329,9 +537,15 @@ async fn the_wide_applications_resource_is_kept_whole() {
     config.history.initial_records = 30;
     let f = fixture(config).await;
     f.sim.set_today(day(2));
-    f.stage.ingest(&request("applications", IngestMode::Full, day(2))).await.unwrap();
+    f.stage
+        .ingest(&request("applications", IngestMode::Full, day(2)))
+        .await
+        .unwrap();
     let rows = raw_rows(&f.platform, "applications", day(2)).await;
-    assert_eq!(records_by_id(&rows), expected_by_id(f.sim.expected_snapshot("applications", day(2))));
+    assert_eq!(
+        records_by_id(&rows),
+        expected_by_id(f.sim.expected_snapshot("applications", day(2)))
+    );
     // 752 fields from the API, less the image.
     assert_eq!(rows[0].json().len(), tascomi_sim::APPLICATIONS_WIDTH - 1);
 }
@@ -341,7 +555,11 @@ async fn the_raw_parquet_is_read_by_pyarrow_with_the_briefs_columns() {
     let Some(python) = python() else { return };
     let f = fixture(sim_config()).await;
     f.sim.set_today(day(6));
-    let outcome = f.stage.ingest(&request("appeals", IngestMode::Full, day(6))).await.unwrap();
+    let outcome = f
+        .stage
+        .ingest(&request("appeals", IngestMode::Full, day(6)))
+        .await
+        .unwrap();
     let (_, prefix) = common::storage::split_s3_uri(&outcome.ready.location).unwrap();
     let folder = f.dir.path().join("raw-zone").join(prefix);
     let script = r#"
@@ -361,8 +579,17 @@ print(json.dumps({
     "timestamp": rows[0]["import_timestamp"],
 }))
 "#;
-    let output = std::process::Command::new(&python).arg("-c").arg(script).arg(&folder).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(&folder)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let read: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
         read["columns"],
@@ -403,13 +630,22 @@ async fn the_runner_sends_partition_ready_for_parse_svc() {
     for _ in 0..2 {
         input.send(&body, &Default::default()).await.unwrap();
         let dispositions = runner.drain(Duration::from_millis(50)).await;
-        assert_eq!(dispositions, [common::runner::Disposition::Done { sent: 1 }]);
+        assert_eq!(
+            dispositions,
+            [common::runner::Disposition::Done { sent: 1 }]
+        );
     }
     let sent = next.bodies();
     assert_eq!(sent.len(), 2);
-    let ready: common::messages::PartitionReady = common::messages::decode(&sent[0], |_| true).unwrap();
+    let ready: common::messages::PartitionReady =
+        common::messages::decode(&sent[0], |_| true).unwrap();
     assert_eq!(ready.layer, Layer::Raw);
-    let partitions = f.platform.catalog.list_partitions("local-tascomi-raw-zone", "api_response_appeals").await.unwrap();
+    let partitions = f
+        .platform
+        .catalog
+        .list_partitions("local-tascomi-raw-zone", "api_response_appeals")
+        .await
+        .unwrap();
     assert_eq!(partitions.len(), 1);
     // A table the pipeline does not list is refused.
     assert!(!f.stage.is_known_table(&table("wards")));

@@ -46,11 +46,18 @@ async fn trace_logs_hold_neither_key_nor_hash() {
     config.public_key = PUBLIC.into();
     config.private_key = PRIVATE.into();
     config.faults.unauthorized_first = 1;
-    config.faults.failing_pages = vec![PageFault::times("appeals", 2, 2), PageFault::always("appeals", 3)];
+    config.faults.failing_pages = vec![
+        PageFault::times("appeals", 2, 2),
+        PageFault::always("appeals", 3),
+    ];
     config.faults.malformed_pages = vec![PageFault::always("appeals", 4)];
     let f = fixture(config).await;
     f.sim.set_today(day(5));
-    let outcome = f.stage.ingest(&request("appeals", IngestMode::Full, day(5))).await.unwrap();
+    let outcome = f
+        .stage
+        .ingest(&request("appeals", IngestMode::Full, day(5)))
+        .await
+        .unwrap();
     assert_eq!(outcome.failed_pages.len(), 2);
     tracing::info!(stage = ?f.stage, outcome = ?outcome, "debug output of the stage and outcome");
 
@@ -60,13 +67,25 @@ async fn trace_logs_hold_neither_key_nor_hash() {
         common::config::Secret::new("wrong-PRIVATE-key".into()),
     );
     let pipeline = common::config::PipelineFile::parse(PIPELINE, "test").unwrap();
-    let stage = ingest_svc::IngestStage::new(f.platform.clone(), pipeline, settings(&f.sim.base_url), wrong).unwrap();
-    let failure = stage.handle(request("notes", IngestMode::Full, day(5))).await.unwrap_err();
+    let stage = ingest_svc::IngestStage::new(
+        f.platform.clone(),
+        pipeline,
+        settings(&f.sim.base_url),
+        wrong,
+    )
+    .unwrap();
+    let failure = stage
+        .handle(request("notes", IngestMode::Full, day(5)))
+        .await
+        .unwrap_err();
     tracing::error!(reason = %failure, debug = ?failure, "message failed permanently");
 
     let ended = Utc::now();
     let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "verbose levels were captured");
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "verbose levels were captured"
+    );
     assert!(logs.contains("retrying once with a fresh hash"), "{logs}");
     assert!(logs.contains("api request failed, retrying"));
     assert!(logs.contains("authentication failed for table notes"));
@@ -79,7 +98,10 @@ async fn trace_logs_hold_neither_key_nor_hash() {
         for private in [PRIVATE, "wrong-PRIVATE-key"] {
             let hash = x_hash(PUBLIC, private, &t);
             assert!(!logs.contains(&hash), "the hash of {t} leaked");
-            assert!(!logs.contains(&hash[..24]), "part of the hash of {t} leaked");
+            assert!(
+                !logs.contains(&hash[..24]),
+                "part of the hash of {t} leaked"
+            );
         }
         minute += Duration::minutes(1);
     }

@@ -11,18 +11,19 @@ use common::platform::Platform;
 use common_fixture::*;
 
 async fn moto_sdk() -> Option<aws_config::SdkConfig> {
-    if std::env::var("AWS_ENDPOINT_URL").is_err() {
-        if std::env::var("CI").is_ok_and(|v| !v.is_empty()) {
+    let env = Env::from_process();
+    if env.get("AWS_ENDPOINT_URL").is_none() {
+        if env.get("CI").is_some() {
             panic!("AWS_ENDPOINT_URL must point at a moto server in CI");
         }
         eprintln!("skipped: AWS_ENDPOINT_URL is not set (start moto_server and set it)");
         return None;
     }
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
+    if env.get("AWS_REGION").is_none() && env.get("AWS_DEFAULT_REGION").is_none() {
         loader = loader.region(aws_config::Region::new("eu-west-2"));
     }
-    if std::env::var("AWS_ACCESS_KEY_ID").is_err() {
+    if env.get("AWS_ACCESS_KEY_ID").is_none() {
         loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
             "testing", "testing", None, None, "moto",
         ));
@@ -36,10 +37,16 @@ async fn publishes_raw_partitions_to_s3_and_glue() {
     let unique = format!(
         "ingest{}{}",
         std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            % 1_000_000_000
     );
     let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build(),
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
     );
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
     for bucket in [format!("{unique}-raw"), format!("{unique}-refined")] {
@@ -47,7 +54,9 @@ async fn publishes_raw_partitions_to_s3_and_glue() {
         if region != "us-east-1" {
             create = create.create_bucket_configuration(
                 aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region.as_str()))
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                        region.as_str(),
+                    ))
                     .build(),
             );
         }
@@ -63,9 +72,15 @@ async fn publishes_raw_partitions_to_s3_and_glue() {
     let stage = stage_on(platform.clone(), &sim, settings(&sim.base_url));
 
     sim.set_today(day(4));
-    stage.ingest(&request("appeals", IngestMode::Full, day(4))).await.unwrap();
+    stage
+        .ingest(&request("appeals", IngestMode::Full, day(4)))
+        .await
+        .unwrap();
     let rows = raw_rows(&platform, "appeals", day(4)).await;
-    assert_eq!(records_by_id(&rows), expected_by_id(sim.expected_snapshot("appeals", day(4))));
+    assert_eq!(
+        records_by_id(&rows),
+        expected_by_id(sim.expected_snapshot("appeals", day(4)))
+    );
 
     sim.set_today(day(5));
     let message = request("appeals", IngestMode::Incremental, day(5));
@@ -74,8 +89,15 @@ async fn publishes_raw_partitions_to_s3_and_glue() {
     stage.ingest(&message).await.unwrap();
     let second = raw_rows(&platform, "appeals", day(5)).await;
     assert_eq!(first, second);
-    assert_eq!(records_by_id(&second), expected_by_id(sim.updated_on("appeals", day(4))));
+    assert_eq!(
+        records_by_id(&second),
+        expected_by_id(sim.updated_on("appeals", day(4)))
+    );
     let database = format!("{unique}-tascomi-raw-zone");
-    let partitions = platform.catalog.list_partitions(&database, "api_response_appeals").await.unwrap();
+    let partitions = platform
+        .catalog
+        .list_partitions(&database, "api_response_appeals")
+        .await
+        .unwrap();
     assert_eq!(partitions.len(), 2);
 }

@@ -17,25 +17,26 @@ use crate::source::SourceError;
 pub enum ParseError {
     #[error("parse-svc reads raw partitions, but the message names the {layer} layer of {table}")]
     WrongLayer { table: String, layer: Layer },
-    #[error("{partition} is not published in the catalog (a replayed message for a partition that was removed?)")]
+    #[error(
+        "{partition} is not published in the catalog (a replayed message for a partition that was removed?)"
+    )]
     NotPublished { partition: String },
-    #[error("{partition}: file s3://{bucket}/{key} has no column {column}")]
+    /// `file` is the `s3://bucket/key` of the raw file.
+    #[error("{partition}: file {file} has no column {column}")]
     MissingColumn {
         partition: String,
-        bucket: String,
-        key: String,
+        file: String,
         column: String,
     },
-    #[error("{partition}: column {column} of s3://{bucket}/{key} is {found}, which does not convert to {expected}: {source}")]
+    /// The arrow error says which type the column has.
+    #[error("{partition}: column {column} of {file} does not convert to {expected}: {source}")]
     ColumnType {
         partition: String,
-        bucket: String,
-        key: String,
+        file: String,
         column: String,
-        found: String,
         expected: String,
         #[source]
-        source: ArrowError,
+        source: Box<ArrowError>,
     },
     /// `row` counts the page's rows from 1, as they are stored in the raw partition.
     #[error("{partition}, page {page}, row {row}: {problem}")]
@@ -70,10 +71,23 @@ pub enum ParseError {
         #[source]
         source: ParquetIoError,
     },
+    // Boxed: these two are the largest, and every `Result` of the stage carries the error.
     #[error(transparent)]
-    Source(#[from] SourceError),
+    Source(Box<SourceError>),
     #[error(transparent)]
-    Publish(#[from] PublishError),
+    Publish(Box<PublishError>),
+}
+
+impl From<SourceError> for ParseError {
+    fn from(err: SourceError) -> Self {
+        ParseError::Source(Box::new(err))
+    }
+}
+
+impl From<PublishError> for ParseError {
+    fn from(err: PublishError) -> Self {
+        ParseError::Publish(Box::new(err))
+    }
 }
 
 pub type Result<T, E = ParseError> = std::result::Result<T, E>;

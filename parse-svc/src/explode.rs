@@ -359,15 +359,22 @@ mod tests {
             (" 42", RecordError::NotAnObject { found: "number" }),
         ];
         for (text, expected) in cases {
-            assert_eq!(collect_fields(text, &mut fields).unwrap_err(), expected, "{text}");
+            assert_eq!(
+                collect_fields(text, &mut fields).unwrap_err(),
+                expected,
+                "{text}"
+            );
             let mut exploder = Exploder::new(["id".to_string()]);
             assert_eq!(exploder.push(text).unwrap_err(), expected, "{text}");
         }
+        assert!(fields.is_empty());
         for broken in [r#"{"id":"1""#, r#"{"id":"1"} trailing"#, "[1", ""] {
             let err = collect_fields(broken, &mut fields).unwrap_err();
-            assert!(matches!(err, RecordError::Malformed(_)), "{broken}: {err:?}");
+            assert!(
+                matches!(err, RecordError::Malformed(_)),
+                "{broken}: {err:?}"
+            );
         }
-        assert!(fields.is_empty());
     }
 
     #[test]

@@ -57,7 +57,8 @@ mod tests {
         let locks = Arc::new(PartitionLocks::default());
         let held = locks.lock(&partition("appeals")).await;
         // Another partition is not blocked.
-        let other = tokio::time::timeout(Duration::from_millis(50), locks.lock(&partition("wards")));
+        let wards = partition("wards");
+        let other = tokio::time::timeout(Duration::from_millis(50), locks.lock(&wards));
         assert!(other.await.is_ok());
         // The same partition waits until the first run ends.
         let waiting = {
@@ -67,8 +68,15 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiting.is_finished());
         drop(held);
-        tokio::time::timeout(Duration::from_secs(1), waiting).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .unwrap()
+            .unwrap();
         let _again = locks.lock(&partition("appeals")).await;
-        assert_eq!(locks.locks.lock().unwrap().len(), 1, "idle locks are forgotten");
+        assert_eq!(
+            locks.locks.lock().unwrap().len(),
+            1,
+            "idle locks are forgotten"
+        );
     }
 }

@@ -122,9 +122,16 @@ mod tests {
                 "import_timestamp"
             ]
         );
-        assert!(schema.fields()[..4].iter().all(|f| f.data_type() == &DataType::Utf8));
+        assert!(
+            schema.fields()[..4]
+                .iter()
+                .all(|f| f.data_type() == &DataType::Utf8)
+        );
         assert_eq!(
-            schema.field_with_name("import_datetime").unwrap().data_type(),
+            schema
+                .field_with_name("import_datetime")
+                .unwrap()
+                .data_type(),
             &DataType::Timestamp(TimeUnit::Microsecond, None)
         );
     }
@@ -139,10 +146,18 @@ mod tests {
         let err = parsed_schema(&set(&["id", "bad name"])).unwrap_err();
         assert!(err.to_string().contains("\"bad name\""), "{err}");
         let err = parsed_schema(&set(&["id", "page_number"])).unwrap_err();
-        assert_eq!(err, FieldError::Reserved { field: "page_number".into() });
+        assert_eq!(
+            err,
+            FieldError::Reserved {
+                field: "page_number".into()
+            }
+        );
         let err = parsed_schema(&set(&["import_date"])).unwrap_err();
         assert!(matches!(err, FieldError::Reserved { .. }));
         let err = parsed_schema(&set(&["Name", "name"])).unwrap_err();
-        assert_eq!(err.to_string(), "fields \"Name\" and \"name\" differ only in case");
+        assert_eq!(
+            err.to_string(),
+            "fields \"Name\" and \"name\" differ only in case"
+        );
     }
 }

@@ -43,7 +43,10 @@ mod tests {
 
     #[test]
     fn defaults_apply_and_bad_values_name_the_variable() {
-        assert_eq!(ParseSettings::from_env(&Env::default()).unwrap(), ParseSettings::default());
+        assert_eq!(
+            ParseSettings::from_env(&Env::default()).unwrap(),
+            ParseSettings::default()
+        );
         let env = Env::from_pairs([("TASCOMI_PARSE_BATCH_ROWS", "512")]);
         assert_eq!(ParseSettings::from_env(&env).unwrap().batch_rows, 512);
         for bad in ["0", "lots", "2000000"] {

@@ -42,7 +42,9 @@ pub enum SourceError {
         #[source]
         source: StorageError,
     },
-    #[error("{partition} has the location {location:?} in the catalog, which is not an s3:// address")]
+    #[error(
+        "{partition} has the location {location:?} in the catalog, which is not an s3:// address"
+    )]
     BadLocation { partition: String, location: String },
 }
 

@@ -198,12 +198,7 @@ impl ParseStage {
             "parsed partition published"
         );
         Ok(ParseOutcome {
-            next: PartitionReady::new(
-                &parsed,
-                published.location.clone(),
-                run_id,
-                message.as_of,
-            ),
+            next: PartitionReady::new(&parsed, published.location.clone(), run_id, message.as_of),
             published,
             report,
             field_columns: fields.len(),
@@ -236,7 +231,9 @@ impl Handler for ParseStage {
 async fn abandon(writer: PartitionWriter) {
     match writer.finish().await {
         Ok(staged) => discard(staged).await,
-        Err(err) => tracing::warn!(error = %err, "could not close the failed run's files; a later publication removes them"),
+        Err(err) => {
+            tracing::warn!(error = %err, "could not close the failed run's files; a later publication removes them")
+        }
     }
 }
 
@@ -380,14 +377,16 @@ impl<'a> RawReader<'a> {
     /// The rows of `batch` with status 200 and a record, with their columns in the types the
     /// parsed layer writes.
     fn select_rows(&mut self, batch: &RecordBatch, file: usize) -> Result<RawRows> {
-        let file = &self.source.files[file];
+        let file = format!(
+            "s3://{}/{}",
+            self.source.bucket, self.source.files[file].key
+        );
         let column = |name: &str, expected: &DataType| -> Result<ArrayRef> {
             let found = batch
                 .column_by_name(name)
                 .ok_or_else(|| ParseError::MissingColumn {
                     partition: self.raw.describe(),
-                    bucket: self.source.bucket.clone(),
-                    key: file.key.clone(),
+                    file: file.clone(),
                     column: name.to_owned(),
                 })?;
             if found.data_type() == expected {
@@ -395,12 +394,10 @@ impl<'a> RawReader<'a> {
             }
             cast(found, expected).map_err(|source| ParseError::ColumnType {
                 partition: self.raw.describe(),
-                bucket: self.source.bucket.clone(),
-                key: file.key.clone(),
+                file: file.clone(),
                 column: name.to_owned(),
-                found: found.data_type().to_string(),
                 expected: expected.to_string(),
-                source,
+                source: Box::new(source),
             })
         };
         let arrow_error = |source| ParseError::Arrow {
@@ -511,11 +508,16 @@ tables:
     }
 
     fn appeal(id: u32) -> String {
-        format!(r#"{{"id":"{id}","last_updated":"2026-11-20 10:00:00","reference":"A/{id}","ward":null}}"#)
+        format!(
+            r#"{{"id":"{id}","last_updated":"2026-11-20 10:00:00","reference":"A/{id}","ward":null}}"#
+        )
     }
 
     async fn parsed_rows(f: &Fixture, table_name: &str) -> Option<RecordBatch> {
-        let partition = f.platform.layout.partition(&table(table_name), Layer::Parsed, date());
+        let partition = f
+            .platform
+            .layout
+            .partition(&table(table_name), Layer::Parsed, date());
         let batches = read_published(&f.platform, &partition).await.unwrap()?;
         let schema = batches.first().map(|b| b.schema())?;
         Some(concat_batches(&schema, &batches).unwrap())
@@ -547,7 +549,9 @@ tables:
             RawPage::failed(2, 500, "internal server error"),
             RawPage::ok(3, vec![nested.to_string()]),
         ];
-        let mut message = publish_raw(&f.platform, &table("appeals"), date(), &pages).await.unwrap();
+        let mut message = publish_raw(&f.platform, &table("appeals"), date(), &pages)
+            .await
+            .unwrap();
         message.as_of = Some(date());
         let outcome = f.stage.parse(&message).await.unwrap();
 
@@ -559,27 +563,51 @@ tables:
         assert!(outcome.report.passed());
 
         let batch = parsed_rows(&f, "appeals").await.unwrap();
-        let names: Vec<&str> = batch.schema().fields().iter().map(|f| f.name().as_str()).collect();
+        let schema = batch.schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(
             names,
             [
-                "count", "extra", "flag", "id", "last_updated", "reference", "ward",
-                "page_number", "import_api_url_requested", "import_api_status_code",
-                "import_exception_thrown", "import_datetime", "import_timestamp"
+                "count",
+                "extra",
+                "flag",
+                "id",
+                "last_updated",
+                "reference",
+                "ward",
+                "page_number",
+                "import_api_url_requested",
+                "import_api_status_code",
+                "import_exception_thrown",
+                "import_datetime",
+                "import_timestamp"
             ]
         );
-        assert_eq!(column(&batch, "id").iter().collect::<Vec<_>>(), [Some("1"), Some("2"), Some("3")]);
+        assert_eq!(
+            column(&batch, "id").iter().collect::<Vec<_>>(),
+            [Some("1"), Some("2"), Some("3")]
+        );
         assert_eq!(column(&batch, "extra").value(2), r#"{"a":[1,2]}"#);
         assert_eq!(column(&batch, "count").value(2), "12.50");
         assert_eq!(column(&batch, "flag").value(2), "true");
         assert!(column(&batch, "extra").is_null(0));
         assert!(column(&batch, "ward").is_null(0));
         assert!(column(&batch, "last_updated").is_null(2));
-        let pages = batch.column_by_name("page_number").unwrap().as_primitive::<Int32Type>();
+        let pages = batch
+            .column_by_name("page_number")
+            .unwrap()
+            .as_primitive::<Int32Type>();
         assert_eq!(pages.values().to_vec(), [1, 1, 3]);
         let statuses = batch.column_by_name("import_api_status_code").unwrap();
-        assert_eq!(statuses.as_primitive::<Int32Type>().values().to_vec(), [200, 200, 200]);
-        assert!(column(&batch, "import_api_url_requested").value(2).ends_with("page=3"));
+        assert_eq!(
+            statuses.as_primitive::<Int32Type>().values().to_vec(),
+            [200, 200, 200]
+        );
+        assert!(
+            column(&batch, "import_api_url_requested")
+                .value(2)
+                .ends_with("page=3")
+        );
 
         // The parsed table is registered with the text columns and the partition keys.
         let def = f
@@ -597,16 +625,37 @@ tables:
     #[tokio::test]
     async fn the_same_message_twice_publishes_the_partition_once() {
         let f = fixture();
-        let message = publish_raw(&f.platform, &table("appeals"), date(), &[RawPage::ok(1, vec![appeal(1), appeal(2)])])
-            .await
-            .unwrap();
+        let message = publish_raw(
+            &f.platform,
+            &table("appeals"),
+            date(),
+            &[RawPage::ok(1, vec![appeal(1), appeal(2)])],
+        )
+        .await
+        .unwrap();
         let first = f.stage.parse(&message).await.unwrap();
         let second = f.stage.parse(&message).await.unwrap();
-        assert_eq!(second.published.replaced.as_deref(), Some(first.published.location.as_str()));
+        assert_eq!(
+            second.published.replaced.as_deref(),
+            Some(first.published.location.as_str())
+        );
         assert_eq!(parsed_rows(&f, "appeals").await.unwrap().num_rows(), 2);
-        let partition = f.platform.layout.partition(&table("appeals"), Layer::Parsed, date());
-        let files = f.platform.storage.list(&partition.bucket, &partition.key_prefix()).await.unwrap();
-        assert!(files.iter().all(|o| o.key.contains(&second.published.run_id)), "{files:?}");
+        let partition = f
+            .platform
+            .layout
+            .partition(&table("appeals"), Layer::Parsed, date());
+        let files = f
+            .platform
+            .storage
+            .list(&partition.bucket, &partition.key_prefix())
+            .await
+            .unwrap();
+        assert!(
+            files
+                .iter()
+                .all(|o| o.key.contains(&second.published.run_id)),
+            "{files:?}"
+        );
     }
 
     #[tokio::test]
@@ -619,7 +668,9 @@ tables:
         ];
         let mut results = Vec::new();
         for f in [&small, &large] {
-            let message = publish_raw(&f.platform, &table("appeals"), date(), &pages).await.unwrap();
+            let message = publish_raw(&f.platform, &table("appeals"), date(), &pages)
+                .await
+                .unwrap();
             f.stage.parse(&message).await.unwrap();
             results.push(parsed_rows(f, "appeals").await.unwrap());
         }
@@ -630,36 +681,69 @@ tables:
     #[tokio::test]
     async fn duplicate_ids_fail_the_gate_publish_nothing_and_keep_the_last_good_partition() {
         let f = fixture();
-        let good = publish_raw(&f.platform, &table("appeals"), date(), &[RawPage::ok(1, vec![appeal(1), appeal(2)])])
-            .await
-            .unwrap();
+        let good = publish_raw(
+            &f.platform,
+            &table("appeals"),
+            date(),
+            &[RawPage::ok(1, vec![appeal(1), appeal(2)])],
+        )
+        .await
+        .unwrap();
         let published = f.stage.parse(&good).await.unwrap().published;
 
         // The same day re-ingested, now with id 2 on two pages.
-        let pages = [RawPage::ok(1, vec![appeal(1), appeal(2)]), RawPage::ok(2, vec![appeal(2), appeal(3)])];
-        let bad = publish_raw(&f.platform, &table("appeals"), date(), &pages).await.unwrap();
+        let pages = [
+            RawPage::ok(1, vec![appeal(1), appeal(2)]),
+            RawPage::ok(2, vec![appeal(2), appeal(3)]),
+        ];
+        let bad = publish_raw(&f.platform, &table("appeals"), date(), &pages)
+            .await
+            .unwrap();
         let err = f.stage.parse(&bad).await.unwrap_err();
         let text = err.to_string();
         assert!(
             text.starts_with("appeals parsed import_date=20261121: data-quality gate failed"),
             "{text}"
         );
-        assert!(text.contains("unique_id = 1 (threshold 0), e.g. 2"), "{text}");
+        assert!(
+            text.contains("unique_id = 1 (threshold 0), e.g. 2"),
+            "{text}"
+        );
         assert!(matches!(err.into_failure(), Failure::Permanent(_)));
 
-        let partition = f.platform.layout.partition(&table("appeals"), Layer::Parsed, date());
-        let now = published_files(&f.platform, &partition).await.unwrap().unwrap();
-        assert_eq!(now.location, published.location, "the last good partition stays");
+        let partition = f
+            .platform
+            .layout
+            .partition(&table("appeals"), Layer::Parsed, date());
+        let now = published_files(&f.platform, &partition)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            now.location, published.location,
+            "the last good partition stays"
+        );
         assert_eq!(parsed_rows(&f, "appeals").await.unwrap().num_rows(), 2);
-        let files = f.platform.storage.list(&partition.bucket, &partition.key_prefix()).await.unwrap();
-        assert!(files.iter().all(|o| o.key.contains(&published.run_id)), "failed run discarded: {files:?}");
+        let files = f
+            .platform
+            .storage
+            .list(&partition.bucket, &partition.key_prefix())
+            .await
+            .unwrap();
+        assert!(
+            files.iter().all(|o| o.key.contains(&published.run_id)),
+            "failed run discarded: {files:?}"
+        );
 
         // Both runs recorded their results, the failed one with its figures.
         let lines = reports(&f, "appeals").await;
         assert_eq!(lines.len(), 6, "three checks per run");
         let failed: Vec<_> = lines.iter().filter(|l| l["passed"] == false).collect();
         assert_eq!(failed.len(), 3);
-        let unique = failed.iter().find(|l| l["check"]["check"] == "unique_id").unwrap();
+        let unique = failed
+            .iter()
+            .find(|l| l["check"]["check"] == "unique_id")
+            .unwrap();
         assert_eq!(unique["check"]["value"], 1.0);
         assert_eq!(unique["partition_date"], "20261121");
         assert_eq!(unique["stage"], "parse");
@@ -676,20 +760,34 @@ tables:
             object.to_string()
         };
         // 98 of 100 records have a reference: below 99 %.
-        let records: Vec<String> = (0..100).map(|i| record(i, (i >= 2).then_some("2026/0001"))).collect();
-        let message = publish_raw(&f.platform, &table("applications"), date(), &[RawPage::ok(1, records)])
-            .await
-            .unwrap();
+        let records: Vec<String> = (0..100)
+            .map(|i| record(i, (i >= 2).then_some("2026/0001")))
+            .collect();
+        let message = publish_raw(
+            &f.platform,
+            &table("applications"),
+            date(),
+            &[RawPage::ok(1, records)],
+        )
+        .await
+        .unwrap();
         let err = f.stage.parse(&message).await.unwrap_err().to_string();
         assert!(
             err.contains("completeness_application_reference_number = 0.98 (threshold 0.99)"),
             "{err}"
         );
         // 99 of 100 pass.
-        let records: Vec<String> = (0..100).map(|i| record(i, (i >= 1).then_some("2026/0001"))).collect();
-        let message = publish_raw(&f.platform, &table("applications"), date(), &[RawPage::ok(1, records)])
-            .await
-            .unwrap();
+        let records: Vec<String> = (0..100)
+            .map(|i| record(i, (i >= 1).then_some("2026/0001")))
+            .collect();
+        let message = publish_raw(
+            &f.platform,
+            &table("applications"),
+            date(),
+            &[RawPage::ok(1, records)],
+        )
+        .await
+        .unwrap();
         f.stage.parse(&message).await.unwrap();
     }
 
@@ -697,13 +795,23 @@ tables:
     async fn a_quiet_day_publishes_an_empty_partition() {
         let f = fixture();
         for pages in [vec![], vec![RawPage::failed(1, 202, "no results")]] {
-            let message = publish_raw(&f.platform, &table("appeals"), date(), &pages).await.unwrap();
+            let message = publish_raw(&f.platform, &table("appeals"), date(), &pages)
+                .await
+                .unwrap();
             let outcome = f.stage.parse(&message).await.unwrap();
             assert_eq!(outcome.published.rows, 0);
             assert_eq!(outcome.field_columns, 0);
             assert!(outcome.report.passed(), "{:?}", outcome.report);
-            let partition = f.platform.layout.partition(&table("appeals"), Layer::Parsed, date());
-            assert!(published_files(&f.platform, &partition).await.unwrap().is_some());
+            let partition = f
+                .platform
+                .layout
+                .partition(&table("appeals"), Layer::Parsed, date());
+            assert!(
+                published_files(&f.platform, &partition)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
         }
     }
 
@@ -714,38 +822,60 @@ tables:
             RawPage::ok(1, vec![appeal(1)]),
             RawPage::ok(2, vec![appeal(2), appeal(3), "[1,2]".into()]),
         ];
-        let message = publish_raw(&f.platform, &table("appeals"), date(), &pages).await.unwrap();
+        let message = publish_raw(&f.platform, &table("appeals"), date(), &pages)
+            .await
+            .unwrap();
         let err = f.stage.parse(&message).await.unwrap_err();
         assert_eq!(
             err.to_string(),
             "appeals raw import_date=20261121, page 2, row 3: the record is a JSON array, not an object"
         );
         assert!(!err.is_transient());
-        let partition = f.platform.layout.partition(&table("appeals"), Layer::Parsed, date());
-        assert!(published_files(&f.platform, &partition).await.unwrap().is_none());
+        let partition = f
+            .platform
+            .layout
+            .partition(&table("appeals"), Layer::Parsed, date());
+        assert!(
+            published_files(&f.platform, &partition)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]
     async fn unusable_field_names_are_an_error_naming_the_field() {
         let f = fixture();
         let pages = [RawPage::ok(1, vec![r#"{"id":"1","bad name":"x"}"#.into()])];
-        let message = publish_raw(&f.platform, &table("appeals"), date(), &pages).await.unwrap();
+        let message = publish_raw(&f.platform, &table("appeals"), date(), &pages)
+            .await
+            .unwrap();
         let err = f.stage.parse(&message).await.unwrap_err().to_string();
-        assert!(err.starts_with("appeals raw import_date=20261121: column \"bad name\""), "{err}");
+        assert!(
+            err.starts_with("appeals raw import_date=20261121: column \"bad name\""),
+            "{err}"
+        );
     }
 
     #[tokio::test]
     async fn messages_for_other_layers_or_missing_partitions_are_refused() {
         let f = fixture();
-        let message = publish_raw(&f.platform, &table("appeals"), date(), &[]).await.unwrap();
+        let message = publish_raw(&f.platform, &table("appeals"), date(), &[])
+            .await
+            .unwrap();
         let mut wrong = message.clone();
         wrong.layer = Layer::Parsed;
         let err = f.stage.parse(&wrong).await.unwrap_err().to_string();
-        assert!(err.contains("reads raw partitions, but the message names the parsed layer of appeals"), "{err}");
+        assert!(
+            err.contains("reads raw partitions, but the message names the parsed layer of appeals"),
+            "{err}"
+        );
 
         let mut other_day = message.clone();
         other_day.partition.insert("import_day".into(), "22".into());
-        other_day.partition.insert("import_date".into(), "20261122".into());
+        other_day
+            .partition
+            .insert("import_date".into(), "20261122".into());
         let err = f.stage.parse(&other_day).await.unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -760,9 +890,14 @@ tables:
         assert!(f.stage.is_known_table(&table("applications")));
         assert!(!f.stage.is_known_table(&table("wards")));
         assert_eq!(f.stage.stage(), "parse");
-        let message = publish_raw(&f.platform, &table("appeals"), date(), &[RawPage::ok(1, vec![appeal(1)])])
-            .await
-            .unwrap();
+        let message = publish_raw(
+            &f.platform,
+            &table("appeals"),
+            date(),
+            &[RawPage::ok(1, vec![appeal(1)])],
+        )
+        .await
+        .unwrap();
         let next = f.stage.handle(message).await.unwrap();
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].layer, Layer::Parsed);

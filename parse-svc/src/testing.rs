@@ -14,8 +14,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chrono::{NaiveDate, NaiveDateTime};
 use common::dictionary::{ColumnType, ColumnTypes};
 use common::layout::{Layer, PartitionRef, TableName};
-use common::parquet_io::read_all;
 use common::messages::PartitionReady;
+use common::parquet_io::read_all;
 use common::platform::Platform;
 use common::publish::{PartitionWriter, PublishError, new_run_id};
 use serde_json::{Map, Value};
@@ -99,7 +99,10 @@ pub fn raw_batch(table: &TableName, pages: &[RawPage], imported_at: NaiveDateTim
         Arc::new(StringArray::from(records)),
         Arc::new(TimestampMicrosecondArray::from(vec![micros; rows])),
         Arc::new(StringArray::from(vec![
-            imported_at.and_utc().timestamp().to_string();
+            imported_at
+                .and_utc()
+                .timestamp()
+                .to_string();
             rows
         ])),
     ];
@@ -190,8 +193,12 @@ impl RecordShape {
             .columns(table)
             .map(|(c, t)| (c.to_owned(), Some(t)))
             .collect();
-        fields.entry("id".into()).or_insert(Some(ColumnType::Integer));
-        fields.entry("last_updated".into()).or_insert(Some(ColumnType::Timestamp));
+        fields
+            .entry("id".into())
+            .or_insert(Some(ColumnType::Integer));
+        fields
+            .entry("last_updated".into())
+            .or_insert(Some(ColumnType::Timestamp));
         for field in required {
             fields.entry((*field).to_owned()).or_insert(None);
         }
@@ -242,7 +249,9 @@ impl RecordShape {
 
     /// Records `first_id..first_id + count`.
     pub fn records(&self, first_id: u64, count: usize) -> Vec<String> {
-        (first_id..first_id + count as u64).map(|id| self.record(id)).collect()
+        (first_id..first_id + count as u64)
+            .map(|id| self.record(id))
+            .collect()
     }
 }
 
@@ -254,7 +263,9 @@ fn sample_value(name: &str, column_type: Option<ColumnType>, id: u64, column: us
         Some(ColumnType::Long) => (5_300_000_000u64 + id).to_string(),
         Some(ColumnType::Float) => format!("{}.5", k % 1000),
         Some(ColumnType::Double) => format!("{}.25", k % 100_000),
-        Some(ColumnType::Boolean) => ["t", "f", "true", "false", "1", "0", "Yes", "no"][k % 8].into(),
+        Some(ColumnType::Boolean) => {
+            ["t", "f", "true", "false", "1", "0", "Yes", "no"][k % 8].into()
+        }
         Some(ColumnType::Timestamp) => format!(
             "2026-{:02}-{:02} {:02}:{:02}:{:02}",
             k % 12 + 1,
@@ -275,7 +286,10 @@ mod tests {
     #[test]
     fn raw_rows_follow_the_pages() {
         let table = TableName::new("appeals").unwrap();
-        let at = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap().and_hms_opt(2, 30, 0).unwrap();
+        let at = NaiveDate::from_ymd_opt(2026, 11, 22)
+            .unwrap()
+            .and_hms_opt(2, 30, 0)
+            .unwrap();
         let batch = raw_batch(
             &table,
             &[
@@ -304,7 +318,12 @@ mod tests {
         for id in 0..20 {
             let record: Map<String, Value> = serde_json::from_str(&shape.record(id)).unwrap();
             assert!(record["reference"].is_string());
-            assert!(record["last_updated"].as_str().unwrap().starts_with("2026-"));
+            assert!(
+                record["last_updated"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("2026-")
+            );
         }
     }
 }

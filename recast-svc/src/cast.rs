@@ -57,7 +57,11 @@ pub fn cast_text(values: &dyn Array, to: ColumnType) -> Result<Cast, ArrowError>
     };
     let text = normalize(text);
     let array: ArrayRef = match to {
-        ColumnType::Boolean => Arc::new(text.iter().map(|v| v.and_then(parse_bool)).collect::<BooleanArray>()),
+        ColumnType::Boolean => Arc::new(
+            text.iter()
+                .map(|v| v.and_then(parse_bool))
+                .collect::<BooleanArray>(),
+        ),
         _ => cast_with_options(
             &text,
             &to.data_type(),
@@ -142,7 +146,11 @@ mod tests {
             assert_eq!(&show(&cast.array), expected, "{input:?} as {}", to.name());
             let blank = input.trim().is_empty();
             let expect_failure = expected.is_none() && !blank;
-            assert_eq!(cast.failures, usize::from(expect_failure), "{input:?} failure count");
+            assert_eq!(
+                cast.failures,
+                usize::from(expect_failure),
+                "{input:?} failure count"
+            );
         }
     }
 
@@ -255,7 +263,12 @@ mod tests {
             value_of(|a: &Float32Array| a.value(0)),
         );
         let nan = cast_text(&text(&[Some("NaN")]), ColumnType::Double).unwrap();
-        assert!(nan.array.as_primitive::<arrow::datatypes::Float64Type>().value(0).is_nan());
+        assert!(
+            nan.array
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .value(0)
+                .is_nan()
+        );
     }
 
     fn at(text: &str) -> NaiveDateTime {
@@ -275,8 +288,14 @@ mod tests {
                 ("2026-11-21 10:15:00", us("2026-11-21 10:15:00")),
                 ("2026-11-21T10:15:00", us("2026-11-21 10:15:00")),
                 ("2026-11-21 10:15:00.5", us("2026-11-21 10:15:00.5")),
-                ("2026-11-21 10:15:00.123456", us("2026-11-21 10:15:00.123456")),
-                ("2026-11-21T10:15:00.123456789", us("2026-11-21 10:15:00.123456")),
+                (
+                    "2026-11-21 10:15:00.123456",
+                    us("2026-11-21 10:15:00.123456"),
+                ),
+                (
+                    "2026-11-21T10:15:00.123456789",
+                    us("2026-11-21 10:15:00.123456"),
+                ),
                 (" 2026-11-21 10:15:00 ", us("2026-11-21 10:15:00")),
                 // Summer time is not shifted: the wall-clock time is stored as it reads.
                 ("2026-06-21 23:30:00", us("2026-06-21 23:30:00")),

@@ -14,9 +14,13 @@ use crate::plan::PlanError;
 /// applies the file or column.
 #[derive(Debug, thiserror::Error)]
 pub enum RecastError {
-    #[error("recast-svc reads parsed partitions, but the message names the {layer} layer of {table}")]
+    #[error(
+        "recast-svc reads parsed partitions, but the message names the {layer} layer of {table}"
+    )]
     WrongLayer { table: String, layer: Layer },
-    #[error("{partition} is not published in the catalog (a replayed message for a partition that was removed?)")]
+    #[error(
+        "{partition} is not published in the catalog (a replayed message for a partition that was removed?)"
+    )]
     NotPublished { partition: String },
     #[error("{partition}: {source}")]
     Plan {
@@ -24,7 +28,9 @@ pub enum RecastError {
         #[source]
         source: PlanError,
     },
-    #[error("{partition}: file s3://{bucket}/{key} does not have the columns of the partition's first file")]
+    #[error(
+        "{partition}: file s3://{bucket}/{key} does not have the columns of the partition's first file"
+    )]
     MixedSchemas {
         partition: String,
         bucket: String,
@@ -57,10 +63,23 @@ pub enum RecastError {
         #[source]
         source: ParquetIoError,
     },
+    // Boxed: these two are the largest, and every `Result` of the stage carries the error.
     #[error(transparent)]
-    Source(#[from] SourceError),
+    Source(Box<SourceError>),
     #[error(transparent)]
-    Publish(#[from] PublishError),
+    Publish(Box<PublishError>),
+}
+
+impl From<SourceError> for RecastError {
+    fn from(err: SourceError) -> Self {
+        RecastError::Source(Box::new(err))
+    }
+}
+
+impl From<PublishError> for RecastError {
+    fn from(err: PublishError) -> Self {
+        RecastError::Publish(Box::new(err))
+    }
 }
 
 pub type Result<T, E = RecastError> = std::result::Result<T, E>;

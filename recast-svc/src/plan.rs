@@ -16,7 +16,9 @@ use parse_svc::schema::is_bookkeeping;
 
 /// A parsed column the dictionary types, but that is not text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("column {column} is {found} in the parsed partition; the dictionary makes it {wanted}, which is cast from text only")]
+#[error(
+    "column {column} is {found} in the parsed partition; the dictionary makes it {wanted}, which is cast from text only"
+)]
 pub struct PlanError {
     pub column: String,
     pub found: String,
@@ -103,15 +105,23 @@ mod tests {
     }
 
     fn parsed(names: &[&str]) -> Schema {
-        let mut fields: Vec<Field> =
-            names.iter().map(|n| Field::new(*n, DataType::Utf8, true)).collect();
+        let mut fields: Vec<Field> = names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, true))
+            .collect();
         fields.push(Field::new("page_number", DataType::Int32, true));
         Schema::new(fields)
     }
 
     #[test]
     fn listed_columns_are_typed_and_the_rest_stay_text() {
-        let plan = plan(&parsed(&["id", "last_updated", "name"]), "appeals", &dictionary(), false).unwrap();
+        let plan = plan(
+            &parsed(&["id", "last_updated", "name"]),
+            "appeals",
+            &dictionary(),
+            false,
+        )
+        .unwrap();
         let types: Vec<&DataType> = plan.output.fields().iter().map(|f| f.data_type()).collect();
         assert_eq!(
             types,
@@ -122,7 +132,15 @@ mod tests {
                 &DataType::Int32
             ]
         );
-        assert_eq!(plan.casts, [Some(ColumnType::Integer), Some(ColumnType::Timestamp), None, None]);
+        assert_eq!(
+            plan.casts,
+            [
+                Some(ColumnType::Integer),
+                Some(ColumnType::Timestamp),
+                None,
+                None
+            ]
+        );
         assert_eq!(plan.cast_columns(), 2);
         // `page_number` is bookkeeping: listed, but neither cast nor missing.
         assert_eq!(plan.missing, ["gone"]);

@@ -43,7 +43,10 @@ mod tests {
 
     #[test]
     fn defaults_apply_and_bad_values_name_the_variable() {
-        assert_eq!(RecastSettings::from_env(&Env::default()).unwrap(), RecastSettings::default());
+        assert_eq!(
+            RecastSettings::from_env(&Env::default()).unwrap(),
+            RecastSettings::default()
+        );
         let env = Env::from_pairs([("TASCOMI_RECAST_BATCH_ROWS", "512")]);
         assert_eq!(RecastSettings::from_env(&env).unwrap().batch_rows, 512);
         for bad in ["0", "lots", "2000000"] {

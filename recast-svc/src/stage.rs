@@ -171,7 +171,13 @@ impl RecastStage {
             failures: &mut failures,
         };
         let written = self
-            .cast_files(&source, first.map(|(_, s)| s), &mut job, &mut writer, &mut check)
+            .cast_files(
+                &source,
+                first.map(|(_, s)| s),
+                &mut job,
+                &mut writer,
+                &mut check,
+            )
             .await;
         if let Err(err) = written {
             abandon(writer).await;
@@ -302,10 +308,14 @@ impl RecastStage {
                     stream
                 }
             };
-            while let Some(batch) = stream.try_next().await.map_err(|source| RecastError::Read {
-                partition: job.partition.describe(),
-                source,
-            })? {
+            while let Some(batch) = stream
+                .try_next()
+                .await
+                .map_err(|source| RecastError::Read {
+                    partition: job.partition.describe(),
+                    source,
+                })?
+            {
                 let typed = job.cast(&batch)?;
                 check.add(&typed);
                 writer.write(&typed).await?;
@@ -363,7 +373,12 @@ impl RecastStage {
         rows: u64,
         report: &mut QualityReport,
     ) {
-        let named: Vec<String> = plan.missing.iter().take(MAX_MISSING_NAMED).cloned().collect();
+        let named: Vec<String> = plan
+            .missing
+            .iter()
+            .take(MAX_MISSING_NAMED)
+            .cloned()
+            .collect();
         if !plan.missing.is_empty() && rows > 0 {
             tracing::warn!(
                 partition = %increment,
@@ -442,7 +457,9 @@ impl Handler for RecastStage {
 async fn abandon(writer: PartitionWriter) {
     match writer.finish().await {
         Ok(staged) => discard(staged).await,
-        Err(err) => tracing::warn!(error = %err, "could not close the failed run's files; a later publication removes them"),
+        Err(err) => {
+            tracing::warn!(error = %err, "could not close the failed run's files; a later publication removes them")
+        }
     }
 }
 
@@ -492,7 +509,12 @@ tables:
         let dictionary = ColumnTypes::parse(DICTIONARY, "dictionary.json").unwrap();
         Fixture {
             parse: ParseStage::new(platform.clone(), pipeline.clone(), ParseSettings::default()),
-            recast: RecastStage::new(platform.clone(), pipeline, dictionary, RecastSettings::default()),
+            recast: RecastStage::new(
+                platform.clone(),
+                pipeline,
+                dictionary,
+                RecastSettings::default(),
+            ),
             platform,
             _dir: dir,
         }
@@ -522,14 +544,22 @@ tables:
 
     /// Raw -> parsed for `records`; returns the message for recast-svc.
     async fn parsed(f: &Fixture, table_name: &str, records: Vec<String>) -> PartitionReady {
-        let raw = publish_raw(&f.platform, &table(table_name), date(), &[RawPage::ok(1, records)])
-            .await
-            .unwrap();
+        let raw = publish_raw(
+            &f.platform,
+            &table(table_name),
+            date(),
+            &[RawPage::ok(1, records)],
+        )
+        .await
+        .unwrap();
         f.parse.parse(&raw).await.unwrap().next
     }
 
     async fn increment(f: &Fixture, table_name: &str) -> Option<RecordBatch> {
-        let partition = f.platform.layout.partition(&table(table_name), Layer::Increment, date());
+        let partition = f
+            .platform
+            .layout
+            .partition(&table(table_name), Layer::Increment, date());
         let batches = read_published(&f.platform, &partition).await.unwrap()?;
         let schema = batches.first().map(|b| b.schema())?;
         Some(concat_batches(&schema, &batches).unwrap())
@@ -542,7 +572,12 @@ tables:
     #[tokio::test]
     async fn dictionary_columns_are_typed_and_the_rest_stay_text() {
         let f = fixture();
-        let mut message = parsed(&f, "appeals", vec![appeal("1", "7", "t"), appeal("2", " 8 ", "No")]).await;
+        let mut message = parsed(
+            &f,
+            "appeals",
+            vec![appeal("1", "7", "t"), appeal("2", " 8 ", "No")],
+        )
+        .await;
         message.as_of = Some(date());
         let outcome = f.recast.recast(&message).await.unwrap();
         assert_eq!(outcome.next.layer, Layer::Increment);
@@ -559,19 +594,34 @@ tables:
         assert_eq!(type_of("location_x"), DataType::Int64);
         assert_eq!(type_of("costs"), DataType::Float64);
         assert_eq!(type_of("ceased"), DataType::Boolean);
-        assert_eq!(type_of("last_updated"), DataType::Timestamp(TimeUnit::Microsecond, None));
+        assert_eq!(
+            type_of("last_updated"),
+            DataType::Timestamp(TimeUnit::Microsecond, None)
+        );
         assert_eq!(type_of("hearing_day"), DataType::Date32);
         assert_eq!(type_of("reference"), DataType::Utf8);
         assert_eq!(type_of("page_number"), DataType::Int32);
-        assert_eq!(type_of("import_datetime"), DataType::Timestamp(TimeUnit::Microsecond, None));
+        assert_eq!(
+            type_of("import_datetime"),
+            DataType::Timestamp(TimeUnit::Microsecond, None)
+        );
         assert_eq!(type_of("import_timestamp"), DataType::Utf8);
 
-        let officers = batch.column_by_name("officer_id").unwrap().as_primitive::<Int32Type>();
+        let officers = batch
+            .column_by_name("officer_id")
+            .unwrap()
+            .as_primitive::<Int32Type>();
         assert_eq!(officers.values().to_vec(), [7, 8]);
         let ceased = batch.column_by_name("ceased").unwrap().as_boolean();
         assert_eq!(ceased.iter().collect::<Vec<_>>(), [Some(true), Some(false)]);
-        let updated = batch.column_by_name("last_updated").unwrap().as_primitive::<TimestampMicrosecondType>();
-        let expected = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap().and_hms_opt(17, 45, 12).unwrap();
+        let updated = batch
+            .column_by_name("last_updated")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
+        let expected = NaiveDate::from_ymd_opt(2026, 11, 20)
+            .unwrap()
+            .and_hms_opt(17, 45, 12)
+            .unwrap();
         assert_eq!(updated.value(0), expected.and_utc().timestamp_micros());
 
         // The refined table in the catalog carries the typed schema.
@@ -582,7 +632,14 @@ tables:
             .await
             .unwrap()
             .unwrap();
-        let hive = |name: &str| def.columns.iter().find(|c| c.name == name).unwrap().hive_type.clone();
+        let hive = |name: &str| {
+            def.columns
+                .iter()
+                .find(|c| c.name == name)
+                .unwrap()
+                .hive_type
+                .clone()
+        };
         assert_eq!(hive("id"), "int");
         assert_eq!(hive("location_x"), "bigint");
         assert_eq!(hive("costs"), "double");
@@ -609,7 +666,12 @@ tables:
         assert_eq!(officer.value, 2.0);
         assert_eq!(officer.examples, ["seven", "7.5"]);
         assert!(officer.passed);
-        assert_eq!(check(&outcome.report, "cast_failures_ceased").unwrap().examples, ["maybe"]);
+        assert_eq!(
+            check(&outcome.report, "cast_failures_ceased")
+                .unwrap()
+                .examples,
+            ["maybe"]
+        );
         assert_eq!(check(&outcome.report, "cast_failures").unwrap().value, 3.0);
         assert!(check(&outcome.report, "cast_failures_id").is_none());
 
@@ -637,8 +699,14 @@ tables:
         let outcome = f.recast.recast(&message).await.unwrap();
         assert_eq!(outcome.cast_columns, 0);
         let batch = increment(&f, "notes").await.unwrap();
-        assert_eq!(batch.column_by_name("id").unwrap().data_type(), &DataType::Utf8);
-        assert_eq!(batch.column_by_name("page_number").unwrap().data_type(), &DataType::Int32);
+        assert_eq!(
+            batch.column_by_name("id").unwrap().data_type(),
+            &DataType::Utf8
+        );
+        assert_eq!(
+            batch.column_by_name("page_number").unwrap().data_type(),
+            &DataType::Int32
+        );
     }
 
     #[tokio::test]
@@ -646,7 +714,12 @@ tables:
         let f = fixture();
         // Unique as text, so parse passes; too large for the dictionary's integer, so the
         // increment would have a row without an id.
-        let message = parsed(&f, "appeals", vec![appeal("1", "7", "t"), appeal("3000000000", "8", "f")]).await;
+        let message = parsed(
+            &f,
+            "appeals",
+            vec![appeal("1", "7", "t"), appeal("3000000000", "8", "f")],
+        )
+        .await;
         let err = f.recast.recast(&message).await.unwrap_err();
         let text = err.to_string();
         assert!(
@@ -655,13 +728,27 @@ tables:
         );
         assert!(matches!(err.into_failure(), Failure::Permanent(_)));
         assert!(increment(&f, "appeals").await.is_none());
-        let partition = f.platform.layout.partition(&table("appeals"), Layer::Increment, date());
-        let left = f.platform.storage.list(&partition.bucket, &partition.key_prefix()).await.unwrap();
-        assert!(left.is_empty(), "the failed run's files are removed: {left:?}");
+        let partition = f
+            .platform
+            .layout
+            .partition(&table("appeals"), Layer::Increment, date());
+        let left = f
+            .platform
+            .storage
+            .list(&partition.bucket, &partition.key_prefix())
+            .await
+            .unwrap();
+        assert!(
+            left.is_empty(),
+            "the failed run's files are removed: {left:?}"
+        );
         let recorded = f
             .platform
             .storage
-            .list(&f.platform.layout.refined_bucket, &format!("{}recast/appeals/", f.platform.metrics_prefix))
+            .list(
+                &f.platform.layout.refined_bucket,
+                &format!("{}recast/appeals/", f.platform.metrics_prefix),
+            )
             .await
             .unwrap();
         assert_eq!(recorded.len(), 1, "the failed run's results are recorded");
@@ -670,17 +757,27 @@ tables:
     #[tokio::test]
     async fn the_same_message_twice_publishes_the_partition_once() {
         let f = fixture();
-        let message = parsed(&f, "appeals", vec![appeal("1", "7", "t"), appeal("2", "8", "f")]).await;
+        let message = parsed(
+            &f,
+            "appeals",
+            vec![appeal("1", "7", "t"), appeal("2", "8", "f")],
+        )
+        .await;
         let first = f.recast.recast(&message).await.unwrap();
         let second = f.recast.recast(&message).await.unwrap();
-        assert_eq!(second.published.replaced.as_deref(), Some(first.published.location.as_str()));
+        assert_eq!(
+            second.published.replaced.as_deref(),
+            Some(first.published.location.as_str())
+        );
         assert_eq!(increment(&f, "appeals").await.unwrap().num_rows(), 2);
     }
 
     #[tokio::test]
     async fn a_quiet_day_publishes_an_empty_increment() {
         let f = fixture();
-        let raw = publish_raw(&f.platform, &table("appeals"), date(), &[]).await.unwrap();
+        let raw = publish_raw(&f.platform, &table("appeals"), date(), &[])
+            .await
+            .unwrap();
         let message = f.parse.parse(&raw).await.unwrap().next;
         let outcome = f.recast.recast(&message).await.unwrap();
         assert_eq!(outcome.published.rows, 0);
@@ -691,9 +788,14 @@ tables:
     #[tokio::test]
     async fn messages_for_other_layers_are_refused() {
         let f = fixture();
-        let raw = publish_raw(&f.platform, &table("appeals"), date(), &[]).await.unwrap();
+        let raw = publish_raw(&f.platform, &table("appeals"), date(), &[])
+            .await
+            .unwrap();
         let err = f.recast.recast(&raw).await.unwrap_err().to_string();
-        assert!(err.contains("reads parsed partitions, but the message names the raw layer of appeals"), "{err}");
+        assert!(
+            err.contains("reads parsed partitions, but the message names the raw layer of appeals"),
+            "{err}"
+        );
         assert_eq!(f.recast.stage(), "recast");
         assert!(f.recast.is_known_table(&table("notes")));
         assert!(!f.recast.is_known_table(&table("wards")));

@@ -67,7 +67,8 @@ fn shape(dictionary: &ColumnTypes, name: &str, fields: usize) -> RecordShape {
 
 /// Sets one field of a JSON record.
 fn with_field(record: &str, field: &str, value: &str) -> String {
-    let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(record).unwrap();
+    let mut object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(record).unwrap();
     object.insert(field.into(), value.into());
     serde_json::Value::Object(object).to_string()
 }
@@ -150,14 +151,22 @@ print(json.dumps({"types": types, "rows": rows}))
 }
 
 /// The pyarrow type a column of the increment must have.
-fn expected_pyarrow_type(dictionary: &ColumnTypes, name: &str, keep_as_text: bool, column: &str) -> &'static str {
+fn expected_pyarrow_type(
+    dictionary: &ColumnTypes,
+    name: &str,
+    keep_as_text: bool,
+    column: &str,
+) -> &'static str {
     match column {
         "page_number" | "import_api_status_code" => return "int32",
         "import_datetime" => return "timestamp[us]",
         _ if parse_svc::schema::is_bookkeeping(column) => return "string",
         _ => {}
     }
-    match dictionary.column_type(name, column).filter(|_| !keep_as_text) {
+    match dictionary
+        .column_type(name, column)
+        .filter(|_| !keep_as_text)
+    {
         None => "string",
         Some(ColumnType::Integer) => "int32",
         Some(ColumnType::Long) => "int64",
@@ -172,10 +181,17 @@ fn expected_pyarrow_type(dictionary: &ColumnTypes, name: &str, keep_as_text: boo
 /// Copies a published partition's files out of storage into `dir`, for the reader.
 async fn download(platform: &Platform, name: &str, layer: Layer, dir: &Path) -> Vec<PathBuf> {
     let partition = platform.layout.partition(&table(name), layer, date());
-    let published = published_files(platform, &partition).await.unwrap().unwrap();
+    let published = published_files(platform, &partition)
+        .await
+        .unwrap()
+        .unwrap();
     let mut paths = Vec::new();
     for (i, file) in published.files.iter().enumerate() {
-        let body = platform.storage.get(&published.bucket, &file.key).await.unwrap();
+        let body = platform
+            .storage
+            .get(&published.bucket, &file.key)
+            .await
+            .unwrap();
         let path = dir.join(format!("{name}-{}-{i}.parquet", layer.name()));
         std::fs::write(&path, &body).unwrap();
         paths.push(path);
@@ -187,7 +203,11 @@ async fn download(platform: &Platform, name: &str, layer: Layer, dir: &Path) -> 
 async fn raw_to_increment(platform: &Platform) {
     let dictionary = production_dictionary();
     let pipeline = pipeline();
-    let parse = ParseStage::new(platform.clone(), pipeline.clone(), ParseSettings { batch_rows: 128 });
+    let parse = ParseStage::new(
+        platform.clone(),
+        pipeline.clone(),
+        ParseSettings { batch_rows: 128 },
+    );
     let recast = RecastStage::new(
         platform.clone(),
         pipeline.clone(),
@@ -199,11 +219,17 @@ async fn raw_to_increment(platform: &Platform) {
     for (name, fields) in TABLES {
         let records = if name == "applications" { 300 } else { 50 };
         let pages = raw_pages(&dictionary, name, fields, records);
-        let raw = publish_raw(platform, &table(name), date(), &pages).await.unwrap();
+        let raw = publish_raw(platform, &table(name), date(), &pages)
+            .await
+            .unwrap();
 
         let parsed = parse.parse(&raw).await.unwrap();
         assert_eq!(parsed.published.rows, records as u64, "{name}");
-        assert!(parsed.field_columns >= fields, "{name}: {} columns", parsed.field_columns);
+        assert!(
+            parsed.field_columns >= fields,
+            "{name}: {} columns",
+            parsed.field_columns
+        );
 
         let increment = recast.recast(&parsed.next).await.unwrap();
         assert_eq!(increment.published.rows, records as u64, "{name}");
@@ -212,7 +238,11 @@ async fn raw_to_increment(platform: &Platform) {
         if keep_as_text {
             assert_eq!(increment.cast_columns, 0, "{name}");
         } else {
-            assert_eq!(increment.cast_columns, dictionary.columns(name).count(), "{name}");
+            assert_eq!(
+                increment.cast_columns,
+                dictionary.columns(name).count(),
+                "{name}"
+            );
         }
         if name == "applications" {
             assert_eq!(parsed.field_columns, 752);
@@ -233,7 +263,9 @@ async fn raw_to_increment(platform: &Platform) {
         }
 
         // The catalog's refined table has the dictionary's types.
-        let partition = platform.layout.partition(&table(name), Layer::Increment, date());
+        let partition = platform
+            .layout
+            .partition(&table(name), Layer::Increment, date());
         let def = platform
             .catalog
             .table(&partition.database, &partition.catalog_table)
@@ -241,7 +273,11 @@ async fn raw_to_increment(platform: &Platform) {
             .unwrap()
             .unwrap();
         let id = def.columns.iter().find(|c| c.name == "id").unwrap();
-        assert_eq!(id.hive_type, if keep_as_text { "string" } else { "int" }, "{name}");
+        assert_eq!(
+            id.hive_type,
+            if keep_as_text { "string" } else { "int" },
+            "{name}"
+        );
 
         if let Some(python) = &python {
             let files = download(platform, name, Layer::Increment, downloads.path()).await;
@@ -254,7 +290,15 @@ async fn raw_to_increment(platform: &Platform) {
             }
             let typed: BTreeSet<&str> = types.values().map(String::as_str).collect();
             if name == "applications" {
-                for t in ["int32", "int64", "float", "double", "bool", "timestamp[us]", "string"] {
+                for t in [
+                    "int32",
+                    "int64",
+                    "float",
+                    "double",
+                    "bool",
+                    "timestamp[us]",
+                    "string",
+                ] {
                     assert!(typed.contains(t), "applications has a {t} column");
                 }
             }
@@ -274,13 +318,23 @@ async fn gate_failure_dead_letters_while_others_go_on(
     let appeals = shape(&dictionary, "appeals", 60);
     let mut duplicated = appeals.records(1, 20);
     duplicated.extend(appeals.records(10, 2));
-    let bad = publish_raw(platform, &table("appeals"), date(), &[RawPage::ok(1, duplicated)])
-        .await
-        .unwrap();
+    let bad = publish_raw(
+        platform,
+        &table("appeals"),
+        date(),
+        &[RawPage::ok(1, duplicated)],
+    )
+    .await
+    .unwrap();
     let enforcements = shape(&dictionary, "enforcements", 60);
-    let good = publish_raw(platform, &table("enforcements"), date(), &[RawPage::ok(1, enforcements.records(1, 20))])
-        .await
-        .unwrap();
+    let good = publish_raw(
+        platform,
+        &table("enforcements"),
+        date(),
+        &[RawPage::ok(1, enforcements.records(1, 20))],
+    )
+    .await
+    .unwrap();
 
     let settings = RunnerSettings {
         wait_time: Duration::from_millis(200),
@@ -289,15 +343,25 @@ async fn gate_failure_dead_letters_while_others_go_on(
     };
     let [input, next, dead] = parse_queues;
     let parse = Runner::new(
-        Arc::new(ParseStage::new(platform.clone(), pipeline.clone(), ParseSettings::default())),
+        Arc::new(ParseStage::new(
+            platform.clone(),
+            pipeline.clone(),
+            ParseSettings::default(),
+        )),
         input.clone(),
         Some(next.clone()),
         Some(dead.clone()),
         settings.clone(),
     );
     let attributes = BTreeMap::new();
-    input.send(&messages::encode(&bad), &attributes).await.unwrap();
-    input.send(&messages::encode(&good), &attributes).await.unwrap();
+    input
+        .send(&messages::encode(&bad), &attributes)
+        .await
+        .unwrap();
+    input
+        .send(&messages::encode(&good), &attributes)
+        .await
+        .unwrap();
     let done = parse.drain(Duration::from_millis(500)).await;
     assert_eq!(done.len(), 2, "{done:?}");
     assert!(done.contains(&Disposition::Done { sent: 1 }), "{done:?}");
@@ -308,8 +372,14 @@ async fn gate_failure_dead_letters_while_others_go_on(
             _ => None,
         })
         .unwrap();
-    assert!(reason.contains("appeals parsed import_date=20261121: data-quality gate failed"), "{reason}");
-    assert!(reason.contains("unique_id = 2 (threshold 0), e.g. 10, 11"), "{reason}");
+    assert!(
+        reason.contains("appeals parsed import_date=20261121: data-quality gate failed"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("unique_id = 2 (threshold 0), e.g. 10, 11"),
+        "{reason}"
+    );
 
     let dead_letters = dead.receive(10, Duration::from_secs(1)).await.unwrap();
     assert_eq!(dead_letters.len(), 1);
@@ -317,30 +387,57 @@ async fn gate_failure_dead_letters_while_others_go_on(
     assert!(dead_letters[0].attributes["failure_reason"].contains("unique_id = 2"));
     let body: PartitionReady = messages::decode(&dead_letters[0].body, |_| true).unwrap();
     assert_eq!(body.table.as_str(), "appeals");
-    let parsed = platform.layout.partition(&table("appeals"), Layer::Parsed, date());
-    assert!(published_files(platform, &parsed).await.unwrap().is_none(), "nothing published");
+    let parsed = platform
+        .layout
+        .partition(&table("appeals"), Layer::Parsed, date());
+    assert!(
+        published_files(platform, &parsed).await.unwrap().is_none(),
+        "nothing published"
+    );
 
     // The good table's message went on: recast it through its own runner.
     let [recast_input, recast_next, recast_dead] = recast_queues;
     let forwarded = next.receive(10, Duration::from_secs(1)).await.unwrap();
     assert_eq!(forwarded.len(), 1);
-    recast_input.send(&forwarded[0].body, &forwarded[0].attributes).await.unwrap();
+    recast_input
+        .send(&forwarded[0].body, &forwarded[0].attributes)
+        .await
+        .unwrap();
     next.acknowledge(&forwarded[0].receipt).await.unwrap();
     let recast = Runner::new(
-        Arc::new(RecastStage::new(platform.clone(), pipeline, dictionary, RecastSettings::default())),
+        Arc::new(RecastStage::new(
+            platform.clone(),
+            pipeline,
+            dictionary,
+            RecastSettings::default(),
+        )),
         recast_input,
         Some(recast_next.clone()),
         Some(recast_dead),
         settings,
     );
-    assert_eq!(recast.drain(Duration::from_millis(500)).await, [Disposition::Done { sent: 1 }]);
-    let snapshot_bound = recast_next.receive(10, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(
+        recast.drain(Duration::from_millis(500)).await,
+        [Disposition::Done { sent: 1 }]
+    );
+    let snapshot_bound = recast_next
+        .receive(10, Duration::from_secs(1))
+        .await
+        .unwrap();
     let message: PartitionReady = messages::decode(&snapshot_bound[0].body, |_| true).unwrap();
-    assert_eq!((message.table.as_str(), message.layer), ("enforcements", Layer::Increment));
+    assert_eq!(
+        (message.table.as_str(), message.layer),
+        ("enforcements", Layer::Increment)
+    );
 }
 
 fn memory_queues(stage: &str) -> [Arc<dyn Queue>; 3] {
-    ["in", "next", "dead"].map(|q| Arc::new(MemoryQueue::new(format!("{stage}-{q}"), Duration::from_secs(30))) as Arc<dyn Queue>)
+    ["in", "next", "dead"].map(|q| {
+        Arc::new(MemoryQueue::new(
+            format!("{stage}-{q}"),
+            Duration::from_secs(30),
+        )) as Arc<dyn Queue>
+    })
 }
 
 #[tokio::test]
@@ -353,7 +450,12 @@ async fn raw_to_increment_for_production_tables_on_the_embedded_platform() {
 async fn a_failed_gate_dead_letters_its_message_while_other_tables_go_on_embedded() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::local(dir.path());
-    gate_failure_dead_letters_while_others_go_on(&platform, memory_queues("parse"), memory_queues("recast")).await;
+    gate_failure_dead_letters_while_others_go_on(
+        &platform,
+        memory_queues("parse"),
+        memory_queues("recast"),
+    )
+    .await;
 }
 
 /// AWS on moto: buckets, a database prefix and queues of its own, so tests run in parallel on one
@@ -370,7 +472,9 @@ impl Moto {
             if std::env::var_os("CI").is_some() {
                 panic!("AWS_ENDPOINT_URL is not set, and CI requires the moto tests");
             }
-            eprintln!("skipped: AWS_ENDPOINT_URL is not set (run scripts/test.sh, which starts moto)");
+            eprintln!(
+                "skipped: AWS_ENDPOINT_URL is not set (run scripts/test.sh, which starts moto)"
+            );
             return None;
         }
         let sdk = common::aws::load_sdk_config().await;
@@ -380,7 +484,11 @@ impl Moto {
         let s3 = common::storage::S3Storage::new(&sdk);
         for bucket in [&raw, &refined] {
             let mut request = s3.client().create_bucket().bucket(bucket);
-            if let Some(region) = sdk.region().map(|r| r.as_ref()).filter(|r| *r != "us-east-1") {
+            if let Some(region) = sdk
+                .region()
+                .map(|r| r.as_ref())
+                .filter(|r| *r != "us-east-1")
+            {
                 request = request.create_bucket_configuration(
                     aws_sdk_s3::types::CreateBucketConfiguration::builder()
                         .location_constraint(region.into())
@@ -395,7 +503,11 @@ impl Moto {
             ("TASCOMI_DATABASE_PREFIX", format!("t{suffix}")),
         ]);
         let platform = Platform::aws(&sdk, &env).unwrap();
-        Some(Self { sdk, platform, suffix })
+        Some(Self {
+            sdk,
+            platform,
+            suffix,
+        })
     }
 
     async fn queues(&self, stage: &str) -> [Arc<dyn Queue>; 3] {
@@ -417,13 +529,17 @@ impl Moto {
 
 #[tokio::test]
 async fn raw_to_increment_for_production_tables_on_moto() {
-    let Some(moto) = Moto::start().await else { return };
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
     raw_to_increment(&moto.platform).await;
 }
 
 #[tokio::test]
 async fn a_failed_gate_dead_letters_its_message_while_other_tables_go_on_moto() {
-    let Some(moto) = Moto::start().await else { return };
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
     let parse_queues = moto.queues("parse").await;
     let recast_queues = moto.queues("recast").await;
     gate_failure_dead_letters_while_others_go_on(&moto.platform, parse_queues, recast_queues).await;

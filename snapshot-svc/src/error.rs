@@ -20,25 +20,27 @@ pub enum SnapshotError {
     Catalog {
         table: String,
         #[source]
-        source: CatalogError,
+        source: Box<CatalogError>,
     },
+    #[error("{what}: the catalog's location {location:?} is not an s3:// address")]
+    BadLocation { what: String, location: String },
     #[error("{what}: {source}")]
     Storage {
         what: String,
         #[source]
-        source: StorageError,
+        source: Box<StorageError>,
     },
     #[error("reading {what}: {source}")]
     Read {
         what: String,
         #[source]
-        source: ParquetIoError,
+        source: Box<ParquetIoError>,
     },
     #[error("{table} snapshot: {source}")]
     Schema {
         table: String,
         #[source]
-        source: SchemaError,
+        source: Box<SchemaError>,
     },
     #[error("{what}: has no column {column}")]
     MissingColumn { what: String, column: String },
@@ -49,7 +51,7 @@ pub enum SnapshotError {
         source: ArrowError,
     },
     #[error(transparent)]
-    Publish(#[from] PublishError),
+    Publish(Box<PublishError>),
     #[error("{partition}: data-quality gate failed, nothing published: {failures}")]
     Quality { partition: String, failures: String },
     #[error(
@@ -62,6 +64,12 @@ pub enum SnapshotError {
     },
 }
 
+impl From<PublishError> for SnapshotError {
+    fn from(source: PublishError) -> Self {
+        SnapshotError::Publish(Box::new(source))
+    }
+}
+
 impl SnapshotError {
     pub fn is_transient(&self) -> bool {
         match self {
@@ -72,6 +80,7 @@ impl SnapshotError {
             // The other merge has published; a retry finds its snapshot and decides again.
             SnapshotError::Raced { .. } => true,
             SnapshotError::WrongLayer { .. }
+            | SnapshotError::BadLocation { .. }
             | SnapshotError::Schema { .. }
             | SnapshotError::MissingColumn { .. }
             | SnapshotError::Arrow { .. }

@@ -241,9 +241,7 @@ impl PreparedIncrement {
 
     /// True when the increment holds this id.
     pub fn contains(&self, key: arrow::row::Row<'_>) -> bool {
-        self.keys
-            .binary_search_by(|k| k.row().cmp(&key))
-            .is_ok()
+        self.keys.binary_search_by(|k| k.row().cmp(&key)).is_ok()
     }
 
     /// The number of the chunk holding row `index`, and the row's offset in it.
@@ -332,8 +330,14 @@ mod tests {
     fn the_latest_last_updated_wins_whatever_the_import_date() {
         let p = prepare(
             vec![
-                (batch(&[(Some(1), Some("2026-11-20 10:00:00"), "newer")]), day(20)),
-                (batch(&[(Some(1), Some("2026-11-19 10:00:00"), "older")]), day(21)),
+                (
+                    batch(&[(Some(1), Some("2026-11-20 10:00:00"), "newer")]),
+                    day(20),
+                ),
+                (
+                    batch(&[(Some(1), Some("2026-11-19 10:00:00"), "older")]),
+                    day(21),
+                ),
             ],
             10,
         );
@@ -344,7 +348,10 @@ mod tests {
     fn a_null_last_updated_loses_to_a_dated_row() {
         let p = prepare(
             vec![
-                (batch(&[(Some(1), Some("2020-01-01 00:00:00"), "dated")]), day(20)),
+                (
+                    batch(&[(Some(1), Some("2020-01-01 00:00:00"), "dated")]),
+                    day(20),
+                ),
                 (batch(&[(Some(1), None, "undated")]), day(21)),
             ],
             10,
@@ -359,7 +366,10 @@ mod tests {
             vec![
                 (batch(&[(Some(1), same, "day 21")]), day(21)),
                 (batch(&[(Some(1), same, "day 20")]), day(20)),
-                (batch(&[(Some(2), same, "copy"), (Some(2), same, "copy")]), day(20)),
+                (
+                    batch(&[(Some(2), same, "copy"), (Some(2), same, "copy")]),
+                    day(20),
+                ),
             ],
             10,
         );
@@ -372,15 +382,32 @@ mod tests {
     fn rows_come_out_sorted_by_id_in_chunks() {
         let p = prepare(
             vec![
-                (batch(&[(Some(5), None, "e"), (Some(1), None, "a"), (None, None, "?")]), day(20)),
-                (batch(&[(Some(3), None, "c"), (Some(2), None, "b"), (Some(4), None, "d")]), day(21)),
+                (
+                    batch(&[
+                        (Some(5), None, "e"),
+                        (Some(1), None, "a"),
+                        (None, None, "?"),
+                    ]),
+                    day(20),
+                ),
+                (
+                    batch(&[
+                        (Some(3), None, "c"),
+                        (Some(2), None, "b"),
+                        (Some(4), None, "d"),
+                    ]),
+                    day(21),
+                ),
             ],
             2,
         );
         let ids: Vec<i32> = rows(&p).into_iter().map(|(id, _)| id).collect();
         assert_eq!(ids, [1, 2, 3, 4, 5]);
         assert_eq!(p.stats.null_ids, 1);
-        assert_eq!(p.slices(1..4).iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+        assert_eq!(
+            p.slices(1..4).iter().map(|b| b.num_rows()).sum::<usize>(),
+            3
+        );
         let ids = Arc::new(KeyEncoder::new(&DataType::Int32).unwrap());
         let key = |v: i32| {
             let column: ArrayRef = Arc::new(Int32Array::from(vec![v]));

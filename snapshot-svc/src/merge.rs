@@ -42,6 +42,7 @@ use parquet::file::metadata::ParquetMetaData;
 use crate::error::{Result, SnapshotError};
 use crate::increment::{KeyEncoder, PreparedIncrement};
 use crate::schema::{conform, same_columns};
+use crate::settings::SnapshotSettings;
 
 /// The columns the merge works with.
 #[derive(Debug, Clone)]
@@ -99,7 +100,11 @@ impl BaseFile {
         let groups = || metadata.row_groups().iter();
         let id_stats = StatisticsConverter::try_new(&columns.id, &schema, file.schema_descr())
             .map_err(arrow_error)?;
-        let id_nulls = sum_known(&id_stats.row_group_null_counts(groups()).map_err(arrow_error)?);
+        let id_nulls = sum_known(
+            &id_stats
+                .row_group_null_counts(groups())
+                .map_err(arrow_error)?,
+        );
         let mins = id_stats.row_group_mins(groups()).map_err(arrow_error)?;
         let maxes = id_stats.row_group_maxes(groups()).map_err(arrow_error)?;
         let id_range = key_range(ids, &mins, &maxes);
@@ -145,7 +150,7 @@ pub async fn footer(
         .await
         .map_err(|source| SnapshotError::Read {
             what: format!("s3://{bucket}/{key}"),
-            source,
+            source: Box::new(source),
         })
 }
 
@@ -301,18 +306,28 @@ impl Output<'_> {
         let Some(ids) = batch.column_by_name(&self.columns.id) else {
             return Ok(());
         };
-        let keys = self.ids.encode(ids).map_err(|source| SnapshotError::Arrow {
-            what: format!("{} ids", self.writer.partition()),
-            source,
-        })?;
+        let keys = self
+            .ids
+            .encode(ids)
+            .map_err(|source| SnapshotError::Arrow {
+                what: format!("{} ids", self.writer.partition()),
+                source,
+            })?;
+        // Compare neighbours within the batch; keep only the batch's last key.
+        let mut previous = None;
         for (row, key) in keys.iter().enumerate() {
             if ids.is_null(row) {
                 continue;
             }
-            if self.last_key.as_ref().is_some_and(|last| last.row() >= key) {
-                self.order_breaks += 1;
-            }
-            self.last_key = Some(key.owned());
+            let broken = match previous {
+                Some(previous) => previous >= key,
+                None => self.last_key.as_ref().is_some_and(|last| last.row() >= key),
+            };
+            self.order_breaks += u64::from(broken);
+            previous = Some(key);
+        }
+        if let Some(last) = previous {
+            self.last_key = Some(last.owned());
         }
         Ok(())
     }
@@ -386,9 +401,9 @@ pub async fn merge(
     writer: PartitionWriter,
     ids: &KeyEncoder,
     columns: &MergeColumns,
-    batch_rows: usize,
-    file_rows: usize,
+    settings: &SnapshotSettings,
 ) -> Result<(StagedPartition, MergeReport)> {
+    let (batch_rows, file_rows) = (settings.batch_rows, settings.file_rows);
     let target = increment.schema.clone();
     let id_index = target
         .index_of(&columns.id)
@@ -487,7 +502,7 @@ async fn rewrite(
         .await
         .map_err(|source| SnapshotError::Read {
             what: what.clone(),
-            source,
+            source: Box::new(source),
         })?;
     let arrow_error = |source| SnapshotError::Arrow {
         what: what.clone(),
@@ -500,7 +515,7 @@ async fn rewrite(
         .await
         .map_err(|source| SnapshotError::Read {
             what: what.clone(),
-            source,
+            source: Box::new(source),
         })?
     {
         let batch = conform(&batch, &target, &[]).map_err(arrow_error)?;
@@ -570,4 +585,272 @@ fn interleave_with_increment(
         indices.push((slot, offset));
     }
     interleave_record_batch(&sources, &indices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::increment::Preparer;
+    use arrow::array::{AsArray, Int32Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Int32Type};
+    use chrono::NaiveDate;
+    use common::layout::{Layer, Layout, TableName};
+    use common::parquet_io::{WriteOptions, read_all};
+    use common::publish::new_run_id;
+    use common::storage::LocalStorage;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int32, true),
+            Field::new("value", DataType::Utf8, true),
+        ]))
+    }
+
+    fn batch(ids: &[i32], value: &str) -> RecordBatch {
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(Int32Array::from(ids.to_vec())),
+                Arc::new(StringArray::from_iter_values(ids.iter().map(|_| value))),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn ids() -> KeyEncoder {
+        KeyEncoder::new(&DataType::Int32).unwrap()
+    }
+
+    fn key(v: i32) -> OwnedRow {
+        let column: ArrayRef = Arc::new(Int32Array::from(vec![v]));
+        ids().encode(&column).unwrap().row(0).owned()
+    }
+
+    fn increment(ids_: &[i32]) -> PreparedIncrement {
+        let encoder = Arc::new(ids());
+        let mut preparer = Preparer::new(schema(), "id", "last_updated", encoder).unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
+        preparer.add(batch(ids_, "new"), day).unwrap();
+        preparer.finish(2).unwrap()
+    }
+
+    fn file(range: Option<(i32, i32)>, rows: u64, schema: SchemaRef) -> BaseFile {
+        BaseFile {
+            bucket: "b".into(),
+            key: "k".into(),
+            bytes: 1,
+            rows,
+            schema,
+            id_range: range.map(|(a, b)| (key(a), key(b))),
+            id_nulls: Some(0),
+            complete: Some(rows),
+        }
+    }
+
+    #[test]
+    fn decide_copies_untouched_files_and_rewrites_the_rest() {
+        let inc = increment(&[15, 42]);
+        let target = schema();
+        let full = |range| file(Some(range), 10, schema());
+        assert_eq!(
+            decide(&full((1, 10)), Some(&key(11)), &inc, &target, 10),
+            Action::Copy
+        );
+        assert_eq!(
+            decide(&full((11, 20)), Some(&key(21)), &inc, &target, 10),
+            Action::Rewrite(Rewrite::HoldsIncrementIds)
+        );
+        let older = Arc::new(Schema::new(vec![Field::new("id", DataType::Int32, true)]));
+        assert_eq!(
+            decide(
+                &file(Some((21, 30)), 10, older),
+                Some(&key(31)),
+                &inc,
+                &target,
+                10
+            ),
+            Action::Rewrite(Rewrite::SchemaChanged)
+        );
+        assert_eq!(
+            decide(&file(Some((31, 40)), 5, schema()), None, &inc, &target, 10),
+            Action::Rewrite(Rewrite::AbsorbsFollowingRows),
+            "42 joins the last file, which is not full"
+        );
+        assert_eq!(
+            decide(&full((31, 40)), None, &inc, &target, 10),
+            Action::Copy
+        );
+        assert_eq!(
+            decide(&file(None, 10, schema()), None, &inc, &target, 10),
+            Action::Rewrite(Rewrite::NoStatistics)
+        );
+    }
+
+    struct Base {
+        _dir: tempfile::TempDir,
+        storage: Arc<dyn Storage>,
+        files: Vec<BaseFile>,
+        layout: Layout,
+    }
+
+    /// A previous snapshot of two files: odd ids 1..=9 and 11..=19, valued `old`.
+    async fn base() -> Base {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
+        let layout = Layout {
+            raw_bucket: "raw".into(),
+            refined_bucket: "refined".into(),
+            database_prefix: "t".into(),
+        };
+        let table = TableName::new("appeals").unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+        let partition = layout.partition(&table, Layer::Snapshot, day);
+        let mut writer = PartitionWriter::new(
+            storage.clone(),
+            partition,
+            new_run_id(),
+            schema(),
+            WriteOptions::default(),
+        );
+        writer.write(&batch(&[1, 3, 5, 7, 9], "old")).await.unwrap();
+        writer.flush_file().await.unwrap();
+        writer
+            .write(&batch(&[11, 13, 15, 17, 19], "old"))
+            .await
+            .unwrap();
+        let staged = writer.finish().await.unwrap();
+        let columns = MergeColumns {
+            id: "id".into(),
+            completeness: "id".into(),
+        };
+        let mut files = Vec::new();
+        for f in &staged.files {
+            let metadata = footer(storage.clone(), "refined", &f.key).await.unwrap();
+            files.push(
+                BaseFile::from_metadata("refined", &f.key, f.bytes, &metadata, &ids(), &columns)
+                    .unwrap(),
+            );
+        }
+        Base {
+            _dir: dir,
+            storage,
+            files,
+            layout,
+        }
+    }
+
+    /// Merges and returns the report and the ids (and values) of each output file.
+    async fn run(
+        base: &Base,
+        inc: &PreparedIncrement,
+        file_rows: usize,
+    ) -> (MergeReport, Vec<Vec<(i32, String)>>) {
+        let table = TableName::new("appeals").unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
+        let writer = PartitionWriter::new(
+            base.storage.clone(),
+            base.layout.partition(&table, Layer::Snapshot, day),
+            new_run_id(),
+            schema(),
+            WriteOptions::default(),
+        );
+        let columns = MergeColumns {
+            id: "id".into(),
+            completeness: "id".into(),
+        };
+        let settings = SnapshotSettings {
+            batch_rows: 2,
+            file_rows,
+            ..Default::default()
+        };
+        let (staged, report) = merge(
+            base.storage.clone(),
+            base.files.clone(),
+            inc,
+            writer,
+            &ids(),
+            &columns,
+            &settings,
+        )
+        .await
+        .unwrap();
+        let mut out = Vec::new();
+        for f in &staged.files {
+            let mut rows = Vec::new();
+            for b in read_all(base.storage.clone(), "refined", &f.key)
+                .await
+                .unwrap()
+            {
+                let ids = b.column(0).as_primitive::<Int32Type>();
+                let values = b.column(1).as_string::<i32>();
+                rows.extend((0..b.num_rows()).map(|i| (ids.value(i), values.value(i).to_owned())));
+            }
+            out.push(rows);
+        }
+        (report, out)
+    }
+
+    fn ids_of(files: &[Vec<(i32, String)>]) -> Vec<Vec<i32>> {
+        files
+            .iter()
+            .map(|f| f.iter().map(|(id, _)| *id).collect())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn increment_rows_are_woven_in_by_id_across_files() {
+        let base = base().await;
+        assert_eq!(base.files.len(), 2);
+        let (report, files) = run(&base, &increment(&[0, 4, 10, 13, 25]), 100).await;
+        assert_eq!(
+            ids_of(&files),
+            [vec![0, 1, 3, 4, 5, 7, 9, 10], vec![11, 13, 15, 17, 19, 25]]
+        );
+        assert_eq!(files[1][1], (13, "new".to_owned()));
+        assert_eq!(files[1][0], (11, "old".to_owned()));
+        assert_eq!((report.copied_files, report.rewritten_files), (0, 2));
+        assert_eq!(report.replaced_rows, 1);
+        assert_eq!(report.rows, 14);
+        assert_eq!(report.order_breaks, 0);
+        assert!(report.passed(), "{:?}", report.checks);
+    }
+
+    #[tokio::test]
+    async fn rows_between_files_join_a_file_that_is_not_full_or_stand_alone() {
+        let base = base().await;
+        // File 1 has room (5 of 100 rows): it takes id 10; file 2 is copied.
+        let (report, files) = run(&base, &increment(&[10]), 100).await;
+        assert_eq!((report.copied_files, report.rewritten_files), (1, 1));
+        assert_eq!(
+            ids_of(&files),
+            [vec![1, 3, 5, 7, 9, 10], vec![11, 13, 15, 17, 19]]
+        );
+        // Both files full (5 of 5 rows): both copied, id 10 gets a file between them.
+        let (report, files) = run(&base, &increment(&[10]), 5).await;
+        assert_eq!((report.copied_files, report.rewritten_files), (2, 0));
+        assert_eq!(
+            ids_of(&files),
+            [vec![1, 3, 5, 7, 9], vec![10], vec![11, 13, 15, 17, 19]]
+        );
+        assert_eq!(report.order_breaks, 0);
+        assert_eq!(report.rows, 11);
+        // Nothing new: every file copied.
+        let (report, files) = run(&base, &increment(&[]), 5).await;
+        assert_eq!((report.copied_files, report.rewritten_files), (2, 0));
+        assert_eq!(files.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_gate_counts_copied_files_from_their_statistics() {
+        let base = base().await;
+        let (report, _) = run(&base, &increment(&[]), 5).await;
+        assert_eq!(report.rows, 10);
+        let completeness = report
+            .checks
+            .iter()
+            .find(|c| c.check == "completeness_id")
+            .unwrap();
+        assert_eq!(completeness.value, 1.0);
+        assert!(report.passed());
+    }
 }

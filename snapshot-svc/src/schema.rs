@@ -44,10 +44,11 @@ pub fn widen(a: &DataType, b: &DataType) -> Option<DataType> {
     };
     match (a, b) {
         (Null, other) | (other, Null) => Some(other.clone()),
-        _ if rank(a).is_some() && rank(b).is_some() => {
-            Some(if rank(a) > rank(b) { a.clone() } else { b.clone() })
-        }
-        (Float32, Float64) | (Float64, Float32) => Some(Float64),
+        _ if rank(a).is_some() && rank(b).is_some() => Some(if rank(a) > rank(b) {
+            a.clone()
+        } else {
+            b.clone()
+        }),
         (Int8 | Int16 | Int32 | Float32, Float64) | (Float64, Int8 | Int16 | Int32 | Float32) => {
             Some(Float64)
         }
@@ -141,8 +142,9 @@ pub fn conform(
         .iter()
         .map(|field| -> Result<ArrayRef, ArrowError> {
             if let Some((_, value)) = constants.iter().find(|(name, _)| name == field.name()) {
-                let text: ArrayRef =
-                    Arc::new(StringArray::from_iter_values(std::iter::repeat_n(value, rows)));
+                let text: ArrayRef = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                    value, rows,
+                )));
                 return cast_with_options(&text, field.data_type(), &options);
             }
             match batch.column_by_name(field.name()) {
@@ -178,23 +180,53 @@ mod tests {
     fn new_columns_are_appended_in_order_of_arrival() {
         let mut union = SchemaUnion::default();
         union
-            .add(&schema(&[("id", DataType::Int32), ("a", DataType::Utf8)]), "the previous snapshot")
+            .add(
+                &schema(&[("id", DataType::Int32), ("a", DataType::Utf8)]),
+                "the previous snapshot",
+            )
             .unwrap();
         union
-            .add(&schema(&[("b", DataType::Utf8), ("id", DataType::Int32)]), "increment 1")
+            .add(
+                &schema(&[("b", DataType::Utf8), ("id", DataType::Int32)]),
+                "increment 1",
+            )
             .unwrap();
-        let names: Vec<_> = union.finish().fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<_> = union
+            .finish()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         assert_eq!(names, ["id", "a", "b"]);
     }
 
     #[test]
     fn widenings_are_safe_and_text_is_not() {
-        assert_eq!(widen(&DataType::Int32, &DataType::Int64), Some(DataType::Int64));
-        assert_eq!(widen(&DataType::Int64, &DataType::Int32), Some(DataType::Int64));
-        assert_eq!(widen(&DataType::Float32, &DataType::Float64), Some(DataType::Float64));
-        assert_eq!(widen(&DataType::Int32, &DataType::Float64), Some(DataType::Float64));
-        assert_eq!(widen(&DataType::Null, &DataType::Utf8), Some(DataType::Utf8));
-        assert_eq!(widen(&DataType::Int64, &DataType::Float64), None, "2^53+1 is lost");
+        assert_eq!(
+            widen(&DataType::Int32, &DataType::Int64),
+            Some(DataType::Int64)
+        );
+        assert_eq!(
+            widen(&DataType::Int64, &DataType::Int32),
+            Some(DataType::Int64)
+        );
+        assert_eq!(
+            widen(&DataType::Float32, &DataType::Float64),
+            Some(DataType::Float64)
+        );
+        assert_eq!(
+            widen(&DataType::Int32, &DataType::Float64),
+            Some(DataType::Float64)
+        );
+        assert_eq!(
+            widen(&DataType::Null, &DataType::Utf8),
+            Some(DataType::Utf8)
+        );
+        assert_eq!(
+            widen(&DataType::Int64, &DataType::Float64),
+            None,
+            "2^53+1 is lost"
+        );
         assert_eq!(widen(&DataType::Int32, &DataType::Utf8), None);
         assert_eq!(widen(&DataType::Utf8, &DataType::Int32), None);
         assert_eq!(widen(&DataType::Date32, &DataType::Utf8), None);
@@ -203,9 +235,14 @@ mod tests {
     #[test]
     fn a_changed_type_names_the_column_and_both_types() {
         let mut union = SchemaUnion::default();
-        union.add(&schema(&[("id", DataType::Int32)]), "the previous snapshot").unwrap();
+        union
+            .add(&schema(&[("id", DataType::Int32)]), "the previous snapshot")
+            .unwrap();
         let err = union
-            .add(&schema(&[("id", DataType::Utf8)]), "increment import_date=20261121")
+            .add(
+                &schema(&[("id", DataType::Utf8)]),
+                "increment import_date=20261121",
+            )
             .unwrap_err();
         assert_eq!(err.column, "id");
         let text = err.to_string();

@@ -39,13 +39,18 @@ impl SnapshotSettings {
         let settings = Self {
             batch_rows: env.parse_or("TASCOMI_SNAPSHOT_BATCH_ROWS", DEFAULT_BATCH_ROWS)?,
             file_rows: env.parse_or("TASCOMI_SNAPSHOT_FILE_ROWS", DEFAULT_FILE_ROWS)?,
-            target_file_bytes: env
-                .parse_or("TASCOMI_SNAPSHOT_TARGET_FILE_BYTES", DEFAULT_TARGET_FILE_BYTES)?,
+            target_file_bytes: env.parse_or(
+                "TASCOMI_SNAPSHOT_TARGET_FILE_BYTES",
+                DEFAULT_TARGET_FILE_BYTES,
+            )?,
         };
         for (variable, value) in [
             ("TASCOMI_SNAPSHOT_BATCH_ROWS", settings.batch_rows),
             ("TASCOMI_SNAPSHOT_FILE_ROWS", settings.file_rows),
-            ("TASCOMI_SNAPSHOT_TARGET_FILE_BYTES", settings.target_file_bytes),
+            (
+                "TASCOMI_SNAPSHOT_TARGET_FILE_BYTES",
+                settings.target_file_bytes,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid {

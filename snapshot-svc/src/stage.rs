@@ -216,7 +216,7 @@ impl SnapshotStage {
         let catalog = self.platform.catalog.as_ref();
         let catalog_error = |source| SnapshotError::Catalog {
             table: request.table.to_string(),
-            source,
+            source: Box::new(source),
         };
         let snapshot = layout.partition(&request.table, Layer::Snapshot, request.today);
         let snapshots = published_partitions(catalog, &snapshot)
@@ -287,10 +287,7 @@ impl SnapshotStage {
                         what: format!("s3://{}/{}", object.0, object.1),
                         source: e.into(),
                     })?;
-                    union.add(&schema, &origin).map_err(|source| SnapshotError::Schema {
-                        table: table.clone(),
-                        source,
-                    })?;
+                    union.add(&schema, &origin).map_err(|source| SnapshotError::Schema { table: table.clone(), source: Box::new(source) })?;
                     base_footers.push((object, metadata));
                 }
             }
@@ -310,10 +307,7 @@ impl SnapshotStage {
                             column: ID_COLUMN.into(),
                         });
                     }
-                    union.add(&schema, &origin).map_err(|source| SnapshotError::Schema {
-                        table: table.clone(),
-                        source,
-                    })?;
+                    union.add(&schema, &origin).map_err(|source| SnapshotError::Schema { table: table.clone(), source: Box::new(source) })?;
                     increment_files.push((*date, info.values.clone(), bucket, key));
                 }
             }
@@ -321,10 +315,7 @@ impl SnapshotStage {
                 for key in Layer::Increment.partition_keys() {
                     union
                         .add_column(key, &DataType::Utf8, "the increment partition values")
-                        .map_err(|source| SnapshotError::Schema {
-                            table: table.clone(),
-                            source,
-                        })?;
+                        .map_err(|source| SnapshotError::Schema { table: table.clone(), source: Box::new(source) })?;
                 }
             }
             if union.is_empty() {
@@ -354,11 +345,11 @@ impl SnapshotStage {
                     keys.iter().copied().zip(values.iter().map(String::as_str)).collect();
                 let (_, mut batches) = common::parquet_io::read_file(storage.clone(), bucket, key, self.settings.batch_rows)
                     .await
-                    .map_err(|source| SnapshotError::Read { what: what.clone(), source })?;
+                    .map_err(|source| SnapshotError::Read { what: what.clone(), source: Box::new(source) })?;
                 while let Some(batch) = batches
                     .try_next()
                     .await
-                    .map_err(|source| SnapshotError::Read { what: what.clone(), source })?
+                    .map_err(|source| SnapshotError::Read { what: what.clone(), source: Box::new(source) })?
                 {
                     let batch = conform(&batch, &target, &constants).map_err(arrow_error(what.clone()))?;
                     preparer.add(batch, *date).map_err(arrow_error(what.clone()))?;
@@ -386,8 +377,7 @@ impl SnapshotStage {
                 writer,
                 &ids,
                 &columns,
-                self.settings.batch_rows,
-                self.settings.file_rows,
+                &self.settings,
             )
             .await?;
             drop(increment);
@@ -400,7 +390,7 @@ impl SnapshotStage {
                 .await
                 .map_err(|source| SnapshotError::Storage {
                     what: format!("recording the data-quality report of {}", plan.snapshot),
-                    source,
+                    source: Box::new(source),
                 })?;
             if !quality.passed() {
                 let failures = quality.failures();
@@ -415,7 +405,7 @@ impl SnapshotStage {
             // Another process may have published today's snapshot while this one merged.
             let now = published_partitions(self.platform.catalog.as_ref(), &plan.snapshot)
                 .await
-                .map_err(|source| SnapshotError::Catalog { table: table.clone(), source })?
+                .map_err(|source| SnapshotError::Catalog { table: table.clone(), source: Box::new(source) })?
                 .into_iter()
                 .find(|(date, _)| *date == request.today)
                 .map(|(_, info)| run_of(&info));
@@ -486,17 +476,16 @@ impl SnapshotStage {
     }
 
     /// The Parquet files of a published partition, sorted by key: (bucket, key, bytes).
-    async fn list_files(&self, info: &PartitionInfo, what: &str) -> Result<Vec<(String, String, u64)>> {
-        let (bucket, prefix) = split_s3_uri(&info.location).ok_or_else(|| SnapshotError::Storage {
-            what: what.to_owned(),
-            source: common::storage::StorageError::Failed {
-                operation: "locate",
-                bucket: String::new(),
-                key: info.location.clone(),
-                message: "the catalog's location is not an s3:// address".into(),
-                transient: false,
-            },
-        })?;
+    async fn list_files(
+        &self,
+        info: &PartitionInfo,
+        what: &str,
+    ) -> Result<Vec<(String, String, u64)>> {
+        let (bucket, prefix) =
+            split_s3_uri(&info.location).ok_or_else(|| SnapshotError::BadLocation {
+                what: what.to_owned(),
+                location: info.location.clone(),
+            })?;
         let objects = self
             .platform
             .storage
@@ -504,7 +493,7 @@ impl SnapshotStage {
             .await
             .map_err(|source| SnapshotError::Storage {
                 what: format!("listing {what}"),
-                source,
+                source: Box::new(source),
             })?;
         Ok(objects
             .into_iter()
@@ -535,7 +524,11 @@ fn up_to_date(plan: &Plan, request: &SnapshotRequest) -> Option<String> {
         .get(parameters::BASE_RUN_ID)
         .map(String::as_str)
         .unwrap_or_default()
-        == plan.base.as_ref().map(|(_, info)| run_of(info)).unwrap_or_default();
+        == plan
+            .base
+            .as_ref()
+            .map(|(_, info)| run_of(info))
+            .unwrap_or_default();
     (same_base && held == plan.included).then(|| {
         format!(
             "{}: every published increment is already in today's snapshot (snapshot_date={snapshot_date})",
@@ -598,7 +591,10 @@ mod tests {
         let text = encode_included(&included);
         assert_eq!(text, "20261120=a,20261121=b");
         assert_eq!(decode_included(Some(&text)), included);
-        assert_eq!(decode_included(Some(&"junk,2026=x,20261121=b".to_string())).len(), 1);
+        assert_eq!(
+            decode_included(Some(&"junk,2026=x,20261121=b".to_string())).len(),
+            1
+        );
         assert!(decode_included(None).is_empty());
     }
 }

@@ -12,11 +12,14 @@ use common::storage::S3Storage;
 use support::Lake;
 
 async fn moto_lake() -> Option<Lake> {
-    let endpoint = match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(endpoint) if !endpoint.is_empty() => endpoint,
-        _ if std::env::var_os("CI").is_some() => panic!("AWS_ENDPOINT_URL is not set in CI"),
+    let env = Env::from_process();
+    let endpoint = match env.get("AWS_ENDPOINT_URL") {
+        Some(endpoint) => endpoint.to_owned(),
+        None if env.get("CI").is_some() => panic!("AWS_ENDPOINT_URL is not set in CI"),
         _ => {
-            println!("skipped: AWS_ENDPOINT_URL is not set (run scripts/test.sh, which starts moto)");
+            println!(
+                "skipped: AWS_ENDPOINT_URL is not set (run scripts/test.sh, which starts moto)"
+            );
             return None;
         }
     };
@@ -32,7 +35,12 @@ async fn moto_lake() -> Option<Lake> {
     let refined = format!("snapshot-refined-{suffix}");
     let s3 = S3Storage::new(&sdk);
     for bucket in [&raw, &refined] {
-        s3.client().create_bucket().bucket(bucket).send().await.unwrap();
+        s3.client()
+            .create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
     }
     let env = Env::from_pairs([
         ("TASCOMI_RAW_BUCKET", raw.as_str()),

@@ -10,7 +10,8 @@ use aws_sdk_glue::types::{
 use super::{Catalog, CatalogError, Column, PartitionInfo, Result, TableDef, merge_columns};
 use crate::aws::{CallFailure, classify};
 
-pub const PARQUET_INPUT_FORMAT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat";
+pub const PARQUET_INPUT_FORMAT: &str =
+    "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat";
 pub const PARQUET_OUTPUT_FORMAT: &str =
     "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat";
 pub const PARQUET_SERDE: &str = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe";
@@ -33,7 +34,14 @@ impl GlueCatalog {
 
     /// The raw table, or `None` when it (or its database) does not exist.
     async fn get_table(&self, database: &str, table: &str) -> Result<Option<Table>> {
-        match self.client.get_table().database_name(database).name(table).send().await {
+        match self
+            .client
+            .get_table()
+            .database_name(database)
+            .name(table)
+            .send()
+            .await
+        {
             Ok(output) => Ok(output.table),
             Err(err) => {
                 let failure = classify(&err);
@@ -80,7 +88,13 @@ impl Catalog for GlueCatalog {
             .name(database)
             .build()
             .map_err(|err| invalid("create database", database, "", err))?;
-        match self.client.create_database().database_input(input).send().await {
+        match self
+            .client
+            .create_database()
+            .database_input(input)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(err) => {
                 let failure = classify(&err);
@@ -109,12 +123,22 @@ impl Catalog for GlueCatalog {
             Err(err) => {
                 let failure = classify(&err);
                 if !failure.code_is(ALREADY_EXISTS) {
-                    return Err(from_failure("create table", &def.database, &def.name, failure));
+                    return Err(from_failure(
+                        "create table",
+                        &def.database,
+                        &def.name,
+                        failure,
+                    ));
                 }
                 // Another writer created it between our get and create: merge into theirs.
                 match self.get_table(&def.database, &def.name).await? {
                     Some(existing) => self.add_columns(&existing, def).await,
-                    None => Err(from_failure("create table", &def.database, &def.name, failure)),
+                    None => Err(from_failure(
+                        "create table",
+                        &def.database,
+                        &def.name,
+                        failure,
+                    )),
                 }
             }
         }
@@ -182,7 +206,7 @@ impl Catalog for GlueCatalog {
                 .await;
             match created {
                 Ok(_) => {
-                    tracing::info!(
+                    tracing::debug!(
                         database,
                         table,
                         partition = ?partition.values,
@@ -211,7 +235,7 @@ impl Catalog for GlueCatalog {
             .send()
             .await
             .map_err(|err| failed("update partition", database, table, &err))?;
-        tracing::info!(
+        tracing::debug!(
             database,
             table,
             partition = ?partition.values,
@@ -242,13 +266,15 @@ impl Catalog for GlueCatalog {
                     return Err(from_failure("list partitions", database, table, failure));
                 }
             };
-            partitions.extend(page.partitions().iter().map(|p| PartitionInfo {
-                values: p.values().to_vec(),
-                location: partition_location(p),
-                parameters: p
-                    .parameters()
-                    .map(|params| params.clone().into_iter().collect())
-                    .unwrap_or_default(),
+            partitions.extend(page.partitions().iter().map(|p| {
+                PartitionInfo {
+                    values: p.values().to_vec(),
+                    location: partition_location(p),
+                    parameters: p
+                        .parameters()
+                        .map(|params| params.clone().into_iter().collect())
+                        .unwrap_or_default(),
+                }
             }));
         }
         partitions.sort_by(|a, b| a.values.cmp(&b.values));
@@ -363,7 +389,12 @@ fn partition_location(partition: &aws_sdk_glue::types::Partition) -> String {
         .to_owned()
 }
 
-fn failed<E>(operation: &'static str, database: &str, table: &str, err: &SdkError<E>) -> CatalogError
+fn failed<E>(
+    operation: &'static str,
+    database: &str,
+    table: &str,
+    err: &SdkError<E>,
+) -> CatalogError
 where
     E: aws_sdk_glue::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -429,7 +460,10 @@ mod tests {
         let input = table_input(&def()).unwrap();
         assert_eq!(input.table_type(), Some("EXTERNAL_TABLE"));
         assert_eq!(
-            input.parameters().and_then(|p| p.get("classification")).map(String::as_str),
+            input
+                .parameters()
+                .and_then(|p| p.get("classification"))
+                .map(String::as_str),
             Some("parquet")
         );
         let sd = input.storage_descriptor().unwrap();
@@ -439,7 +473,12 @@ mod tests {
             sd.serde_info().and_then(|s| s.serialization_library()),
             Some(PARQUET_SERDE)
         );
-        assert!(input.partition_keys().iter().all(|k| k.r#type() == Some("string")));
+        assert!(
+            input
+                .partition_keys()
+                .iter()
+                .all(|k| k.r#type() == Some("string"))
+        );
     }
 
     #[test]

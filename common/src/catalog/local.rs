@@ -51,7 +51,12 @@ impl LocalCatalog {
         self.database_dir(database).join(format!("{table}.json"))
     }
 
-    fn failed(operation: &'static str, database: &str, table: &str, err: impl ToString) -> CatalogError {
+    fn failed(
+        operation: &'static str,
+        database: &str,
+        table: &str,
+        err: impl ToString,
+    ) -> CatalogError {
         CatalogError::Failed {
             operation,
             database: database.to_owned(),
@@ -147,18 +152,23 @@ impl Catalog for LocalCatalog {
         partition: &PartitionInfo,
     ) -> Result<Option<String>> {
         let _guard = self.lock.lock().await;
-        let mut file = self.read(database, table).await?.ok_or_else(|| {
-            CatalogError::TableNotFound {
-                database: database.to_owned(),
-                table: table.to_owned(),
-            }
-        })?;
+        let mut file =
+            self.read(database, table)
+                .await?
+                .ok_or_else(|| CatalogError::TableNotFound {
+                    database: database.to_owned(),
+                    table: table.to_owned(),
+                })?;
         let entry = PartitionEntry {
             values: partition.values.clone(),
             location: partition.location.clone(),
             parameters: partition.parameters.clone(),
         };
-        let previous = match file.partitions.iter_mut().find(|p| p.values == partition.values) {
+        let previous = match file
+            .partitions
+            .iter_mut()
+            .find(|p| p.values == partition.values)
+        {
             Some(existing) => Some(std::mem::replace(existing, entry).location),
             None => {
                 file.partitions.push(entry);
@@ -218,7 +228,10 @@ mod tests {
             database: "db".into(),
             name: "t".into(),
             location: "s3://b/t/".into(),
-            columns: vec![Column { name: "id".into(), hive_type: "int".into() }],
+            columns: vec![Column {
+                name: "id".into(),
+                hive_type: "int".into(),
+            }],
             partition_keys: vec!["import_date".into()],
         };
         let partition = PartitionInfo {
@@ -229,11 +242,17 @@ mod tests {
         {
             let catalog = LocalCatalog::new(dir.path());
             catalog.ensure_table(&def).await.unwrap();
-            catalog.publish_partition("db", "t", &partition).await.unwrap();
+            catalog
+                .publish_partition("db", "t", &partition)
+                .await
+                .unwrap();
         }
         let catalog = LocalCatalog::new(dir.path());
         assert_eq!(catalog.table("db", "t").await.unwrap(), Some(def));
-        assert_eq!(catalog.list_partitions("db", "t").await.unwrap(), vec![partition]);
+        assert_eq!(
+            catalog.list_partitions("db", "t").await.unwrap(),
+            vec![partition]
+        );
     }
 
     #[tokio::test]
@@ -241,11 +260,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let catalog = LocalCatalog::new(dir.path());
         let err = catalog
-            .publish_partition("db", "nope", &PartitionInfo {
-                values: vec![],
-                location: String::new(),
-                parameters: BTreeMap::new(),
-            })
+            .publish_partition(
+                "db",
+                "nope",
+                &PartitionInfo {
+                    values: vec![],
+                    location: String::new(),
+                    parameters: BTreeMap::new(),
+                },
+            )
             .await
             .unwrap_err();
         assert_eq!(err.to_string(), "table db.nope does not exist");

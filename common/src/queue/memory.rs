@@ -51,10 +51,18 @@ impl MemoryQueue {
         dead_letter: MemoryQueue,
         max_receives: u32,
     ) -> Self {
-        Self::build(name.into(), visibility_timeout, Some((dead_letter, max_receives)))
+        Self::build(
+            name.into(),
+            visibility_timeout,
+            Some((dead_letter, max_receives)),
+        )
     }
 
-    fn build(name: String, visibility_timeout: Duration, redrive: Option<(MemoryQueue, u32)>) -> Self {
+    fn build(
+        name: String,
+        visibility_timeout: Duration,
+        redrive: Option<(MemoryQueue, u32)>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 name,
@@ -162,13 +170,17 @@ impl Queue for MemoryQueue {
     }
 
     async fn acknowledge(&self, receipt: &str) -> Result<()> {
-        self.lock().retain(|e| e.receipt.as_deref() != Some(receipt));
+        self.lock()
+            .retain(|e| e.receipt.as_deref() != Some(receipt));
         Ok(())
     }
 
     async fn extend_visibility(&self, receipt: &str, timeout: Duration) -> Result<()> {
         let mut state = self.lock();
-        match state.iter_mut().find(|e| e.receipt.as_deref() == Some(receipt)) {
+        match state
+            .iter_mut()
+            .find(|e| e.receipt.as_deref() == Some(receipt))
+        {
             Some(entry) => {
                 entry.visible_at = Instant::now() + timeout;
                 Ok(())
@@ -216,7 +228,13 @@ mod tests {
         assert_eq!(got[0].body, "one");
         assert_eq!(got[0].attributes, attrs());
         assert_eq!(got[0].receive_count, 1);
-        assert_eq!(q.depth().await.unwrap(), QueueDepth { visible: 0, in_flight: 1 });
+        assert_eq!(
+            q.depth().await.unwrap(),
+            QueueDepth {
+                visible: 0,
+                in_flight: 1
+            }
+        );
         q.acknowledge(&got[0].receipt).await.unwrap();
         q.acknowledge(&got[0].receipt).await.unwrap();
         assert_eq!(q.depth().await.unwrap(), QueueDepth::default());
@@ -227,7 +245,10 @@ mod tests {
         let q = MemoryQueue::new("q", Duration::from_secs(30));
         q.send("one", &BTreeMap::new()).await.unwrap();
         let first = q.receive(1, NO_WAIT).await.unwrap();
-        assert!(q.receive(1, NO_WAIT).await.unwrap().is_empty(), "hidden while in flight");
+        assert!(
+            q.receive(1, NO_WAIT).await.unwrap().is_empty(),
+            "hidden while in flight"
+        );
         tokio::time::advance(Duration::from_secs(31)).await;
         let again = q.receive(1, NO_WAIT).await.unwrap();
         assert_eq!(again.len(), 1);
@@ -245,12 +266,17 @@ mod tests {
         q.send("one", &BTreeMap::new()).await.unwrap();
         let got = q.receive(1, NO_WAIT).await.unwrap();
         tokio::time::advance(Duration::from_secs(8)).await;
-        q.extend_visibility(&got[0].receipt, Duration::from_secs(10)).await.unwrap();
+        q.extend_visibility(&got[0].receipt, Duration::from_secs(10))
+            .await
+            .unwrap();
         tokio::time::advance(Duration::from_secs(8)).await;
         assert!(q.receive(1, NO_WAIT).await.unwrap().is_empty());
         tokio::time::advance(Duration::from_secs(3)).await;
         assert_eq!(q.receive(1, NO_WAIT).await.unwrap().len(), 1);
-        let err = q.extend_visibility(&got[0].receipt, Duration::from_secs(1)).await.unwrap_err();
+        let err = q
+            .extend_visibility(&got[0].receipt, Duration::from_secs(1))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("no longer valid"));
     }
 

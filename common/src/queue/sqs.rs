@@ -8,7 +8,7 @@ use aws_config::SdkConfig;
 use aws_sdk_sqs::error::SdkError;
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
 
-use super::{QueueDepth, QueueError, Queue, Received, Result};
+use super::{Queue, QueueDepth, QueueError, Received, Result};
 use crate::aws::classify;
 
 /// SQS's longest long poll.
@@ -151,7 +151,11 @@ impl Queue for SqsQueue {
     }
 
     async fn send(&self, body: &str, attributes: &BTreeMap<String, String>) -> Result<()> {
-        let mut request = self.client.send_message().queue_url(&self.url).message_body(body);
+        let mut request = self
+            .client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body);
         for (name, value) in attributes {
             // SQS refuses an empty attribute value (and with it the whole message); an empty
             // value carries nothing a reader would miss.
@@ -165,7 +169,10 @@ impl Queue for SqsQueue {
                 .map_err(|err| self.malformed("send", format!("attribute {name}: {err}")))?;
             request = request.message_attributes(name, value);
         }
-        request.send().await.map_err(|err| self.error("send", &err))?;
+        request
+            .send()
+            .await
+            .map_err(|err| self.error("send", &err))?;
         Ok(())
     }
 
@@ -206,60 +213,55 @@ impl SqsQueue {
         max_receive_count: u32,
         visibility_timeout_secs: u32,
     ) -> Result<(String, String)> {
-        create_queue_with_dlq(config, name, dlq_name, max_receive_count, visibility_timeout_secs)
+        let client = aws_sdk_sqs::Client::new(config);
+
+        let dlq_url = create_or_get(&client, dlq_name).await?;
+        set_attributes(
+            &client,
+            dlq_name,
+            &dlq_url,
+            vec![(
+                QueueAttributeName::MessageRetentionPeriod,
+                DLQ_RETENTION_SECS.to_string(),
+            )],
+        )
+        .await?;
+        let dlq_arn = client
+            .get_queue_attributes()
+            .queue_url(&dlq_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
             .await
+            .map_err(|err| setup_error(dlq_name, "get queue arn", &err))?
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .cloned()
+            .ok_or_else(|| QueueError {
+                queue: dlq_name.to_owned(),
+                operation: "get queue arn",
+                message: "the response holds no QueueArn".to_owned(),
+            })?;
+
+        let url = create_or_get(&client, name).await?;
+        let redrive = serde_json::json!({
+            "deadLetterTargetArn": dlq_arn,
+            "maxReceiveCount": max_receive_count.to_string(),
+        });
+        set_attributes(
+            &client,
+            name,
+            &url,
+            vec![
+                (
+                    QueueAttributeName::VisibilityTimeout,
+                    visibility_timeout_secs.to_string(),
+                ),
+                (QueueAttributeName::RedrivePolicy, redrive.to_string()),
+            ],
+        )
+        .await?;
+        Ok((url, dlq_url))
     }
-}
-
-async fn create_queue_with_dlq(
-    config: &SdkConfig,
-    name: &str,
-    dlq_name: &str,
-    max_receive_count: u32,
-    visibility_timeout_secs: u32,
-) -> Result<(String, String)> {
-    let client = aws_sdk_sqs::Client::new(config);
-
-    let dlq_url = create_or_get(&client, dlq_name).await?;
-    set_attributes(
-        &client,
-        dlq_name,
-        &dlq_url,
-        vec![(QueueAttributeName::MessageRetentionPeriod, DLQ_RETENTION_SECS.to_string())],
-    )
-    .await?;
-    let dlq_arn = client
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(|err| setup_error(dlq_name, "get queue arn", &err))?
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-        .cloned()
-        .ok_or_else(|| QueueError {
-            queue: dlq_name.to_owned(),
-            operation: "get queue arn",
-            message: "the response holds no QueueArn".to_owned(),
-        })?;
-
-    let url = create_or_get(&client, name).await?;
-    let redrive = serde_json::json!({
-        "deadLetterTargetArn": dlq_arn,
-        "maxReceiveCount": max_receive_count.to_string(),
-    });
-    set_attributes(
-        &client,
-        name,
-        &url,
-        vec![
-            (QueueAttributeName::VisibilityTimeout, visibility_timeout_secs.to_string()),
-            (QueueAttributeName::RedrivePolicy, redrive.to_string()),
-        ],
-    )
-    .await?;
-    Ok((url, dlq_url))
 }
 
 /// Attributes are set after creation rather than at it, because `CreateQueue` refuses an
@@ -271,11 +273,14 @@ async fn create_or_get(client: &aws_sdk_sqs::Client, name: &str) -> Result<Strin
         .send()
         .await
         .map_err(|err| setup_error(name, "create queue", &err))?;
-    output.queue_url().map(str::to_owned).ok_or_else(|| QueueError {
-        queue: name.to_owned(),
-        operation: "create queue",
-        message: "the response holds no queue url".to_owned(),
-    })
+    output
+        .queue_url()
+        .map(str::to_owned)
+        .ok_or_else(|| QueueError {
+            queue: name.to_owned(),
+            operation: "create queue",
+            message: "the response holds no queue url".to_owned(),
+        })
 }
 
 async fn set_attributes(

@@ -33,7 +33,13 @@ impl LocalStorage {
     pub fn path(&self, bucket: &str, key: &str) -> Result<PathBuf> {
         let safe = |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains('\\');
         if !safe(bucket) || bucket.contains('/') || !key.split('/').all(safe) {
-            return Err(failed("resolve", bucket, key, "unsafe bucket or key".into(), false));
+            return Err(failed(
+                "resolve",
+                bucket,
+                key,
+                "unsafe bucket or key".into(),
+                false,
+            ));
         }
         Ok(self.root.join(bucket).join(key))
     }
@@ -267,11 +273,17 @@ mod tests {
     async fn delete_prunes_empty_folders_and_hides_temporary_files() {
         let dir = tempfile::tempdir().unwrap();
         let storage = LocalStorage::new(dir.path());
-        storage.put("b", "t/p=1/run-1/f.parquet", Bytes::from_static(b"x")).await.unwrap();
+        storage
+            .put("b", "t/p=1/run-1/f.parquet", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
         std::fs::write(dir.path().join("b/t/p=1/.tmp-123"), b"partial").unwrap();
         assert_eq!(storage.list("b", "t/").await.unwrap().len(), 1);
         std::fs::remove_file(dir.path().join("b/t/p=1/.tmp-123")).unwrap();
-        storage.delete("b", &["t/p=1/run-1/f.parquet".into()]).await.unwrap();
+        storage
+            .delete("b", &["t/p=1/run-1/f.parquet".into()])
+            .await
+            .unwrap();
         assert!(!dir.path().join("b/t").exists());
         assert!(dir.path().join("b").exists());
     }

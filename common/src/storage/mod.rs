@@ -32,7 +32,13 @@ pub enum StorageError {
 
 impl StorageError {
     pub fn is_transient(&self) -> bool {
-        matches!(self, StorageError::Failed { transient: true, .. })
+        matches!(
+            self,
+            StorageError::Failed {
+                transient: true,
+                ..
+            }
+        )
     }
 }
 
@@ -89,14 +95,41 @@ pub mod contract {
 
     pub async fn check(storage: &dyn Storage, bucket: &str) {
         let big = Bytes::from(vec![7u8; 12 * 1024 * 1024 + 3]);
-        storage.put(bucket, "t/a/one.bin", Bytes::from_static(b"hello world")).await.unwrap();
-        storage.put(bucket, "t/a/big.bin", big.clone()).await.unwrap();
-        storage.put(bucket, "t/b/two.bin", Bytes::from_static(b"2")).await.unwrap();
+        storage
+            .put(bucket, "t/a/one.bin", Bytes::from_static(b"hello world"))
+            .await
+            .unwrap();
+        storage
+            .put(bucket, "t/a/big.bin", big.clone())
+            .await
+            .unwrap();
+        storage
+            .put(bucket, "t/b/two.bin", Bytes::from_static(b"2"))
+            .await
+            .unwrap();
 
-        assert_eq!(storage.get(bucket, "t/a/one.bin").await.unwrap(), "hello world");
-        assert_eq!(storage.get_range(bucket, "t/a/one.bin", 6..11).await.unwrap(), "world");
-        assert_eq!(storage.get_range(bucket, "t/a/one.bin", 6..100).await.unwrap(), "world");
-        assert_eq!(storage.size(bucket, "t/a/big.bin").await.unwrap(), big.len() as u64);
+        assert_eq!(
+            storage.get(bucket, "t/a/one.bin").await.unwrap(),
+            "hello world"
+        );
+        assert_eq!(
+            storage
+                .get_range(bucket, "t/a/one.bin", 6..11)
+                .await
+                .unwrap(),
+            "world"
+        );
+        assert_eq!(
+            storage
+                .get_range(bucket, "t/a/one.bin", 6..100)
+                .await
+                .unwrap(),
+            "world"
+        );
+        assert_eq!(
+            storage.size(bucket, "t/a/big.bin").await.unwrap(),
+            big.len() as u64
+        );
         assert_eq!(storage.get(bucket, "t/a/big.bin").await.unwrap(), big);
 
         let listed = storage.list(bucket, "t/a/").await.unwrap();
@@ -106,8 +139,14 @@ pub mod contract {
         assert_eq!(storage.list(bucket, "t/").await.unwrap().len(), 3);
         assert!(storage.list(bucket, "nothing/").await.unwrap().is_empty());
 
-        storage.copy(bucket, "t/a/one.bin", bucket, "t/c/copy.bin").await.unwrap();
-        assert_eq!(storage.get(bucket, "t/c/copy.bin").await.unwrap(), "hello world");
+        storage
+            .copy(bucket, "t/a/one.bin", bucket, "t/c/copy.bin")
+            .await
+            .unwrap();
+        assert_eq!(
+            storage.get(bucket, "t/c/copy.bin").await.unwrap(),
+            "hello world"
+        );
 
         storage
             .delete(bucket, &["t/a/one.bin".into(), "t/never.bin".into()])
@@ -122,7 +161,10 @@ pub mod contract {
             Err(StorageError::NotFound { .. })
         ));
         // Overwrite replaces.
-        storage.put(bucket, "t/b/two.bin", Bytes::from_static(b"22")).await.unwrap();
+        storage
+            .put(bucket, "t/b/two.bin", Bytes::from_static(b"22"))
+            .await
+            .unwrap();
         assert_eq!(storage.get(bucket, "t/b/two.bin").await.unwrap(), "22");
     }
 }

@@ -110,7 +110,13 @@ impl S3Storage {
         }
     }
 
-    async fn upload_parts(&self, bucket: &str, key: &str, upload_id: &str, body: Bytes) -> Result<()> {
+    async fn upload_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        body: Bytes,
+    ) -> Result<()> {
         let chunks: Vec<(i32, Bytes)> = (0..body.len())
             .step_by(self.part_size)
             .zip(1..)
@@ -250,7 +256,10 @@ impl Storage for S3Storage {
             objects.extend(page.contents().iter().filter_map(|object| {
                 Some(ObjectMeta {
                     key: object.key()?.to_owned(),
-                    size: object.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    size: object
+                        .size()
+                        .and_then(|s| u64::try_from(s).ok())
+                        .unwrap_or(0),
                 })
             }));
         }
@@ -267,7 +276,12 @@ impl Storage for S3Storage {
                 .iter()
                 .map(|key| ObjectIdentifier::builder().key(key).build())
                 .collect::<std::result::Result<Vec<_>, _>>()
-                .and_then(|objects| Delete::builder().set_objects(Some(objects)).quiet(true).build())
+                .and_then(|objects| {
+                    Delete::builder()
+                        .set_objects(Some(objects))
+                        .quiet(true)
+                        .build()
+                })
                 .map_err(|err| StorageError::Failed {
                     operation: "delete",
                     bucket: bucket.to_owned(),
@@ -304,7 +318,13 @@ impl Storage for S3Storage {
         Ok(())
     }
 
-    async fn copy(&self, bucket: &str, from_key: &str, to_bucket: &str, to_key: &str) -> Result<()> {
+    async fn copy(
+        &self,
+        bucket: &str,
+        from_key: &str,
+        to_bucket: &str,
+        to_key: &str,
+    ) -> Result<()> {
         // CopyObject copies up to 5 GiB in one call, far above any file a stage writes.
         let sent = self
             .client
@@ -343,7 +363,12 @@ where
     from_failure(operation, bucket, key, classify(err))
 }
 
-fn from_failure(operation: &'static str, bucket: &str, key: &str, failure: CallFailure) -> StorageError {
+fn from_failure(
+    operation: &'static str,
+    bucket: &str,
+    key: &str,
+    failure: CallFailure,
+) -> StorageError {
     StorageError::Failed {
         operation,
         bucket: bucket.to_owned(),
@@ -390,7 +415,10 @@ async fn read_body(
             operation,
             bucket: bucket.to_owned(),
             key: key.to_owned(),
-            message: format!("reading the body: {}", aws_sdk_s3::error::DisplayErrorContext(&err)),
+            message: format!(
+                "reading the body: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&err)
+            ),
             // The response started and then broke off: the network, not the request.
             transient: true,
         })
@@ -429,7 +457,10 @@ mod tests {
         let config = SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();
-        assert_eq!(S3Storage::new(&config).with_part_size(1).part_size, MIN_PART_SIZE);
+        assert_eq!(
+            S3Storage::new(&config).with_part_size(1).part_size,
+            MIN_PART_SIZE
+        );
         assert_eq!(S3Storage::new(&config).part_size, DEFAULT_PART_SIZE);
     }
 }

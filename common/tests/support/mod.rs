@@ -5,7 +5,10 @@
 //! or `TASCOMI_REQUIRE_MOTO` set, a missing endpoint fails them instead, so that a CI run cannot
 //! pass by skipping.
 
-#![allow(dead_code, reason = "each test binary uses a different part of this module")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of this module"
+)]
 
 use aws_config::SdkConfig;
 use common::config::Env;
@@ -18,7 +21,9 @@ pub async fn moto() -> Option<SdkConfig> {
             .into_iter()
             .find(|name| env.get(name).is_some_and(|v| !v.is_empty()));
         if let Some(name) = required {
-            panic!("AWS_ENDPOINT_URL is not set but {name} is: run scripts/test.sh, which starts moto");
+            panic!(
+                "AWS_ENDPOINT_URL is not set but {name} is: run scripts/test.sh, which starts moto"
+            );
         }
         eprintln!("skipped: AWS_ENDPOINT_URL is not set (run scripts/test.sh, which starts moto)");
         return None;

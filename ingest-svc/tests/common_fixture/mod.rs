@@ -71,7 +71,12 @@ pub async fn fixture_with(config: SimConfig, tweak: impl FnOnce(&mut IngestSetti
     let mut settings = settings(&sim.base_url);
     tweak(&mut settings);
     let stage = stage_on(platform.clone(), &sim, settings);
-    Fixture { dir, sim, platform, stage }
+    Fixture {
+        dir,
+        sim,
+        platform,
+        stage,
+    }
 }
 
 pub fn stage_on(platform: Platform, sim: &SimHandle, settings: IngestSettings) -> Arc<IngestStage> {
@@ -118,7 +123,10 @@ pub async fn raw_rows(platform: &Platform, name: &str, date: NaiveDate) -> Vec<R
     let (bucket, prefix) = split_s3_uri(&info.location).unwrap();
     let mut rows = Vec::new();
     for object in platform.storage.list(bucket, prefix).await.unwrap() {
-        for batch in read_all(platform.storage.clone(), bucket, &object.key).await.unwrap() {
+        for batch in read_all(platform.storage.clone(), bucket, &object.key)
+            .await
+            .unwrap()
+        {
             let col = |name: &str| batch.column_by_name(name).unwrap().clone();
             let pages = col("page_number");
             let pages = pages.as_any().downcast_ref::<Int32Array>().unwrap();
@@ -180,12 +188,13 @@ pub fn request_counts(sim: &SimHandle) -> BTreeMap<(String, u32, Option<NaiveDat
 /// The interpreter that has pyarrow: `TASCOMI_PYTHON`; `None` (with the reason printed) when
 /// unset outside CI.
 pub fn python() -> Option<String> {
-    match std::env::var("TASCOMI_PYTHON") {
-        Ok(python) if !python.is_empty() => Some(python),
-        _ if std::env::var("CI").is_ok_and(|v| !v.is_empty()) => {
+    let env = common::config::Env::from_process();
+    match env.get("TASCOMI_PYTHON") {
+        Some(python) => Some(python.to_owned()),
+        None if env.get("CI").is_some() => {
             panic!("TASCOMI_PYTHON must be set in CI (scripts/test.sh sets it)")
         }
-        _ => {
+        None => {
             eprintln!("skipped: TASCOMI_PYTHON is not set (run scripts/test.sh)");
             None
         }

@@ -12,8 +12,8 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, TimeUnit};
 use chrono::NaiveDate;
-use common::config::PipelineFile;
 use common::catalog::PartitionInfo;
+use common::config::PipelineFile;
 use common::layout::{Layer, TableName};
 use common::messages::{self, PartitionReady};
 use common::parquet_io::read_all;
@@ -109,7 +109,9 @@ pub fn increment_batch(records: &[Rec], extra: &[(&str, &str)]) -> RecordBatch {
         Arc::new(TimestampMicrosecondArray::from_iter(
             records.iter().map(|r| r.last_updated.map(micros)),
         )),
-        Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.value))),
+        Arc::new(StringArray::from_iter_values(
+            records.iter().map(|r| r.value),
+        )),
         Arc::new(Int32Array::from_iter_values(std::iter::repeat_n(1, n))),
         Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
             "https://example-planning.idoxcloud.com/rest/v1/applications?page=1",
@@ -117,17 +119,19 @@ pub fn increment_batch(records: &[Rec], extra: &[(&str, &str)]) -> RecordBatch {
         ))),
         Arc::new(Int32Array::from_iter_values(std::iter::repeat_n(200, n))),
         Arc::new(StringArray::from_iter(std::iter::repeat_n(None::<&str>, n))),
-        Arc::new(TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(
-            micros("2026-11-21 02:00:00"),
+        Arc::new(TimestampMicrosecondArray::from_iter_values(
+            std::iter::repeat_n(micros("2026-11-21 02:00:00"), n),
+        )),
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            "1795226400",
             n,
         ))),
-        Arc::new(StringArray::from_iter_values(std::iter::repeat_n("1795226400", n))),
     ];
     for (name, value) in extra {
         fields.push(Field::new(*name, DataType::Utf8, true));
-        columns.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-            *value, n,
-        ))));
+        columns.push(Arc::new(StringArray::from_iter_values(
+            std::iter::repeat_n(*value, n),
+        )));
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
 }
@@ -172,7 +176,13 @@ pub async fn increment(
     records: &[Rec],
     as_of: NaiveDate,
 ) -> PartitionReady {
-    publish_increment(&lake.platform, date, &[increment_batch(records, &[])], Some(as_of)).await
+    publish_increment(
+        &lake.platform,
+        date,
+        &[increment_batch(records, &[])],
+        Some(as_of),
+    )
+    .await
 }
 
 /// Handles a message and expects a publication; returns the snapshot's partition-ready.
@@ -286,7 +296,10 @@ fn assert_unique(ids: &[i32]) {
 }
 
 fn assert_ordered(ids: &[i32]) {
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ordered by id: {ids:?}");
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ordered by id: {ids:?}"
+    );
 }
 
 // ---------------------------------------------------------------- scenarios
@@ -306,7 +319,13 @@ pub async fn first_snapshot_from_several_days(lake: &Lake) {
         day(3),
     )
     .await;
-    let last = increment(lake, day(3), &[rec(3, Some("2026-11-02 12:00:00"), "v3")], day(3)).await;
+    let last = increment(
+        lake,
+        day(3),
+        &[rec(3, Some("2026-11-02 12:00:00"), "v3")],
+        day(3),
+    )
+    .await;
     let ready = snapshot(&stage, last).await;
     assert_eq!(ready.layer, Layer::Snapshot);
     assert_eq!(ready.partition["snapshot_date"], "20261103");
@@ -322,8 +341,17 @@ pub async fn first_snapshot_from_several_days(lake: &Lake) {
     assert_eq!(snap.text(2, "import_date").as_deref(), Some("20261102"));
     assert_eq!(snap.text(3, "import_month").as_deref(), Some("11"));
     assert_eq!(snap.parameter(parameters::BASE_SNAPSHOT_DATE), "");
-    assert_eq!(snap.parameter(parameters::APPLIED_INCREMENTS).split(',').count(), 3);
-    assert!(snap.keys.len() >= 2, "13 rows at 10 rows per file: {:?}", snap.keys);
+    assert_eq!(
+        snap.parameter(parameters::APPLIED_INCREMENTS)
+            .split(',')
+            .count(),
+        3
+    );
+    assert!(
+        snap.keys.len() >= 2,
+        "13 rows at 10 rows per file: {:?}",
+        snap.keys
+    );
     // The partition columns of the snapshot come from the path, never from the files.
     let schema = snap.batches[0].schema();
     assert!(schema.column_with_name("snapshot_date").is_none());
@@ -386,7 +414,10 @@ pub async fn later_update_wins_and_null_last_updated_loses(lake: &Lake) {
     let last = increment(
         lake,
         day(3),
-        &[rec(1, Some("2026-11-02 10:00:00"), "day 3"), rec(2, None, "undated")],
+        &[
+            rec(1, Some("2026-11-02 10:00:00"), "day 3"),
+            rec(2, None, "undated"),
+        ],
         day(3),
     )
     .await;
@@ -404,7 +435,13 @@ pub async fn same_day_rerun_replaces_todays_snapshot(lake: &Lake) {
     let stage = stage(lake);
     let first = increment(lake, day(1), &records(1..=15, "v1"), day(1)).await;
     snapshot(&stage, first).await;
-    let today = increment(lake, day(2), &[rec(3, Some("2026-11-01 20:00:00"), "first")], day(2)).await;
+    let today = increment(
+        lake,
+        day(2),
+        &[rec(3, Some("2026-11-01 20:00:00"), "first")],
+        day(2),
+    )
+    .await;
     snapshot(&stage, today).await;
     let before = read_snapshot(&lake.platform, day(2)).await;
     assert_eq!(before.rows(), 15);
@@ -413,7 +450,10 @@ pub async fn same_day_rerun_replaces_todays_snapshot(lake: &Lake) {
     let replay = increment(
         lake,
         day(2),
-        &[rec(3, Some("2026-11-01 21:00:00"), "second"), rec(16, None, "added")],
+        &[
+            rec(3, Some("2026-11-01 21:00:00"), "second"),
+            rec(16, None, "added"),
+        ],
         day(2),
     )
     .await;
@@ -434,7 +474,10 @@ pub async fn same_day_rerun_replaces_todays_snapshot(lake: &Lake) {
         })
         .await
         .unwrap();
-    assert!(matches!(rebuilt, snapshot_svc::SnapshotOutcome::Published(_)));
+    assert!(matches!(
+        rebuilt,
+        snapshot_svc::SnapshotOutcome::Published(_)
+    ));
     let again = read_snapshot(&lake.platform, day(2)).await;
     assert_eq!(again.rows(), 16);
     assert_unique(&again.ids());
@@ -472,14 +515,22 @@ pub async fn a_day_with_no_increment_copies_every_file(lake: &Lake) {
 
 /// The message recast sent for the published increment of `date`.
 pub async fn increment_message_of(lake: &Lake, date: NaiveDate) -> PartitionReady {
-    let partition = lake.platform.layout.partition(&table(), Layer::Increment, date);
+    let partition = lake
+        .platform
+        .layout
+        .partition(&table(), Layer::Increment, date);
     let (_, info) = published_partitions(lake.platform.catalog.as_ref(), &partition)
         .await
         .unwrap()
         .into_iter()
         .find(|(d, _)| *d == date)
         .unwrap();
-    PartitionReady::new(&partition, info.location.clone(), info.parameters["run_id"].clone(), None)
+    PartitionReady::new(
+        &partition,
+        info.location.clone(),
+        info.parameters["run_id"].clone(),
+        None,
+    )
 }
 
 /// Only the files whose id range holds an increment id are rewritten; the others are copied.
@@ -490,7 +541,10 @@ pub async fn untouched_files_are_copied_and_touched_ones_rewritten(lake: &Lake) 
     let next = increment(
         lake,
         day(2),
-        &[rec(15, Some("2026-11-01 20:00:00"), "x"), rec(35, Some("2026-11-01 20:00:00"), "y")],
+        &[
+            rec(15, Some("2026-11-01 20:00:00"), "x"),
+            rec(35, Some("2026-11-01 20:00:00"), "y"),
+        ],
         day(2),
     )
     .await;
@@ -511,7 +565,10 @@ pub async fn a_new_column_appears(lake: &Lake) {
     let stage = stage(lake);
     let first = increment(lake, day(1), &records(1..=12, "v1"), day(1)).await;
     snapshot(&stage, first).await;
-    let batch = increment_batch(&[rec(20, Some("2026-11-01 20:00:00"), "v2")], &[("ward_code", "E05009367")]);
+    let batch = increment_batch(
+        &[rec(20, Some("2026-11-01 20:00:00"), "v2")],
+        &[("ward_code", "E05009367")],
+    );
     let next = publish_increment(&lake.platform, day(2), &[batch], Some(day(2))).await;
     snapshot(&stage, next).await;
     let snap = read_snapshot(&lake.platform, day(2)).await;
@@ -523,7 +580,10 @@ pub async fn a_new_column_appears(lake: &Lake) {
     let catalog_table = lake
         .platform
         .catalog
-        .table(&lake.platform.layout.database(common::layout::Zone::Refined), TABLE)
+        .table(
+            &lake.platform.layout.database(common::layout::Zone::Refined),
+            TABLE,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -551,7 +611,9 @@ pub async fn an_unsafe_type_change_is_refused(lake: &Lake) {
     // The catalog refuses a retyped column, so the partition is registered without it, as a
     // table dropped and recreated by hand after a dictionary change would be.
     let platform = &lake.platform;
-    let partition = platform.layout.partition(&table(), Layer::Increment, day(2));
+    let partition = platform
+        .layout
+        .partition(&table(), Layer::Increment, day(2));
     let run_id = new_run_id();
     let mut writer = PartitionWriter::new(
         platform.storage.clone(),
@@ -580,7 +642,10 @@ pub async fn an_unsafe_type_change_is_refused(lake: &Lake) {
         Err(Failure::Permanent(err)) => {
             let text = format!("{err:#}");
             assert!(text.contains("column value is Utf8"), "{text}");
-            assert!(text.contains("but Int32 in increment import_date=20261102"), "{text}");
+            assert!(
+                text.contains("but Int32 in increment import_date=20261102"),
+                "{text}"
+            );
         }
         other => panic!("expected a permanent failure, got {other:?}"),
     }
@@ -590,13 +655,23 @@ pub async fn an_unsafe_type_change_is_refused(lake: &Lake) {
 /// The data-quality gate: a completeness column mostly null fails the run, publishes nothing,
 /// and the report is recorded anyway.
 pub async fn a_failed_gate_publishes_nothing_and_records_the_report(lake: &Lake) {
-    let stage = SnapshotStage::new(lake.platform.clone(), pipeline("ward_code"), small_settings());
+    let stage = SnapshotStage::new(
+        lake.platform.clone(),
+        pipeline("ward_code"),
+        small_settings(),
+    );
     let first = increment(lake, day(1), &records(1..=10, "v1"), day(1)).await;
     match stage.handle(first).await {
         Err(Failure::Permanent(err)) => {
             let text = format!("{err:#}");
-            assert!(text.contains("completeness_ward_code = 0 (threshold 0.99)"), "{text}");
-            assert!(text.contains("applications snapshot snapshot_date=20261101"), "{text}");
+            assert!(
+                text.contains("completeness_ward_code = 0 (threshold 0.99)"),
+                "{text}"
+            );
+            assert!(
+                text.contains("applications snapshot snapshot_date=20261101"),
+                "{text}"
+            );
         }
         other => panic!("expected a permanent failure, got {other:?}"),
     }
@@ -605,11 +680,19 @@ pub async fn a_failed_gate_publishes_nothing_and_records_the_report(lake: &Lake)
     let reports = lake
         .platform
         .storage
-        .list(refined, &format!("{}snapshot/{TABLE}/", lake.platform.metrics_prefix))
+        .list(
+            refined,
+            &format!("{}snapshot/{TABLE}/", lake.platform.metrics_prefix),
+        )
         .await
         .unwrap();
     assert_eq!(reports.len(), 1);
-    let body = lake.platform.storage.get(refined, &reports[0].key).await.unwrap();
+    let body = lake
+        .platform
+        .storage
+        .get(refined, &reports[0].key)
+        .await
+        .unwrap();
     let text = String::from_utf8(body.to_vec()).unwrap();
     assert!(text.contains("\"passed\":false"), "{text}");
     // Nothing was left under the snapshot's prefix.
@@ -622,7 +705,13 @@ pub async fn a_failed_gate_publishes_nothing_and_records_the_report(lake: &Lake)
     assert!(left.is_empty(), "{left:?}");
 }
 
-fn runner(stage: Arc<SnapshotStage>, input: &MemoryQueue, next: &MemoryQueue, dlq: &MemoryQueue, concurrency: usize) -> Runner<SnapshotStage> {
+fn runner_of(
+    stage: Arc<SnapshotStage>,
+    input: &MemoryQueue,
+    next: &MemoryQueue,
+    dlq: &MemoryQueue,
+    concurrency: usize,
+) -> Runner<SnapshotStage> {
     Runner::new(
         stage,
         Arc::new(input.clone()),
@@ -645,7 +734,7 @@ pub async fn duplicate_and_concurrent_deliveries_merge_once(lake: &Lake) {
     let input = MemoryQueue::new("snapshot", Duration::from_secs(60));
     let next = MemoryQueue::new("downstream", Duration::from_secs(60));
     let dlq = MemoryQueue::new("snapshot-dlq", Duration::from_secs(60));
-    let runner = runner(stage.clone(), &input, &next, &dlq, 1);
+    let runner = runner_of(stage.clone(), &input, &next, &dlq, 1);
     let first = increment(lake, day(1), &records(1..=20, "v1"), day(1)).await;
     let body = messages::encode(&first);
     input.send(&body, &BTreeMap::new()).await.unwrap();
@@ -661,20 +750,40 @@ pub async fn duplicate_and_concurrent_deliveries_merge_once(lake: &Lake) {
     assert_eq!(read_snapshot(&lake.platform, day(1)).await.rows(), 20);
 
     // A backfill of three days, delivered together to a runner handling two at a time.
-    let runner = runner(stage.clone(), &input, &next, &dlq, 2);
+    let runner = runner_of(stage.clone(), &input, &next, &dlq, 2);
     for (d, id) in [(2, 21), (3, 22), (4, 23)] {
-        let records = [rec(id, Some("2026-11-01 09:00:00"), "backfill"), rec(1, Some("2026-11-01 09:00:00"), "backfill")];
-        let m = publish_increment(&lake.platform, day(d), &[increment_batch(&records, &[])], Some(day(5))).await;
-        input.send(&messages::encode(&m), &BTreeMap::new()).await.unwrap();
+        let records = [
+            rec(id, Some("2026-11-01 09:00:00"), "backfill"),
+            rec(1, Some("2026-11-01 09:00:00"), "backfill"),
+        ];
+        let m = publish_increment(
+            &lake.platform,
+            day(d),
+            &[increment_batch(&records, &[])],
+            Some(day(5)),
+        )
+        .await;
+        input
+            .send(&messages::encode(&m), &BTreeMap::new())
+            .await
+            .unwrap();
     }
     let done = runner.drain(Duration::from_millis(50)).await;
     assert_eq!(done.len(), 3, "{done:?}");
-    let published = done.iter().filter(|d| matches!(d, Disposition::Done { .. })).count();
+    let published = done
+        .iter()
+        .filter(|d| matches!(d, Disposition::Done { .. }))
+        .count();
     assert_eq!(published, 1, "one merge for the backfill: {done:?}");
     assert!(dlq.bodies().is_empty());
     let snap = read_snapshot(&lake.platform, day(5)).await;
     assert_eq!(snap.ids(), (1..=23).collect::<Vec<_>>());
-    assert_eq!(snap.parameter(parameters::APPLIED_INCREMENTS).split(',').count(), 3);
+    assert_eq!(
+        snap.parameter(parameters::APPLIED_INCREMENTS)
+            .split(',')
+            .count(),
+        3
+    );
 }
 
 /// The snapshot read back by an independent reader (pyarrow and duckdb): one row per id.
@@ -685,7 +794,10 @@ pub async fn independent_reader_sees_one_row_per_id(lake: &Lake) {
     let next = increment(
         lake,
         day(2),
-        &[rec(7, Some("2026-11-01 20:00:00"), "v2"), rec(26, None, "v2")],
+        &[
+            rec(7, Some("2026-11-01 20:00:00"), "v2"),
+            rec(26, None, "v2"),
+        ],
         day(2),
     )
     .await;
@@ -717,16 +829,21 @@ print(len(ids), rows, distinct, value)
         .arg(&folder)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(stdout.trim(), "26 26 26 v2");
 }
 
 /// The interpreter with pyarrow and duckdb (`TASCOMI_PYTHON`), or `None` with a skip notice.
 pub fn python() -> Option<String> {
-    match std::env::var("TASCOMI_PYTHON") {
-        Ok(python) if !python.is_empty() => Some(python),
-        _ if std::env::var_os("CI").is_some() => panic!("TASCOMI_PYTHON is not set in CI"),
+    let env = common::config::Env::from_process();
+    match env.get("TASCOMI_PYTHON") {
+        Some(python) => Some(python.to_owned()),
+        None if env.get("CI").is_some() => panic!("TASCOMI_PYTHON is not set in CI"),
         _ => {
             println!("skipped: TASCOMI_PYTHON is not set (run scripts/test.sh)");
             None
@@ -736,6 +853,7 @@ pub fn python() -> Option<String> {
 
 /// Each scenario as a test, on the lake `$make` builds (an expression giving `Option<Lake>`;
 /// `None` skips).
+#[allow(unused_macros)]
 macro_rules! scenarios {
     ($make:expr) => {
         scenarios!(@each $make;

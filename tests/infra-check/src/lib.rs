@@ -67,12 +67,12 @@ impl Terraform {
     }
 
     /// Every `resource "<rtype>" ...`, with its name.
-    pub fn resources_of_type<'a>(&'a self, rtype: &'a str) -> Vec<(&'a str, &'a Block)> {
+    pub fn resources_of_type(&self, rtype: &str) -> Vec<(&str, &Block)> {
         self.of_type("resource", rtype)
     }
 
     /// Every `data "<dtype>" ...`, with its name.
-    pub fn data_of_type<'a>(&'a self, dtype: &'a str) -> Vec<(&'a str, &'a Block)> {
+    pub fn data_of_type(&self, dtype: &str) -> Vec<(&str, &Block)> {
         self.of_type("data", dtype)
     }
 
@@ -82,10 +82,13 @@ impl Terraform {
     }
 
     fn labelled(&self, kind: &str, first: &str, second: &str) -> Option<&Block> {
-        self.blocks(kind).find(|block| labels(block) == [first, second])
+        self.files
+            .iter()
+            .flat_map(|(_, body)| body.blocks())
+            .find(|block| block.identifier() == kind && labels(block) == [first, second])
     }
 
-    fn of_type<'a>(&'a self, kind: &'a str, rtype: &str) -> Vec<(&'a str, &'a Block)> {
+    fn of_type(&self, kind: &'static str, rtype: &str) -> Vec<(&str, &Block)> {
         self.blocks(kind)
             .filter_map(|block| match block.labels() {
                 [t, name] if t.as_str() == rtype => Some((name.as_str(), block)),
@@ -102,6 +105,57 @@ impl Terraform {
             _ => expr,
         }
     }
+}
+
+/// Evaluates an expression that only refers to the given variables (a name template, say:
+/// `"${local.name}-${each.key}"` with `local = {name = ...}` and `each = {key = ...}`).
+pub fn render(expr: &Expression, vars: &[(&str, hcl::Value)]) -> anyhow::Result<hcl::Value> {
+    use hcl::eval::Evaluate as _;
+    let mut context = hcl::eval::Context::new();
+    for (name, value) in vars {
+        context.declare_var(*name, value.clone());
+    }
+    expr.evaluate(&context)
+        .map_err(|err| anyhow::anyhow!("evaluating {expr}: {err}"))
+}
+
+/// An HCL object value from string pairs.
+pub fn object(pairs: &[(&str, &str)]) -> hcl::Value {
+    hcl::Value::Object(
+        pairs
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), hcl::Value::from(*value)))
+            .collect(),
+    )
+}
+
+/// The names Terraform gives a stage's queue and dead-letter queue when `local.name` is
+/// `name`, by evaluating the `name` templates of `aws_sqs_queue.stage` and
+/// `aws_sqs_queue.dead_letter`.
+pub fn terraform_queue_names(
+    tf: &Terraform,
+    name: &str,
+    stage: &str,
+) -> anyhow::Result<(String, String)> {
+    let vars = [
+        ("local", object(&[("name", name)])),
+        ("each", object(&[("key", stage)])),
+    ];
+    let mut names = Vec::new();
+    for resource in ["stage", "dead_letter"] {
+        let block = tf
+            .resource("aws_sqs_queue", resource)
+            .with_context(|| format!("no aws_sqs_queue.{resource}"))?;
+        let template =
+            attr(block, "name").with_context(|| format!("aws_sqs_queue.{resource} has no name"))?;
+        match render(template, &vars)? {
+            hcl::Value::String(text) => names.push(text),
+            other => anyhow::bail!("aws_sqs_queue.{resource} name is not a string: {other:?}"),
+        }
+    }
+    let dlq = names.pop().context("no dead-letter queue name")?;
+    let queue = names.pop().context("no queue name")?;
+    Ok((queue, dlq))
 }
 
 /// A block's labels as strings.
@@ -173,7 +227,7 @@ pub fn object_entries(expr: &Expression) -> Option<BTreeMap<String, &Expression>
             let key = match key {
                 ObjectKey::Identifier(ident) => ident.to_string(),
                 ObjectKey::Expression(Expression::String(text)) => text.clone(),
-                ObjectKey::Expression(_) => return None,
+                _ => return None,
             };
             Some((key, value))
         })
@@ -288,9 +342,13 @@ pub fn load_yaml(path: &Path) -> anyhow::Result<serde_norway::Value> {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut value: serde_norway::Value =
         serde_norway::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    value
-        .apply_merge()
-        .with_context(|| format!("merge keys in {}", path.display()))?;
+    // One pass merges one level: an anchor whose mapping itself merges another (as compose's
+    // environment anchors do) needs another pass.
+    for _ in 0..8 {
+        value
+            .apply_merge()
+            .with_context(|| format!("merge keys in {}", path.display()))?;
+    }
     Ok(value)
 }
 
@@ -331,7 +389,8 @@ mod tests {
 
     #[test]
     fn env_literals_finds_whole_literals_only() {
-        let text = r#"env.get("TASCOMI_QUEUE_URL"); "TASCOMI_" ; "TASCOMI_X is set"; x("TASCOMI_A2_B")"#;
+        let text =
+            r#"env.get("TASCOMI_QUEUE_URL"); "TASCOMI_" ; "TASCOMI_X is set"; x("TASCOMI_A2_B")"#;
         let found: Vec<_> = env_literals(text).into_iter().collect();
         assert_eq!(found, ["TASCOMI_A2_B", "TASCOMI_QUEUE_URL"]);
     }
@@ -367,8 +426,7 @@ mod tests {
     #[test]
     fn compose_environment_reads_map_and_list_forms() {
         let map: serde_norway::Value = serde_norway::from_str("environment: {A: x, B: 2}").unwrap();
-        let list: serde_norway::Value =
-            serde_norway::from_str("environment: [A=x, B=2]").unwrap();
+        let list: serde_norway::Value = serde_norway::from_str("environment: [A=x, B=2]").unwrap();
         assert_eq!(compose_environment(&map), compose_environment(&list));
     }
 }

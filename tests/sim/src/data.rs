@@ -173,7 +173,10 @@ impl Tables {
                 if j < u64::from(history.updated_twice_per_day) {
                     let end = day.and_time(NaiveTime::MIN) + Duration::days(1);
                     let room = (end - first).num_seconds().max(2) as u64;
-                    let second = first + Duration::seconds((1 + self.h(table, &[4, day_key, j]) % (room - 1)) as i64);
+                    let second = first
+                        + Duration::seconds(
+                            (1 + self.h(table, &[4, day_key, j]) % (room - 1)) as i64,
+                        );
                     if second < end {
                         events.push((second, id, false));
                     }
@@ -187,7 +190,9 @@ impl Tables {
     fn initial_last_updated(&self, table: &str, id: u64) -> Option<NaiveDateTime> {
         let history = self.history(table);
         let h = self.h(table, &[0, id]);
-        if history.null_last_updated_every > 0 && h % u64::from(history.null_last_updated_every) == 0 {
+        if history.null_last_updated_every > 0
+            && h.is_multiple_of(u64::from(history.null_last_updated_every))
+        {
             return None;
         }
         let days_before = 1 + (h >> 8) % 365;
@@ -205,7 +210,14 @@ impl Tables {
         for id in 1..=u64::from(history.initial_records) {
             let last_updated = self.initial_last_updated(table, id);
             if last_updated.is_none_or(|t| t <= at) {
-                versions.insert(id, Version { id, version: 0, last_updated });
+                versions.insert(
+                    id,
+                    Version {
+                        id,
+                        version: 0,
+                        last_updated,
+                    },
+                );
             }
         }
         let mut day = history.start;
@@ -215,7 +227,14 @@ impl Tables {
                     break;
                 }
                 if creation {
-                    versions.insert(id, Version { id, version: 0, last_updated: Some(time) });
+                    versions.insert(
+                        id,
+                        Version {
+                            id,
+                            version: 0,
+                            last_updated: Some(time),
+                        },
+                    );
                 } else if let Some(v) = versions.get_mut(&id) {
                     v.version += 1;
                     v.last_updated = Some(time);
@@ -254,7 +273,11 @@ impl Tables {
                 },
                 IMAGE_FIELD => {
                     let every = u64::from(history.image_every);
-                    if every > 0 && self.h(table, &[6, v.id, u64::from(v.version)]) % every == 0 {
+                    if every > 0
+                        && self
+                            .h(table, &[6, v.id, u64::from(v.version)])
+                            .is_multiple_of(every)
+                    {
                         Value::String(image(h))
                     } else {
                         Value::Null
@@ -264,7 +287,7 @@ impl Tables {
                     Value::String(format!("{}/{:05}/{}", 2020 + h % 7, v.id, name.len()))
                 }
                 name => match self.dictionary.column_type(table, name) {
-                    _ if h % 13 == 0 => Value::Null,
+                    _ if h.is_multiple_of(13) => Value::Null,
                     Some(t) => Value::String(typed_value(t, h)),
                     None => Value::String(text_value(table, name, v, h)),
                 },
@@ -281,16 +304,20 @@ fn typed_value(t: ColumnType, h: u64) -> String {
         ColumnType::Integer => (h % 100_000).to_string(),
         ColumnType::Long => (h % 10_000_000_000).to_string(),
         ColumnType::Float | ColumnType::Double => format!("{}.{:02}", h % 10_000, (h >> 20) % 100),
-        ColumnType::Boolean => if h % 2 == 0 { "t" } else { "f" }.to_owned(),
+        ColumnType::Boolean => if h.is_multiple_of(2) { "t" } else { "f" }.to_owned(),
         ColumnType::Timestamp => {
-            let base = NaiveDate::from_ymd_opt(2015, 1, 1).unwrap_or_default().and_time(NaiveTime::MIN);
+            let base = NaiveDate::from_ymd_opt(2015, 1, 1)
+                .unwrap_or_default()
+                .and_time(NaiveTime::MIN);
             (base + Duration::seconds((h % (11 * 365 * 86_400)) as i64))
                 .format("%Y-%m-%d %H:%M:%S")
                 .to_string()
         }
         ColumnType::Date => {
             let base = NaiveDate::from_ymd_opt(2015, 1, 1).unwrap_or_default();
-            (base + Duration::days((h % (11 * 365)) as i64)).format("%Y-%m-%d").to_string()
+            (base + Duration::days((h % (11 * 365)) as i64))
+                .format("%Y-%m-%d")
+                .to_string()
         }
     }
 }
@@ -351,8 +378,14 @@ mod tests {
         }
         assert!(a.iter().any(|r| r["last_updated"].is_null()));
         assert!(a.iter().any(|r| r[IMAGE_FIELD].is_string()));
-        assert!(a.iter().all(|r| r["is_open"].is_null() || r["is_open"] == "t" || r["is_open"] == "f"));
-        let other = Tables { seed: 8, ..t.clone() };
+        assert!(
+            a.iter()
+                .all(|r| r["is_open"].is_null() || r["is_open"] == "t" || r["is_open"] == "f")
+        );
+        let other = Tables {
+            seed: 8,
+            ..t.clone()
+        };
         assert_ne!(a, other.snapshot("appeals", day(10)));
     }
 
@@ -360,7 +393,10 @@ mod tests {
     fn applications_are_as_wide_as_production() {
         let t = tables();
         assert_eq!(t.fields("applications").len(), APPLICATIONS_WIDTH);
-        assert!(t.fields("applications").contains(&"application_reference_number".to_string()));
+        assert!(
+            t.fields("applications")
+                .contains(&"application_reference_number".to_string())
+        );
     }
 
     #[test]
@@ -399,6 +435,10 @@ mod tests {
             .map(|v| t.record("appeals", v))
             .collect();
         assert_eq!(before, snapshot);
-        assert!(current.values().any(|v| v.last_updated.is_some_and(|lu| lu.date() == day(12))));
+        assert!(
+            current
+                .values()
+                .any(|v| v.last_updated.is_some_and(|lu| lu.date() == day(12)))
+        );
     }
 }

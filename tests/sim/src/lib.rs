@@ -173,6 +173,8 @@ pub struct RequestRecord {
     pub authenticated: bool,
 }
 
+type FaultHits = HashMap<(usize, usize), u32>;
+
 #[derive(Debug)]
 struct Shared {
     tables: data::Tables,
@@ -180,7 +182,8 @@ struct Shared {
     per_page: u32,
     seed: u64,
     now: Mutex<Option<DateTime<Utc>>>,
-    faults: Mutex<(Faults, HashMap<(usize, usize), u32>)>,
+    /// The faults, and how often each page fault has hit (by list and index).
+    faults: Mutex<(Faults, FaultHits)>,
     requests: Mutex<Vec<RequestRecord>>,
     counter: AtomicU64,
     authenticated_count: AtomicU64,
@@ -223,7 +226,10 @@ impl Shared {
             _ => &faults.null_pages,
         };
         for (i, fault) in faults.iter().enumerate() {
-            if fault.table == table && fault.page == page && fault.day.is_none_or(|d| Some(d) == day) {
+            if fault.table == table
+                && fault.page == page
+                && fault.day.is_none_or(|d| Some(d) == day)
+            {
                 let count = counts.entry((list, i)).or_default();
                 if fault.times.is_none_or(|t| *count < t) {
                     *count += 1;
@@ -340,9 +346,12 @@ impl SimHandle {
         self.shared.now()
     }
 
-    /// Replaces the faults (and forgets how often the old ones hit).
+    /// Replaces the faults and forgets how often the old ones hit: counts such as
+    /// `unauthorized_first` start again from the next request.
     pub fn set_faults(&self, faults: Faults) {
-        *lock(&self.shared.faults) = (faults, HashMap::new());
+        let mut guard = lock(&self.shared.faults);
+        *guard = (faults, HashMap::new());
+        self.shared.authenticated_count.store(0, Ordering::SeqCst);
     }
 
     pub fn faults(&self) -> Faults {
@@ -460,7 +469,17 @@ async fn resource(
         status: status.as_u16(),
         authenticated,
     };
-    let response = answer(&shared, &faults, n, &table, page, day, params.get("last_updated"), authenticated).await;
+    let response = answer(
+        &shared,
+        &faults,
+        n,
+        &table,
+        page,
+        day,
+        params.get("last_updated"),
+        authenticated,
+    )
+    .await;
     lock(&shared.requests).push(record(response.status()));
     response
 }
@@ -480,7 +499,10 @@ async fn answer(
         tokio::time::sleep(faults.slow_delay).await;
     }
     if !authenticated {
-        return status(StatusCode::UNAUTHORIZED, r#"{"error":"invalid X-Public or X-Hash"}"#);
+        return status(
+            StatusCode::UNAUTHORIZED,
+            r#"{"error":"invalid X-Public or X-Hash"}"#,
+        );
     }
     let authenticated_n = shared.authenticated_count.fetch_add(1, Ordering::SeqCst);
     if authenticated_n < u64::from(faults.unauthorized_first) {
@@ -490,12 +512,19 @@ async fn answer(
         return status(StatusCode::NOT_FOUND, r#"{"error":"no such resource"}"#);
     }
     if raw_day.is_some() && day.is_none() {
-        return status(StatusCode::BAD_REQUEST, r#"{"error":"last_updated must be YYYY-MM-DD"}"#);
+        return status(
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"last_updated must be YYYY-MM-DD"}"#,
+        );
     }
-    let throttled = authenticated_n < u64::from(faults.unauthorized_first) + u64::from(faults.throttle_first)
+    let throttled = authenticated_n
+        < u64::from(faults.unauthorized_first) + u64::from(faults.throttle_first)
         || (faults.throttle_share > 0.0 && shared.draw(n, 2) < faults.throttle_share);
     if throttled {
-        let mut response = status(StatusCode::TOO_MANY_REQUESTS, r#"{"error":"too many requests"}"#);
+        let mut response = status(
+            StatusCode::TOO_MANY_REQUESTS,
+            r#"{"error":"too many requests"}"#,
+        );
         if let Ok(value) = HeaderValue::from_str(&faults.retry_after_secs.to_string()) {
             response.headers_mut().insert("retry-after", value);
         }
@@ -504,7 +533,10 @@ async fn answer(
     if shared.hits(0, table, page, day)
         || (faults.server_error_share > 0.0 && shared.draw(n, 3) < faults.server_error_share)
     {
-        return status(StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"internal error"}"#);
+        return status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            r#"{"error":"internal error"}"#,
+        );
     }
     let matching = shared.matching(table, day);
     if matching.is_empty() {
@@ -546,8 +578,14 @@ async fn expected(
     Path(table): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(as_of) = params.get("as_of").and_then(|d| common::layout::parse_date(d)) else {
-        return status(StatusCode::BAD_REQUEST, r#"{"error":"as_of=YYYY-MM-DD is required"}"#);
+    let Some(as_of) = params
+        .get("as_of")
+        .and_then(|d| common::layout::parse_date(d))
+    else {
+        return status(
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"as_of=YYYY-MM-DD is required"}"#,
+        );
     };
     if !shared.tables.serves(&table) {
         return status(StatusCode::NOT_FOUND, r#"{"error":"no such resource"}"#);

@@ -18,10 +18,20 @@ struct Args {
     #[arg(long, env = "TASCOMI_SIM_HOST", default_value = "0.0.0.0")]
     host: std::net::IpAddr,
     /// The public key clients must send.
-    #[arg(long, env = "TASCOMI_PUBLIC_KEY", default_value = "sim-public-key", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TASCOMI_PUBLIC_KEY",
+        default_value = "sim-public-key",
+        hide_env_values = true
+    )]
     public_key: String,
     /// The private key of the hash.
-    #[arg(long, env = "TASCOMI_PRIVATE_KEY", default_value = "sim-private-key", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TASCOMI_PRIVATE_KEY",
+        default_value = "sim-private-key",
+        hide_env_values = true
+    )]
     private_key: String,
     /// The column-type dictionary: its tables are served, with their typed fields.
     #[arg(long, env = "TASCOMI_COLUMN_TYPE_DICTIONARY")]

@@ -59,7 +59,11 @@ async fn get_with(sim: &SimHandle, path: &str, public: &str, hash: &str) -> Answ
 }
 
 async fn get(sim: &SimHandle, path: &str) -> Answer {
-    let hash = x_hash(&sim.public_key, &sim.private_key, &london_minute(Utc::now()));
+    let hash = x_hash(
+        &sim.public_key,
+        &sim.private_key,
+        &london_minute(Utc::now()),
+    );
     get_with(sim, path, &sim.public_key, &hash).await
 }
 
@@ -70,15 +74,42 @@ async fn checks_the_hash_of_this_minute_and_its_neighbours_only() {
     for offset in [-1, 0, 1] {
         let t = london_minute(now + chrono::Duration::minutes(offset));
         let hash = x_hash(&sim.public_key, &sim.private_key, &t);
-        assert_eq!(get_with(&sim, "appeals?page=1", &sim.public_key, &hash).await.status, 200, "{offset}");
+        assert_eq!(
+            get_with(&sim, "appeals?page=1", &sim.public_key, &hash)
+                .await
+                .status,
+            200,
+            "{offset}"
+        );
     }
-    let stale = x_hash(&sim.public_key, &sim.private_key, &london_minute(now - chrono::Duration::minutes(5)));
-    assert_eq!(get_with(&sim, "appeals?page=1", &sim.public_key, &stale).await.status, 401);
+    let stale = x_hash(
+        &sim.public_key,
+        &sim.private_key,
+        &london_minute(now - chrono::Duration::minutes(5)),
+    );
+    assert_eq!(
+        get_with(&sim, "appeals?page=1", &sim.public_key, &stale)
+            .await
+            .status,
+        401
+    );
     let good = x_hash(&sim.public_key, &sim.private_key, &london_minute(now));
-    assert_eq!(get_with(&sim, "appeals?page=1", "someone-else", &good).await.status, 401);
+    assert_eq!(
+        get_with(&sim, "appeals?page=1", "someone-else", &good)
+            .await
+            .status,
+        401
+    );
     let wrong_key = x_hash(&sim.public_key, "guess", &london_minute(now));
-    assert_eq!(get_with(&sim, "appeals?page=1", &sim.public_key, &wrong_key).await.status, 401);
-    let no_headers = reqwest::get(format!("{}appeals?page=1", sim.base_url)).await.unwrap();
+    assert_eq!(
+        get_with(&sim, "appeals?page=1", &sim.public_key, &wrong_key)
+            .await
+            .status,
+        401
+    );
+    let no_headers = reqwest::get(format!("{}appeals?page=1", sim.base_url))
+        .await
+        .unwrap();
     assert_eq!(no_headers.status().as_u16(), 401);
 }
 
@@ -101,9 +132,16 @@ async fn pages_with_the_two_headers_and_filters_by_day() {
         assert!(record.values().all(|v| v.is_string() || v.is_null()));
     }
     // The day filter matches last_updated's date, including records updated twice that day.
-    let updated = get(&sim, "appeals?page=1&last_updated=2026-11-03").await.records();
+    let updated = get(&sim, "appeals?page=1&last_updated=2026-11-03")
+        .await
+        .records();
     assert!(!updated.is_empty());
-    assert!(updated.iter().all(|r| r["last_updated"].as_str().unwrap().starts_with("2026-11-03 ")));
+    assert!(updated.iter().all(|r| {
+        r["last_updated"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-11-03 ")
+    }));
     assert_eq!(updated, sim.updated_on("appeals", day(3)));
     // Nothing matches: 202 and no body.
     let none = get(&sim, "appeals?page=1&last_updated=2026-10-01").await;
@@ -117,21 +155,31 @@ async fn today_is_what_the_clock_says_and_the_snapshot_follows_the_history() {
     sim.set_today(day(6));
     let current = sim.current_records("appeals");
     // Records created earlier "today" are served.
-    assert!(current.iter().any(|r| r["last_updated"].as_str().is_some_and(|t| t.starts_with("2026-11-06"))));
+    assert!(current.iter().any(|r| {
+        r["last_updated"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2026-11-06"))
+    }));
     assert!(current.iter().any(|r| r["last_updated"].is_null()));
     // As of today, the snapshot is every current record but today's.
     let expected: Vec<_> = current
         .into_iter()
-        .filter(|r| !r["last_updated"].as_str().is_some_and(|t| t.starts_with("2026-11-06")))
+        .filter(|r| {
+            !r["last_updated"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("2026-11-06"))
+        })
         .collect();
     assert_eq!(sim.expected_snapshot("appeals", day(6)), expected);
-    let over_http: Vec<serde_json::Map<String, Value>> =
-        reqwest::get(format!("http://{}/_sim/expected/appeals?as_of=2026-11-06", sim.addr))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let over_http: Vec<serde_json::Map<String, Value>> = reqwest::get(format!(
+        "http://{}/_sim/expected/appeals?as_of=2026-11-06",
+        sim.addr
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     assert_eq!(over_http, expected);
     // Earlier, fewer records existed.
     sim.set_today(day(2));
@@ -159,11 +207,21 @@ async fn injects_the_configured_faults() {
     assert_eq!(malformed.status, 200);
     assert!(serde_json::from_str::<Value>(&malformed.body).is_err());
 
-    sim.set_faults(Faults { throttle_first: 1, retry_after_secs: 7, ..Faults::default() });
+    sim.set_faults(Faults {
+        throttle_first: 1,
+        retry_after_secs: 7,
+        ..Faults::default()
+    });
     let throttled = get(&sim, "appeals?page=1").await;
-    assert_eq!((throttled.status, throttled.headers["retry-after"].as_str()), (429, "7"));
+    assert_eq!(
+        (throttled.status, throttled.headers["retry-after"].as_str()),
+        (429, "7")
+    );
 
-    sim.set_faults(Faults { server_error_share: 0.5, ..Faults::default() });
+    sim.set_faults(Faults {
+        server_error_share: 0.5,
+        ..Faults::default()
+    });
     let mut statuses = Vec::new();
     for _ in 0..40 {
         statuses.push(get(&sim, "appeals?page=1").await.status);
@@ -171,7 +229,11 @@ async fn injects_the_configured_faults() {
     let errors = statuses.iter().filter(|s| **s == 500).count();
     assert!((8..=32).contains(&errors), "{errors} of 40");
 
-    sim.set_faults(Faults { slow_share: 1.0, slow_delay: Duration::from_millis(200), ..Faults::default() });
+    sim.set_faults(Faults {
+        slow_share: 1.0,
+        slow_delay: Duration::from_millis(200),
+        ..Faults::default()
+    });
     let started = std::time::Instant::now();
     assert_eq!(get(&sim, "appeals?page=1").await.status, 200);
     assert!(started.elapsed() >= Duration::from_millis(200));
@@ -188,7 +250,19 @@ async fn applications_are_752_fields_wide_with_an_image_now_and_then() {
     sim.set_today(day(2));
     let records = get(&sim, "applications?page=1").await.records();
     assert_eq!(records[0].len(), tascomi_sim::APPLICATIONS_WIDTH);
-    assert!(records.iter().any(|r| r[tascomi_sim::IMAGE_FIELD].is_string()));
-    assert!(records.iter().any(|r| r[tascomi_sim::IMAGE_FIELD].is_null()));
-    assert!(records.iter().all(|r| r["application_reference_number"].is_string()));
+    assert!(
+        records
+            .iter()
+            .any(|r| r[tascomi_sim::IMAGE_FIELD].is_string())
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r[tascomi_sim::IMAGE_FIELD].is_null())
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| r["application_reference_number"].is_string())
+    );
 }

@@ -1,0 +1,34 @@
+# An example of a council's settings: copy to <environment>.tfvars, fill in, then
+#   terraform -chdir=infra apply -var-file=<environment>.tfvars
+# Every input, with its default, is in variables.tf. See docs/deploy.md.
+
+environment = "prod"
+aws_region  = "eu-west-2"
+
+# The image built from the Dockerfile (target `baked`, with the council's column-type dictionary)
+# and pushed to this repository.
+image_repository   = "123456789012.dkr.ecr.eu-west-2.amazonaws.com/tascomi"
+image_tag          = "2026-11-21.1"
+ecr_repository_arn = "arn:aws:ecr:eu-west-2:123456789012:repository/tascomi"
+
+# Private subnets with a NAT gateway (or VPC endpoints) and a route to the Tascomi API.
+vpc_id     = "vpc-0123456789abcdef0"
+subnet_ids = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+
+tascomi_api_base_url   = "https://council-planning.idoxcloud.com/rest/v1/"
+tascomi_api_secret_arn = "arn:aws:secretsmanager:eu-west-2:123456789012:secret:tascomi/prod/api-keys-AbCdEf"
+
+# Athena databases <database_prefix>-tascomi-raw-zone and -refined-zone: keep the names the
+# analysts' queries already use.
+database_prefix = "council"
+
+alarm_email_addresses = ["data-platform@council.example"]
+
+# Optional:
+# kms_key_arn             = "arn:aws:kms:eu-west-2:123456789012:key/..."
+# create_buckets          = false
+# raw_bucket_name         = "council-data-platform-raw-zone"
+# refined_bucket_name     = "council-data-platform-refined-zone"
+# snapshot_retention_days = 400
+# schedule_time           = "01:30"
+# stages                  = { snapshot = { memory = 16384 } }

@@ -1,0 +1,1049 @@
+//! Invariants of the Terraform in infra/, checked on the parsed configuration (no provider, no
+//! registry): every stage has its queue, dead-letter queue, service, task definition and role;
+//! a schedule per table of the pipeline file; least privilege; encrypted private buckets; the
+//! environment the services read.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use common::config::{PipelineFile, Schedule};
+use common::layout::{Layer, Layout, TableName, Zone};
+use common::messages::{IngestMode, IngestRequest};
+use hcl::expr::{Expression, TraversalOperator};
+use infra_check::{
+    STAGES, Terraform, attr, env_names_read_by_sources, nested, object, object_entries,
+    object_keys, render, string, string_list, terraform_queue_names, text, traversal_path,
+    workspace_root,
+};
+
+fn terraform() -> Terraform {
+    Terraform::load(&workspace_root().join("infra")).expect("infra/*.tf parse")
+}
+
+fn func_call<'a>(expr: &'a Expression, name: &str) -> Option<&'a [Expression]> {
+    match expr {
+        Expression::FuncCall(call) if call.name.name.to_string() == name => Some(&call.args),
+        _ => None,
+    }
+}
+
+/// `local.stages`: stage -> (service binary, next stage).
+fn stages(tf: &Terraform) -> BTreeMap<String, (String, Option<String>)> {
+    let entries = object_entries(tf.local("stages").expect("local.stages")).expect("an object");
+    entries
+        .into_iter()
+        .map(|(stage, def)| {
+            let def = object_entries(def).expect("a stage is an object");
+            let service = string(def["service"])
+                .expect("service is a literal")
+                .to_owned();
+            let next = match def["next"] {
+                Expression::Null => None,
+                other => Some(string(other).expect("next is a literal or null").to_owned()),
+            };
+            (stage, (service, next))
+        })
+        .collect()
+}
+
+#[test]
+fn stages_are_the_four_services_in_pipeline_order() {
+    let tf = terraform();
+    let stages = stages(&tf);
+    assert_eq!(
+        stages.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        STAGES.into_iter().collect()
+    );
+    for (i, stage) in STAGES.iter().enumerate() {
+        let (service, next) = &stages[*stage];
+        assert_eq!(service, &format!("{stage}-svc"));
+        assert_eq!(
+            next.as_deref(),
+            STAGES.get(i + 1).copied(),
+            "next stage of {stage}"
+        );
+    }
+}
+
+#[test]
+fn every_stage_has_its_queue_dead_letter_queue_service_task_definition_and_role() {
+    let tf = terraform();
+    let per_stage = [
+        ("aws_sqs_queue", "stage"),
+        ("aws_sqs_queue", "dead_letter"),
+        ("aws_sqs_queue_redrive_allow_policy", "dead_letter"),
+        ("aws_cloudwatch_log_group", "stage"),
+        ("aws_ecs_task_definition", "stage"),
+        ("aws_ecs_service", "stage"),
+        ("aws_iam_role", "task"),
+        ("aws_iam_role_policy", "task"),
+        ("aws_appautoscaling_target", "stage"),
+        ("aws_appautoscaling_policy", "scale_out"),
+        ("aws_appautoscaling_policy", "scale_in"),
+        ("aws_cloudwatch_metric_alarm", "queue_busy"),
+        ("aws_cloudwatch_metric_alarm", "queue_idle"),
+        ("aws_cloudwatch_metric_alarm", "dead_letter_messages"),
+        ("aws_cloudwatch_metric_alarm", "oldest_message_age"),
+        ("aws_iam_policy_document", "stage_common"),
+    ];
+    for (rtype, name) in per_stage {
+        let block = tf
+            .resource(rtype, name)
+            .or_else(|| tf.data(rtype, name))
+            .unwrap_or_else(|| panic!("{rtype}.{name} is missing"));
+        let for_each =
+            attr(block, "for_each").unwrap_or_else(|| panic!("{rtype}.{name} has no for_each"));
+        assert_eq!(
+            text(for_each),
+            "local.stages",
+            "{rtype}.{name} must exist once per stage"
+        );
+    }
+
+    // The wiring: each service runs its own task definition, with its own role and policy.
+    let task_def = tf.resource("aws_ecs_task_definition", "stage").unwrap();
+    assert_eq!(
+        text(attr(task_def, "task_role_arn").unwrap()),
+        "aws_iam_role.task[each.key].arn"
+    );
+    let service = tf.resource("aws_ecs_service", "stage").unwrap();
+    assert_eq!(
+        text(attr(service, "task_definition").unwrap()),
+        "aws_ecs_task_definition.stage[each.key].arn"
+    );
+    let role_policy = tf.resource("aws_iam_role_policy", "task").unwrap();
+    assert_eq!(
+        text(attr(role_policy, "role").unwrap()),
+        "aws_iam_role.task[each.key].id"
+    );
+    assert_eq!(
+        text(attr(role_policy, "policy").unwrap()),
+        "local.task_policies[each.key]"
+    );
+
+    let policies = object_entries(tf.local("task_policies").expect("local.task_policies")).unwrap();
+    assert_eq!(policies.keys().map(String::as_str).collect::<Vec<_>>(), {
+        let mut sorted = STAGES.to_vec();
+        sorted.sort();
+        sorted
+    });
+    for stage in STAGES {
+        assert_eq!(
+            text(policies[stage]),
+            format!("data.aws_iam_policy_document.{stage}.json")
+        );
+        let doc = tf
+            .data("aws_iam_policy_document", stage)
+            .unwrap_or_else(|| panic!("data.aws_iam_policy_document.{stage} is missing"));
+        let sources = text(attr(doc, "source_policy_documents").expect("source_policy_documents"));
+        assert!(
+            sources.contains(&format!(
+                "data.aws_iam_policy_document.stage_common[\"{stage}\"].json"
+            )),
+            "the {stage} policy must include its queue permissions: {sources}"
+        );
+    }
+}
+
+#[test]
+fn each_queue_sends_failures_to_its_own_dead_letter_queue() {
+    let tf = terraform();
+    let queue = tf.resource("aws_sqs_queue", "stage").unwrap();
+    let redrive = attr(queue, "redrive_policy").expect("redrive_policy");
+    let args = func_call(redrive, "jsonencode").expect("redrive_policy = jsonencode({...})");
+    let policy = object_entries(&args[0]).expect("an object");
+    assert_eq!(
+        text(policy["deadLetterTargetArn"]),
+        "aws_sqs_queue.dead_letter[each.key].arn"
+    );
+    assert_eq!(text(policy["maxReceiveCount"]), "var.max_receive_count");
+    assert!(
+        text(attr(queue, "visibility_timeout_seconds").unwrap())
+            .contains("visibility_timeout_secs"),
+        "the queue's visibility timeout is the stage's setting"
+    );
+
+    for name in ["stage", "dead_letter"] {
+        let block = tf.resource("aws_sqs_queue", name).unwrap();
+        for key in ["sqs_managed_sse_enabled", "kms_master_key_id"] {
+            assert!(
+                attr(block, key).is_some(),
+                "aws_sqs_queue.{name} must set {key} (encryption)"
+            );
+        }
+    }
+
+    let allow = tf
+        .resource("aws_sqs_queue_redrive_allow_policy", "dead_letter")
+        .unwrap();
+    assert!(
+        text(attr(allow, "redrive_allow_policy").unwrap())
+            .contains("aws_sqs_queue.stage[each.key].arn")
+    );
+
+    // The settings behind the timeouts: within what SQS allows.
+    let defaults = object_entries(tf.local("stage_defaults").unwrap()).unwrap();
+    for stage in STAGES {
+        let settings = object_entries(defaults[stage]).unwrap();
+        let timeout: u64 = text(settings["visibility_timeout_secs"]).parse().unwrap();
+        assert!(
+            (60..=43_200).contains(&timeout),
+            "{stage}: visibility timeout {timeout}"
+        );
+    }
+}
+
+#[test]
+fn queue_names_are_prefix_then_stage_then_dlq() {
+    let tf = terraform();
+    for stage in STAGES {
+        let (queue, dlq) = terraform_queue_names(&tf, "council-prod", stage).unwrap();
+        assert_eq!(queue, format!("council-prod-{stage}"));
+        assert_eq!(dlq, format!("council-prod-{stage}-dlq"));
+    }
+    let name = tf.local("name").unwrap();
+    let rendered = render(
+        name,
+        &[(
+            "var",
+            object(&[("name_prefix", "tascomi"), ("environment", "local")]),
+        )],
+    )
+    .unwrap();
+    assert_eq!(
+        rendered,
+        hcl::Value::from("tascomi-local"),
+        "compose uses <name_prefix>-<environment> = tascomi-local"
+    );
+}
+
+#[test]
+fn databases_and_prefixes_are_the_ones_the_services_use() {
+    let tf = terraform();
+    let layout = Layout {
+        raw_bucket: "raw".into(),
+        refined_bucket: "refined".into(),
+        database_prefix: "council-prod".into(),
+    };
+    for (local, zone) in [
+        ("raw_database", Zone::Raw),
+        ("refined_database", Zone::Refined),
+    ] {
+        let rendered = render(
+            tf.local(local).unwrap(),
+            &[("local", object(&[("database_prefix", "council-prod")]))],
+        )
+        .unwrap();
+        assert_eq!(
+            rendered,
+            hcl::Value::from(layout.database(zone)),
+            "local.{local}"
+        );
+    }
+
+    let prefixes = object_entries(tf.local("prefixes").unwrap()).unwrap();
+    let table = TableName::new("applications").unwrap();
+    for (key, layer) in [
+        ("api_responses", Layer::Raw),
+        ("parsed", Layer::Parsed),
+        ("increment", Layer::Increment),
+        ("snapshot", Layer::Snapshot),
+    ] {
+        let prefix = string(prefixes[key]).unwrap();
+        assert_eq!(
+            format!("{prefix}applications/"),
+            layer.table_prefix(&table),
+            "prefixes.{key}"
+        );
+    }
+    assert_eq!(
+        string(prefixes["data_quality"]).unwrap(),
+        common::platform::DEFAULT_METRICS_PREFIX
+    );
+}
+
+#[test]
+fn schedules_are_generated_from_the_pipeline_file() {
+    let tf = terraform();
+    let schedule = tf
+        .resource("aws_scheduler_schedule", "ingest")
+        .expect("aws_scheduler_schedule.ingest");
+    assert_eq!(text(attr(schedule, "for_each").unwrap()), "local.tables");
+
+    // local.tables = { for table, entry in local.pipeline.tables : table => try(entry.schedule, entry) }
+    let Expression::ForExpr(tables) = tf.local("tables").expect("local.tables") else {
+        panic!("local.tables must be a for expression over the pipeline file's tables");
+    };
+    assert_eq!(text(&tables.collection_expr), "local.pipeline.tables");
+    let key_var = tables.key_var.as_ref().expect("a key variable").to_string();
+    let value_var = tables.value_var.to_string();
+    assert_eq!(tables.key_expr.as_ref().map(text), Some(key_var.clone()));
+    let try_args = func_call(&tables.value_expr, "try").expect("try(entry.schedule, entry)");
+    assert_eq!(
+        traversal_path(&try_args[0]),
+        Some(vec![value_var.clone(), "schedule".into()])
+    );
+    assert_eq!(traversal_path(&try_args[1]), Some(vec![value_var]));
+    assert!(tables.cond_expr.is_none(), "every table gets a schedule");
+
+    // local.pipeline = yamldecode(file(<the pipeline file>))
+    let decode = func_call(tf.local("pipeline").unwrap(), "yamldecode").expect("yamldecode(...)");
+    let file = func_call(&decode[0], "file").expect("yamldecode(file(...))");
+    let path = text(&file[0]);
+    assert!(
+        path.contains("var.pipeline_file") && path.contains("pipeline.yaml"),
+        "{path}"
+    );
+
+    // Fired on time, in London time, to the ingest queue.
+    let window = &nested(schedule, "flexible_time_window")[0];
+    assert_eq!(string(attr(window, "mode").unwrap()), Some("OFF"));
+    assert_eq!(
+        string(attr(schedule, "schedule_expression_timezone").unwrap()),
+        Some("Europe/London")
+    );
+    let cron = object_entries(tf.local("cron").unwrap()).unwrap();
+    assert_eq!(
+        cron.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["daily", "weekly"]
+    );
+    assert!(text(cron["weekly"]).contains("var.weekly_day"));
+    assert!(text(attr(schedule, "schedule_expression").unwrap()).contains("local.cron"));
+
+    let target = &nested(schedule, "target")[0];
+    assert_eq!(
+        text(attr(target, "arn").unwrap()),
+        "aws_sqs_queue.stage[\"ingest\"].arn"
+    );
+    assert!(
+        !nested(target, "dead_letter_config").is_empty(),
+        "undeliverable requests are kept"
+    );
+}
+
+#[test]
+fn the_scheduled_message_is_an_ingest_request_the_service_accepts() {
+    let tf = terraform();
+    let schedule = tf.resource("aws_scheduler_schedule", "ingest").unwrap();
+    let target = &nested(schedule, "target")[0];
+    let args =
+        func_call(attr(target, "input").unwrap(), "jsonencode").expect("input = jsonencode({...})");
+    let value = render(
+        &args[0],
+        &[(
+            "each",
+            object(&[("key", "applications"), ("value", "daily")]),
+        )],
+    )
+    .unwrap();
+    let body = serde_json::to_string(&value).unwrap();
+    let request: IngestRequest =
+        common::messages::decode(&body, |_| true).unwrap_or_else(|err| panic!("{body}: {err}"));
+    assert_eq!(request.table.as_str(), "applications");
+    assert_eq!(request.mode, IngestMode::Incremental);
+    assert_eq!(request.requested_by, "schedule");
+    assert_eq!(
+        request.as_of, None,
+        "a scheduled run takes the real London today"
+    );
+}
+
+#[test]
+fn every_table_of_the_pipeline_file_gets_exactly_one_schedule() {
+    let root = workspace_root();
+    let path = root.join("pipeline.yaml");
+    let yaml: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let tables = yaml
+        .get("tables")
+        .and_then(|t| t.as_mapping())
+        .expect("a tables map");
+
+    // What Terraform's try(entry.schedule, entry) yields for each table: the for_each keys.
+    let mut scheduled = BTreeMap::new();
+    for (name, entry) in tables {
+        let name = name.as_str().expect("table names are strings").to_owned();
+        let schedule = entry
+            .get("schedule")
+            .unwrap_or(entry)
+            .as_str()
+            .unwrap_or_else(|| panic!("table {name}: no schedule"))
+            .to_owned();
+        assert!(
+            ["daily", "weekly"].contains(&schedule.as_str()),
+            "table {name}: schedule {schedule:?} has no cron expression in local.cron"
+        );
+        // EventBridge Scheduler: names of at most 64 characters.
+        assert!(
+            name.len() <= 64,
+            "table {name}: too long for a schedule name"
+        );
+        assert!(
+            scheduled.insert(name.clone(), schedule).is_none(),
+            "table {name} twice"
+        );
+    }
+
+    // The services read the same file the same way: same tables, same schedules.
+    let pipeline = PipelineFile::load(&path).expect("the services accept pipeline.yaml");
+    let read_by_services: BTreeMap<String, String> = pipeline
+        .tables
+        .iter()
+        .map(|table| {
+            let schedule = match table.schedule {
+                Schedule::Daily => "daily",
+                Schedule::Weekly => "weekly",
+            };
+            (table.name.to_string(), schedule.to_owned())
+        })
+        .collect();
+    assert_eq!(scheduled, read_by_services);
+    assert!(!scheduled.is_empty());
+    eprintln!(
+        "{} tables, {} schedules",
+        pipeline.tables.len(),
+        scheduled.len()
+    );
+}
+
+/// Every statement of every policy document: (document, effect, actions, resource texts).
+/// With a stage, conditionals on `each` are decided for that stage (the per-stage documents);
+/// without, both branches count.
+fn statements(
+    tf: &Terraform,
+    stage: Option<&str>,
+) -> Vec<(String, String, Vec<String>, Vec<String>)> {
+    let each = stage.map(|stage| each_value(tf, stage));
+    let mut found = Vec::new();
+    for (doc, block) in tf.data_of_type("aws_iam_policy_document") {
+        for statement in nested(block, "statement") {
+            let effect = attr(statement, "effect")
+                .map(|e| string(e).expect("effect is a literal").to_owned())
+                .unwrap_or_else(|| "Allow".into());
+            assert!(
+                attr(statement, "not_actions").is_none()
+                    && attr(statement, "not_resources").is_none(),
+                "{doc}: not_actions/not_resources grant everything else"
+            );
+            let actions_expr = attr(statement, "actions")
+                .unwrap_or_else(|| panic!("{doc}: statement without actions"));
+            let actions = string_list(tf.resolve(actions_expr)).unwrap_or_else(|| {
+                panic!(
+                    "{doc}: actions must be literal strings: {}",
+                    text(actions_expr)
+                )
+            });
+            let mut resources = Vec::new();
+            if let Some(expr) = attr(statement, "resources") {
+                flatten_resources(tf, expr, each.as_ref(), &mut resources);
+            }
+            found.push((doc.to_owned(), effect, actions, resources));
+        }
+    }
+    found
+}
+
+/// `each` for one stage of `local.stages`: `{ key, value = { service, next } }`.
+fn each_value(tf: &Terraform, stage: &str) -> hcl::Value {
+    let (service, next) = stages(tf).remove(stage).expect("a stage");
+    let mut value = hcl::Map::new();
+    value.insert("service".into(), hcl::Value::from(service));
+    value.insert(
+        "next".into(),
+        next.map(hcl::Value::from).unwrap_or(hcl::Value::Null),
+    );
+    let mut each = hcl::Map::new();
+    each.insert("key".into(), hcl::Value::from(stage));
+    each.insert("value".into(), hcl::Value::Object(value));
+    hcl::Value::Object(each)
+}
+
+fn flatten_resources(
+    tf: &Terraform,
+    expr: &Expression,
+    each: Option<&hcl::Value>,
+    out: &mut Vec<String>,
+) {
+    // A local is followed only when it holds a list; otherwise its name is what the place is.
+    let resolved = match tf.resolve(expr) {
+        list @ (Expression::Array(_) | Expression::FuncCall(_)) => list,
+        _ => expr,
+    };
+    match resolved {
+        Expression::Array(items) => items
+            .iter()
+            .for_each(|item| flatten_resources(tf, item, each, out)),
+        Expression::FuncCall(call) if call.name.name.to_string() == "concat" => {
+            call.args
+                .iter()
+                .for_each(|arg| flatten_resources(tf, arg, each, out));
+        }
+        Expression::Conditional(cond) => {
+            let decided =
+                each.and_then(|each| render(&cond.cond_expr, &[("each", each.clone())]).ok());
+            match decided {
+                Some(hcl::Value::Bool(true)) => flatten_resources(tf, &cond.true_expr, each, out),
+                Some(hcl::Value::Bool(false)) => flatten_resources(tf, &cond.false_expr, each, out),
+                _ => {
+                    flatten_resources(tf, &cond.true_expr, each, out);
+                    flatten_resources(tf, &cond.false_expr, each, out);
+                }
+            }
+        }
+        other => out.push(text(other)),
+    }
+}
+
+#[test]
+fn no_allow_statement_grants_a_wildcard_action() {
+    let tf = terraform();
+    let statements = statements(&tf, None);
+    assert!(
+        statements.len() >= 20,
+        "the policy documents were not found"
+    );
+    // Actions whose resource AWS defines as "*" (no resource-level permissions).
+    let account_wide = ["ecr:GetAuthorizationToken"];
+    for (doc, effect, actions, resources) in &statements {
+        // A Deny may be broad: the bucket policies deny every action without TLS.
+        if effect == "Deny" {
+            continue;
+        }
+        assert_eq!(effect, "Allow", "{doc}");
+        for action in actions {
+            let (service, name) = action
+                .split_once(':')
+                .unwrap_or_else(|| panic!("{doc}: {action}"));
+            assert!(
+                !service.is_empty() && !name.is_empty() && !action.contains('*'),
+                "{doc}: wildcard action {action:?}"
+            );
+        }
+        if resources.iter().any(|r| r == "\"*\"") {
+            assert!(
+                actions.iter().all(|a| account_wide.contains(&a.as_str())),
+                "{doc}: resource \"*\" for {actions:?}"
+            );
+        }
+    }
+
+    // Policies come only from these documents: no managed policies, no inline JSON.
+    for rtype in [
+        "aws_iam_policy",
+        "aws_iam_role_policy_attachment",
+        "aws_iam_policy_attachment",
+    ] {
+        assert!(
+            tf.resources_of_type(rtype).is_empty(),
+            "{rtype}: use aws_iam_policy_document"
+        );
+    }
+    for (name, block) in tf.resources_of_type("aws_iam_role_policy") {
+        let policy = text(attr(block, "policy").unwrap());
+        assert!(
+            policy.starts_with("data.aws_iam_policy_document.")
+                || policy.starts_with("local.task_policies"),
+            "aws_iam_role_policy.{name}: {policy}"
+        );
+    }
+}
+
+/// What one stage's task role may do with objects and tables, as (grant, place) pairs.
+fn grants(tf: &Terraform, stage: &str) -> BTreeSet<(String, String)> {
+    let mut grants = BTreeSet::new();
+    let docs = [stage.to_owned(), "stage_common".to_owned()];
+    for (doc, effect, actions, resources) in statements(tf, Some(stage)) {
+        if !docs.contains(&doc) || effect != "Allow" {
+            continue;
+        }
+        let has = |a: &str| actions.iter().any(|x| x == a);
+        for resource in &resources {
+            let place = place(resource);
+            let grant = if has("s3:DeleteObject") && has("s3:PutObject") {
+                "write"
+            } else if has("s3:PutObject") {
+                "put"
+            } else if has("s3:GetObject") {
+                "read"
+            } else if has("s3:ListBucket") {
+                "list"
+            } else if has("glue:CreatePartition") {
+                "publish"
+            } else if has("glue:GetPartitions") {
+                "read"
+            } else if has("secretsmanager:GetSecretValue") {
+                "secret"
+            } else if has("sqs:ReceiveMessage") {
+                "consume"
+            } else if has("sqs:SendMessage") {
+                "send"
+            } else {
+                continue;
+            };
+            grants.insert((grant.to_owned(), place));
+        }
+    }
+    grants
+}
+
+/// A resource expression reduced to what it names: `raw:api_responses`, `glue:refined`,
+/// `queue:next`, ...
+fn place(resource: &str) -> String {
+    let bucket = if resource.contains("local.raw_bucket_arn") {
+        "raw"
+    } else if resource.contains("local.refined_bucket_arn") {
+        "refined"
+    } else if resource.contains("local.glue_resources.") {
+        return format!("glue:{}", resource.rsplit('.').next().unwrap_or_default());
+    } else if resource.contains("aws_sqs_queue.stage[each.key]") {
+        return "queue:own".into();
+    } else if resource.contains("aws_sqs_queue.stage[each.value.next]") {
+        return "queue:next".into();
+    } else if resource.contains("aws_sqs_queue.dead_letter[each.key]") {
+        return "queue:dead-letter".into();
+    } else {
+        return resource.to_owned();
+    };
+    match resource.split_once("local.prefixes.") {
+        None => bucket.to_owned(),
+        Some((_, rest)) => {
+            let key: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            // `${local.prefixes.data_quality}parse/*`: the stage's own folder of results.
+            let sub: String = rest[key.len()..]
+                .trim_start_matches('}')
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if sub.is_empty() {
+                format!("{bucket}:{key}")
+            } else {
+                format!("{bucket}:{key}/{sub}")
+            }
+        }
+    }
+}
+
+#[test]
+fn task_roles_reach_only_their_own_prefixes_queues_and_databases() {
+    let tf = terraform();
+    let set = |items: &[(&str, &str)]| -> BTreeSet<(String, String)> {
+        items
+            .iter()
+            .map(|(g, p)| ((*g).to_owned(), (*p).to_owned()))
+            .collect()
+    };
+    let queues = [("consume", "queue:own"), ("send", "queue:dead-letter")];
+    let expected = [
+        (
+            "ingest",
+            set(&[
+                ("list", "raw"),
+                ("write", "raw:api_responses"),
+                ("write", "raw:ingest_state"),
+                ("publish", "glue:raw"),
+                ("secret", "var.tascomi_api_secret_arn"),
+                ("send", "queue:next"),
+            ]),
+        ),
+        (
+            "parse",
+            set(&[
+                ("list", "raw"),
+                ("list", "refined"),
+                ("read", "raw:api_responses"),
+                ("write", "raw:parsed"),
+                ("put", "refined:data_quality/parse"),
+                ("publish", "glue:raw"),
+                ("send", "queue:next"),
+            ]),
+        ),
+        (
+            "recast",
+            set(&[
+                ("list", "raw"),
+                ("list", "refined"),
+                ("read", "raw:parsed"),
+                ("write", "refined:increment"),
+                ("put", "refined:data_quality/recast"),
+                ("read", "glue:raw"),
+                ("publish", "glue:refined"),
+                ("send", "queue:next"),
+            ]),
+        ),
+        (
+            "snapshot",
+            set(&[
+                ("list", "refined"),
+                ("read", "refined:increment"),
+                ("write", "refined:snapshot"),
+                ("put", "refined:data_quality/snapshot"),
+                ("publish", "glue:refined"),
+            ]),
+        ),
+    ];
+    for (stage, mut want) in expected {
+        want.extend(set(&queues));
+        assert_eq!(grants(&tf, stage), want, "grants of the {stage} task role");
+    }
+}
+
+#[test]
+fn buckets_are_encrypted_private_and_tls_only() {
+    let tf = terraform();
+    let buckets = tf.resources_of_type("aws_s3_bucket");
+    assert!(!buckets.is_empty(), "no aws_s3_bucket");
+    for (name, _) in buckets {
+        let reference = format!("aws_s3_bucket.{name}");
+        let companion = |rtype: &str| {
+            tf.resources_of_type(rtype)
+                .into_iter()
+                .find(|(_, block)| {
+                    attr(block, "for_each").is_some_and(|e| text(e).contains(&reference))
+                })
+                .map(|(_, block)| block)
+                .unwrap_or_else(|| panic!("{reference} has no {rtype}"))
+        };
+
+        let sse = companion("aws_s3_bucket_server_side_encryption_configuration");
+        let default = &nested(
+            nested(sse, "rule")[0],
+            "apply_server_side_encryption_by_default",
+        )[0];
+        assert_eq!(
+            string(attr(default, "sse_algorithm").unwrap()),
+            Some("aws:kms")
+        );
+
+        let public = companion("aws_s3_bucket_public_access_block");
+        for flag in [
+            "block_public_acls",
+            "block_public_policy",
+            "ignore_public_acls",
+            "restrict_public_buckets",
+        ] {
+            assert_eq!(
+                attr(public, flag),
+                Some(&Expression::Bool(true)),
+                "{reference}: {flag}"
+            );
+        }
+
+        let ownership = companion("aws_s3_bucket_ownership_controls");
+        let rule = &nested(ownership, "rule")[0];
+        assert_eq!(
+            string(attr(rule, "object_ownership").unwrap()),
+            Some("BucketOwnerEnforced")
+        );
+
+        let policy = companion("aws_s3_bucket_policy");
+        let doc_ref = text(attr(policy, "policy").unwrap());
+        let doc_name = doc_ref
+            .strip_prefix("data.aws_iam_policy_document.")
+            .and_then(|rest| rest.split('[').next())
+            .unwrap_or_else(|| panic!("{reference}: policy {doc_ref}"));
+        let doc = tf.data("aws_iam_policy_document", doc_name).unwrap();
+        let tls = nested(doc, "statement").into_iter().any(|statement| {
+            attr(statement, "effect").and_then(string) == Some("Deny")
+                && nested(statement, "condition").iter().any(|condition| {
+                    attr(condition, "variable").and_then(string) == Some("aws:SecureTransport")
+                        && attr(condition, "values").and_then(string_list)
+                            == Some(vec!["false".into()])
+                })
+        });
+        assert!(
+            tls,
+            "{reference}: the policy must deny requests without TLS"
+        );
+    }
+}
+
+/// The container definition of the stage task definitions.
+fn container(tf: &Terraform) -> BTreeMap<String, Expression> {
+    let task_def = tf.resource("aws_ecs_task_definition", "stage").unwrap();
+    let args = func_call(
+        attr(task_def, "container_definitions").unwrap(),
+        "jsonencode",
+    )
+    .expect("container_definitions = jsonencode([...])");
+    let Expression::Array(containers) = &args[0] else {
+        panic!("a list of containers");
+    };
+    assert_eq!(containers.len(), 1, "one container per task");
+    object_entries(&containers[0])
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, v.clone()))
+        .collect()
+}
+
+#[test]
+fn tasks_run_on_fargate_as_non_root_read_only_with_logs_and_a_stop_timeout() {
+    let tf = terraform();
+    let task_def = tf.resource("aws_ecs_task_definition", "stage").unwrap();
+    assert_eq!(
+        attr(task_def, "requires_compatibilities").and_then(string_list),
+        Some(vec!["FARGATE".into()])
+    );
+    let container = container(&tf);
+    assert_eq!(
+        string(&container["user"]),
+        Some("10001:10001"),
+        "the image's non-root user"
+    );
+    assert_eq!(container["readonlyRootFilesystem"], Expression::Bool(true));
+    assert_eq!(text(&container["stopTimeout"]), "var.stop_timeout_secs");
+    assert!(text(&container["command"]).contains("each.value.service"));
+    assert!(text(&container["environment"]).contains("local.environment[each.key]"));
+    let logs = object_entries(&container["logConfiguration"]).unwrap();
+    assert_eq!(string(logs["logDriver"]), Some("awslogs"));
+    assert!(text(logs["options"]).contains("aws_cloudwatch_log_group.stage[each.key].name"));
+
+    // Fargate gives at most 120 s; the services get 10 s less to finish their messages.
+    let stop = tf
+        .blocks("variable")
+        .find(|b| infra_check::labels(b) == ["stop_timeout_secs"])
+        .unwrap();
+    let default: u64 = text(attr(stop, "default").unwrap()).parse().unwrap();
+    assert!(default <= 120);
+    let common_env = object_entries(tf.local("common_environment").unwrap()).unwrap();
+    assert_eq!(
+        text(common_env["TASCOMI_SHUTDOWN_GRACE_SECS"]),
+        "tostring(var.stop_timeout_secs - 10)"
+    );
+}
+
+#[test]
+fn services_scale_on_their_queue_down_to_zero() {
+    let tf = terraform();
+    let target = tf.resource("aws_appautoscaling_target", "stage").unwrap();
+    assert_eq!(text(attr(target, "min_capacity").unwrap()), "0");
+    assert!(
+        text(attr(target, "resource_id").unwrap()).contains("aws_ecs_service.stage[each.key].name")
+    );
+
+    let service = tf.resource("aws_ecs_service", "stage").unwrap();
+    assert_eq!(text(attr(service, "desired_count").unwrap()), "0");
+    let lifecycle = &nested(service, "lifecycle")[0];
+    assert!(
+        text(attr(lifecycle, "ignore_changes").unwrap()).contains("desired_count"),
+        "scaling owns the count"
+    );
+
+    let scale_in = tf
+        .resource("aws_appautoscaling_policy", "scale_in")
+        .unwrap();
+    let config = &nested(scale_in, "step_scaling_policy_configuration")[0];
+    assert_eq!(
+        string(attr(config, "adjustment_type").unwrap()),
+        Some("ExactCapacity")
+    );
+    let step = &nested(config, "step_adjustment")[0];
+    assert_eq!(text(attr(step, "scaling_adjustment").unwrap()), "0");
+
+    for (alarm, policy) in [("queue_busy", "scale_out"), ("queue_idle", "scale_in")] {
+        let block = tf.resource("aws_cloudwatch_metric_alarm", alarm).unwrap();
+        assert!(
+            text(attr(block, "alarm_actions").unwrap())
+                .contains(&format!("aws_appautoscaling_policy.{policy}[each.key].arn"))
+        );
+        let mut body = String::new();
+        if let Some(dimensions) = attr(block, "dimensions") {
+            body.push_str(&text(dimensions));
+        }
+        for query in nested(block, "metric_query") {
+            for metric in nested(query, "metric") {
+                body.push_str(&text(attr(metric, "dimensions").unwrap()));
+            }
+        }
+        assert!(
+            body.contains("aws_sqs_queue.stage[each.key].name"),
+            "{alarm} watches the stage queue"
+        );
+    }
+    // Idle means nothing visible and nothing in flight: a working task is never scaled away.
+    let idle = tf
+        .resource("aws_cloudwatch_metric_alarm", "queue_idle")
+        .unwrap();
+    let metrics: BTreeSet<String> = nested(idle, "metric_query")
+        .into_iter()
+        .flat_map(|q| nested(q, "metric"))
+        .filter_map(|m| attr(m, "metric_name").and_then(string).map(str::to_owned))
+        .collect();
+    assert!(metrics.contains("ApproximateNumberOfMessagesVisible"));
+    assert!(metrics.contains("ApproximateNumberOfMessagesNotVisible"));
+}
+
+#[test]
+fn alarms_watch_every_dead_letter_queue_and_the_oldest_message() {
+    let tf = terraform();
+    for (alarm, metric, queue) in [
+        (
+            "dead_letter_messages",
+            "ApproximateNumberOfMessagesVisible",
+            "aws_sqs_queue.dead_letter[each.key].name",
+        ),
+        (
+            "oldest_message_age",
+            "ApproximateAgeOfOldestMessage",
+            "aws_sqs_queue.stage[each.key].name",
+        ),
+    ] {
+        let block = tf.resource("aws_cloudwatch_metric_alarm", alarm).unwrap();
+        assert_eq!(
+            attr(block, "metric_name").and_then(string),
+            Some(metric),
+            "{alarm}"
+        );
+        assert!(
+            text(attr(block, "dimensions").unwrap()).contains(queue),
+            "{alarm}"
+        );
+        assert_eq!(
+            attr(block, "comparison_operator").and_then(string),
+            Some("GreaterThanThreshold")
+        );
+        let actions: String = text(attr(block, "alarm_actions").unwrap())
+            .split_whitespace()
+            .collect();
+        assert_eq!(actions, "[local.alarm_topic_arn]", "{alarm}");
+    }
+    let dead_letters = tf
+        .resource("aws_cloudwatch_metric_alarm", "dead_letter_messages")
+        .unwrap();
+    assert_eq!(
+        text(attr(dead_letters, "threshold").unwrap()),
+        "0",
+        "one dead letter is one too many"
+    );
+}
+
+#[test]
+fn outputs_name_queues_buckets_and_athena_databases() {
+    let tf = terraform();
+    let outputs: BTreeSet<&str> = tf
+        .blocks("output")
+        .filter_map(|b| b.labels().first().map(|l| l.as_str()))
+        .collect();
+    for name in [
+        "queue_urls",
+        "dead_letter_queue_urls",
+        "raw_bucket",
+        "refined_bucket",
+        "athena_databases",
+    ] {
+        assert!(outputs.contains(name), "output {name} is missing");
+    }
+}
+
+/// The environment names of one stage's task definition: local.environment merges the common
+/// names, the queue names and the stage's own.
+fn terraform_environment(tf: &Terraform, stage: &str) -> BTreeSet<String> {
+    let Expression::ForExpr(environment) = tf.local("environment").expect("local.environment")
+    else {
+        panic!("local.environment must be a for expression over the stages");
+    };
+    assert_eq!(text(&environment.collection_expr), "local.stages");
+    let parts = func_call(&environment.value_expr, "merge").expect("merge(...)");
+    let mut names = BTreeSet::new();
+    for part in parts {
+        let keys = match part {
+            Expression::Object(_) => object_keys(part),
+            Expression::Traversal(traversal) => {
+                let root = text(&traversal.expr);
+                match (root.as_str(), traversal.operators.as_slice()) {
+                    ("local", [TraversalOperator::GetAttr(name)]) => {
+                        object_keys(tf.local(name.as_str()).unwrap())
+                    }
+                    (
+                        "local",
+                        [
+                            TraversalOperator::GetAttr(name),
+                            TraversalOperator::Index(_),
+                        ],
+                    ) => {
+                        let per_stage = object_entries(tf.local(name.as_str()).unwrap()).unwrap();
+                        object_keys(per_stage[stage])
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        names.extend(keys.unwrap_or_else(|| panic!("cannot read the names of {}", text(part))));
+    }
+    names
+}
+
+/// The names every stage must be given, and those of one stage only.
+fn required_environment(stage: &str) -> Vec<&'static str> {
+    let mut required = vec![
+        "TASCOMI_QUEUE_URL",
+        "TASCOMI_DEAD_LETTER_QUEUE_URL",
+        "TASCOMI_RAW_BUCKET",
+        "TASCOMI_REFINED_BUCKET",
+        "TASCOMI_DATABASE_PREFIX",
+        "TASCOMI_PIPELINE_FILE",
+        "TASCOMI_LOG_FORMAT",
+        "AWS_REGION",
+    ];
+    match stage {
+        "ingest" => required.extend([
+            "TASCOMI_NEXT_QUEUE_URL",
+            "TASCOMI_API_BASE_URL",
+            "TASCOMI_API_SECRET_ID",
+        ]),
+        "parse" => required.push("TASCOMI_NEXT_QUEUE_URL"),
+        "recast" => required.extend(["TASCOMI_NEXT_QUEUE_URL", "TASCOMI_COLUMN_TYPE_DICTIONARY"]),
+        _ => {}
+    }
+    required
+}
+
+#[test]
+fn task_definition_environment_is_what_the_services_read() {
+    let tf = terraform();
+    let root = workspace_root();
+    let read = env_names_read_by_sources(&root, &root.join("tests/infra-check")).unwrap();
+    assert!(
+        read.contains("TASCOMI_QUEUE_URL"),
+        "the sources were not scanned: {read:?}"
+    );
+    for stage in STAGES {
+        let set = terraform_environment(&tf, stage);
+        for name in set.iter().filter(|n| n.starts_with("TASCOMI_")) {
+            assert!(
+                read.contains(name),
+                "{stage}: {name} is set but no crate reads it"
+            );
+        }
+        for name in required_environment(stage) {
+            assert!(set.contains(name), "{stage}: {name} is not set");
+        }
+    }
+}
+
+#[test]
+fn terraform_is_formatted() {
+    let infra = workspace_root().join("infra");
+    let output = match Command::new("terraform")
+        .args(["fmt", "-check", "-recursive", "-diff"])
+        .arg(&infra)
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .output()
+    {
+        Ok(output) => output,
+        Err(err) => {
+            eprintln!("skipped: terraform is not on PATH ({err})");
+            return;
+        }
+    };
+    assert!(
+        output.status.success(),
+        "terraform fmt -check found unformatted files (run `terraform fmt -recursive infra`):\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
