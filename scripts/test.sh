@@ -81,5 +81,8 @@ if [[ $# -gt 0 ]]; then
 fi
 
 cargo fmt --all --check
+# The deployment files: terraform fmt/validate/test, checkov, compose (a missing tool is a
+# reported skip here; run it with STRICT=1 to make skips fail).
+CI= STRICT= bash scripts/check-infra.sh
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

@@ -246,7 +246,8 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.column, "id");
         let text = err.to_string();
-        assert!(text.contains("column id is Int32 in the previous snapshot but Utf8 in increment import_date=20261121"), "{text}");
+        let expected = "column id is Int32 in the previous snapshot but Utf8 in increment import_date=20261121";
+        assert!(text.contains(expected), "{text}");
     }
 
     #[test]

@@ -20,20 +20,21 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use common::catalog::PartitionInfo;
 use common::config::{Env, PipelineFile};
 use common::layout::{Layer, PartitionRef, TableName, date_value, london_today, parse_date};
 use common::messages::PartitionReady;
+use common::parquet_io::read_file;
 use common::platform::Platform;
-use common::publish::{Published, new_run_id, published_partitions};
+use common::publish::{PartitionWriter, Published, new_run_id, published_partitions};
 use common::quality::QualityReport;
 use common::runner::{Failure, Handler};
 use common::storage::split_s3_uri;
 use futures::TryStreamExt;
-use tracing::Instrument;
+use parquet::file::metadata::ParquetMetaData;
 
 use crate::error::{Result, SnapshotError};
 use crate::increment::{KeyEncoder, PreparedIncrement, Preparer};
@@ -205,7 +206,12 @@ impl SnapshotStage {
         if !request.force
             && let Some(reason) = up_to_date(&plan, request)
         {
-            tracing::info!(table = %request.table, snapshot_date = %date_value(request.today), reason, "snapshot up to date");
+            tracing::info!(
+                table = %request.table,
+                snapshot_date = %date_value(request.today),
+                reason,
+                "snapshot up to date"
+            );
             return Ok(SnapshotOutcome::UpToDate(reason));
         }
         self.run(request, plan).await
@@ -264,215 +270,260 @@ impl SnapshotStage {
         })
     }
 
+    #[tracing::instrument(skip_all, fields(
+        table = %request.table,
+        snapshot_date = %date_value(request.today),
+        run_id = tracing::field::Empty,
+    ))]
     async fn run(&self, request: &SnapshotRequest, plan: Plan) -> Result<SnapshotOutcome> {
         let started = Instant::now();
-        let table = request.table.to_string();
+        let run_id = new_run_id();
+        tracing::Span::current().record("run_id", run_id.as_str());
         let storage = self.platform.storage.clone();
-        let config = self.pipeline.table_or_default(&request.table);
         let columns = MergeColumns {
             id: ID_COLUMN.to_owned(),
-            completeness: config.completeness_column.clone(),
+            completeness: self
+                .pipeline
+                .table_or_default(&request.table)
+                .completeness_column,
         };
-        let run_id = new_run_id();
-        let span = tracing::info_span!("merge", table = %table, snapshot_date = %date_value(request.today), run_id = %run_id);
-        async move {
-            // Footers first: the schema of the new snapshot is the union of all of them.
-            let mut union = SchemaUnion::default();
-            let mut base_footers = Vec::new();
-            if let Some((date, info)) = &plan.base {
-                let origin = format!("the previous snapshot (snapshot_date={})", date_value(*date));
-                for object in self.list_files(info, &origin).await? {
-                    let metadata = footer(storage.clone(), &object.0, &object.1).await?;
-                    let schema = file_schema(&metadata).map_err(|e| SnapshotError::Arrow {
-                        what: format!("s3://{}/{}", object.0, object.1),
-                        source: e.into(),
-                    })?;
-                    union.add(&schema, &origin).map_err(|source| SnapshotError::Schema { table: table.clone(), source: Box::new(source) })?;
-                    base_footers.push((object, metadata));
-                }
-            }
-            let mut increment_files = Vec::new();
-            for (date, info) in &plan.apply {
-                let origin = format!("increment import_date={}", date_value(*date));
-                for (bucket, key, _) in self.list_files(info, &origin).await? {
-                    let metadata = footer(storage.clone(), &bucket, &key).await?;
-                    let what = format!("s3://{bucket}/{key}");
-                    let schema = file_schema(&metadata).map_err(|e| SnapshotError::Arrow {
-                        what: what.clone(),
-                        source: e.into(),
-                    })?;
-                    if schema.column_with_name(ID_COLUMN).is_none() {
-                        return Err(SnapshotError::MissingColumn {
-                            what: format!("{origin} file {what}"),
-                            column: ID_COLUMN.into(),
-                        });
-                    }
-                    union.add(&schema, &origin).map_err(|source| SnapshotError::Schema { table: table.clone(), source: Box::new(source) })?;
-                    increment_files.push((*date, info.values.clone(), bucket, key));
-                }
-            }
-            if !increment_files.is_empty() {
-                for key in Layer::Increment.partition_keys() {
-                    union
-                        .add_column(key, &DataType::Utf8, "the increment partition values")
-                        .map_err(|source| SnapshotError::Schema { table: table.clone(), source: Box::new(source) })?;
-                }
-            }
-            if union.is_empty() {
-                return Ok(SnapshotOutcome::UpToDate(format!(
-                    "{table}: no previous snapshot and no increment file to make one from"
-                )));
-            }
-            let target = union.finish();
-            let id_type = target
-                .field_with_name(ID_COLUMN)
-                .map_err(|_| SnapshotError::MissingColumn {
-                    what: format!("the snapshot of {table}"),
-                    column: ID_COLUMN.into(),
-                })?
-                .data_type()
-                .clone();
-            let arrow_error = |what: String| move |source| SnapshotError::Arrow { what, source };
-            let ids = Arc::new(KeyEncoder::new(&id_type).map_err(arrow_error(format!("{table} ids")))?);
+        let Some(inputs) = self.inputs(request, &plan).await? else {
+            return Ok(SnapshotOutcome::UpToDate(format!(
+                "{}: no previous snapshot and no increment file to make one from",
+                request.table
+            )));
+        };
+        let ids = Arc::new(inputs.id_encoder()?);
+        let increment = self.prepare(&inputs, ids.clone()).await?;
+        let base_files = inputs
+            .base
+            .iter()
+            .map(|((bucket, key, bytes), metadata)| {
+                BaseFile::from_metadata(bucket, key, *bytes, metadata, &ids, &columns)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        drop(inputs.base);
+        let writer = PartitionWriter::new(
+            storage.clone(),
+            plan.snapshot.clone(),
+            run_id.clone(),
+            inputs.target.clone(),
+            self.settings.write_options(self.platform.write_options),
+        );
+        let (staged, report) = merge(
+            storage.clone(),
+            base_files,
+            &increment,
+            writer,
+            &ids,
+            &columns,
+            &self.settings,
+        )
+        .await?;
+        drop(increment);
 
-            // The increment, in memory: one row per id, sorted.
-            let mut preparer = Preparer::new(target.clone(), ID_COLUMN, LAST_UPDATED_COLUMN, ids.clone())
-                .map_err(arrow_error(format!("{table} increment")))?;
-            let keys = Layer::Increment.partition_keys();
-            for (date, values, bucket, key) in &increment_files {
-                let what = format!("s3://{bucket}/{key}");
-                let constants: Vec<(&str, &str)> =
-                    keys.iter().copied().zip(values.iter().map(String::as_str)).collect();
-                let (_, mut batches) = common::parquet_io::read_file(storage.clone(), bucket, key, self.settings.batch_rows)
-                    .await
-                    .map_err(|source| SnapshotError::Read { what: what.clone(), source: Box::new(source) })?;
-                while let Some(batch) = batches
-                    .try_next()
-                    .await
-                    .map_err(|source| SnapshotError::Read { what: what.clone(), source: Box::new(source) })?
-                {
-                    let batch = conform(&batch, &target, &constants).map_err(arrow_error(what.clone()))?;
-                    preparer.add(batch, *date).map_err(arrow_error(what.clone()))?;
-                }
-            }
-            let increment: PreparedIncrement = preparer
-                .finish(self.settings.batch_rows)
-                .map_err(arrow_error(format!("{table} increment")))?;
-
-            let mut base_files = Vec::with_capacity(base_footers.len());
-            for ((bucket, key, bytes), metadata) in base_footers {
-                base_files.push(BaseFile::from_metadata(&bucket, &key, bytes, &metadata, &ids, &columns)?);
-            }
-            let writer = common::publish::PartitionWriter::new(
-                storage.clone(),
-                plan.snapshot.clone(),
-                run_id.clone(),
-                target.clone(),
-                self.settings.write_options(self.platform.write_options),
-            );
-            let (staged, report) = merge(
-                storage.clone(),
-                base_files,
-                &increment,
-                writer,
-                &ids,
-                &columns,
-                &self.settings,
+        if let Err(err) = self.gate(&plan, &run_id, &report).await {
+            staged.discard().await?;
+            return Err(err);
+        }
+        if let Err(err) = self.check_no_race(request, &plan).await {
+            staged.discard().await?;
+            return Err(err);
+        }
+        let applied: Vec<IncrementRun> = plan
+            .apply
+            .iter()
+            .map(|(date, info)| IncrementRun {
+                date: *date,
+                run_id: run_of(info),
+            })
+            .collect();
+        let published = staged
+            .publish(
+                self.platform.catalog.as_ref(),
+                &self.platform.layout,
+                partition_parameters(&plan, &applied, &report),
+                self.platform.orphan_grace,
             )
             .await?;
-            drop(increment);
+        let base_date = plan.base.as_ref().map(|(d, _)| *d);
+        tracing::info!(
+            rows = published.rows,
+            files = published.files,
+            copied_files = report.copied_files,
+            rewritten_files = report.rewritten_files,
+            increment_rows = report.increment_rows,
+            replaced_rows = report.replaced_rows,
+            applied_increments = applied.len(),
+            base_snapshot_date = base_date.map(date_value).unwrap_or_default(),
+            order_breaks = report.order_breaks,
+            replaced_run = published.replaced.as_deref().unwrap_or("-"),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "snapshot published"
+        );
+        Ok(SnapshotOutcome::Published(Box::new(SnapshotPublished {
+            partition: plan.snapshot,
+            published,
+            report,
+            base: base_date,
+            applied,
+        })))
+    }
 
-            let mut quality = QualityReport::new(STAGE, &plan.snapshot, &run_id);
-            quality.rows = report.rows;
-            quality.checks = report.checks.clone();
-            quality
-                .record(storage.as_ref(), &self.platform.layout.refined_bucket, &self.platform.metrics_prefix)
-                .await
-                .map_err(|source| SnapshotError::Storage {
-                    what: format!("recording the data-quality report of {}", plan.snapshot),
-                    source: Box::new(source),
-                })?;
-            if !quality.passed() {
-                let failures = quality.failures();
-                tracing::warn!(failures = %failures, rows = report.rows, "snapshot failed the data-quality gate");
-                staged.discard().await?;
-                return Err(SnapshotError::Quality {
-                    partition: plan.snapshot.describe(),
-                    failures,
-                });
+    /// Reads the footers of the base's files and lists the increments' files; the new
+    /// snapshot's schema is the union of all of them. `None` when there is nothing at all.
+    async fn inputs(&self, request: &SnapshotRequest, plan: &Plan) -> Result<Option<Inputs>> {
+        let storage = &self.platform.storage;
+        let table = request.table.to_string();
+        let schema_error = |source| SnapshotError::Schema {
+            table: table.clone(),
+            source: Box::new(source),
+        };
+        let mut union = SchemaUnion::default();
+        let mut base = Vec::new();
+        if let Some((date, info)) = &plan.base {
+            let origin = format!(
+                "the previous snapshot (snapshot_date={})",
+                date_value(*date)
+            );
+            for object in self.list_files(info, &origin).await? {
+                let metadata = footer(storage.clone(), &object.0, &object.1).await?;
+                let schema = schema_of(&metadata, &object.0, &object.1)?;
+                union.add(&schema, &origin).map_err(schema_error)?;
+                base.push((object, metadata));
             }
-
-            // Another process may have published today's snapshot while this one merged.
-            let now = published_partitions(self.platform.catalog.as_ref(), &plan.snapshot)
-                .await
-                .map_err(|source| SnapshotError::Catalog { table: table.clone(), source: Box::new(source) })?
-                .into_iter()
-                .find(|(date, _)| *date == request.today)
-                .map(|(_, info)| run_of(&info));
-            if now != plan.today.as_ref().map(run_of) {
-                staged.discard().await?;
-                return Err(SnapshotError::Raced {
-                    table: table.clone(),
-                    snapshot_date: date_value(request.today),
-                    other_run: now.unwrap_or_default(),
-                });
-            }
-
-            let applied: Vec<IncrementRun> = plan
-                .apply
-                .iter()
-                .map(|(date, info)| IncrementRun { date: *date, run_id: run_of(info) })
-                .collect();
-            let mut params = BTreeMap::new();
-            params.insert(parameters::INCLUDED_INCREMENTS.into(), encode_included(&plan.included));
-            params.insert(
-                parameters::APPLIED_INCREMENTS.into(),
-                encode_included(applied.iter().map(|r| (&r.date, &r.run_id))),
-            );
-            params.insert(
-                parameters::BASE_SNAPSHOT_DATE.into(),
-                plan.base.as_ref().map(|(d, _)| date_value(*d)).unwrap_or_default(),
-            );
-            params.insert(
-                parameters::BASE_RUN_ID.into(),
-                plan.base.as_ref().map(|(_, info)| run_of(info)).unwrap_or_default(),
-            );
-            params.insert(parameters::COPIED_FILES.into(), report.copied_files.to_string());
-            params.insert(parameters::REWRITTEN_FILES.into(), report.rewritten_files.to_string());
-            params.insert(parameters::INCREMENT_ROWS.into(), report.increment_rows.to_string());
-            params.insert(parameters::REPLACED_ROWS.into(), report.replaced_rows.to_string());
-            let published = staged
-                .publish(
-                    self.platform.catalog.as_ref(),
-                    &self.platform.layout,
-                    params,
-                    self.platform.orphan_grace,
-                )
-                .await?;
-            tracing::info!(
-                rows = published.rows,
-                files = published.files,
-                copied_files = report.copied_files,
-                rewritten_files = report.rewritten_files,
-                increment_rows = report.increment_rows,
-                replaced_rows = report.replaced_rows,
-                applied_increments = applied.len(),
-                base_snapshot_date = plan.base.as_ref().map(|(d, _)| date_value(*d)).unwrap_or_default(),
-                order_breaks = report.order_breaks,
-                replaced_run = published.replaced.as_deref().unwrap_or("-"),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "snapshot published"
-            );
-            Ok(SnapshotOutcome::Published(Box::new(SnapshotPublished {
-                partition: plan.snapshot.clone(),
-                published,
-                report,
-                base: plan.base.as_ref().map(|(d, _)| *d),
-                applied,
-            })))
         }
-        .instrument(span)
-        .await
+        let mut increments = Vec::new();
+        for (date, info) in &plan.apply {
+            let origin = format!("increment import_date={}", date_value(*date));
+            for (bucket, key, _) in self.list_files(info, &origin).await? {
+                let metadata = footer(storage.clone(), &bucket, &key).await?;
+                let schema = schema_of(&metadata, &bucket, &key)?;
+                if schema.column_with_name(ID_COLUMN).is_none() {
+                    return Err(SnapshotError::MissingColumn {
+                        what: format!("{origin} file s3://{bucket}/{key}"),
+                        column: ID_COLUMN.into(),
+                    });
+                }
+                union.add(&schema, &origin).map_err(schema_error)?;
+                increments.push(IncrementFile {
+                    date: *date,
+                    values: info.values.clone(),
+                    bucket,
+                    key,
+                });
+            }
+        }
+        if !increments.is_empty() {
+            for key in Layer::Increment.partition_keys() {
+                union
+                    .add_column(key, &DataType::Utf8, "the increment partition values")
+                    .map_err(schema_error)?;
+            }
+        }
+        if union.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Inputs {
+            table,
+            target: union.finish(),
+            base,
+            increments,
+        }))
+    }
+
+    /// Reads every increment file batch by batch and keeps one row per id (see
+    /// [`crate::increment`]).
+    async fn prepare(&self, inputs: &Inputs, ids: Arc<KeyEncoder>) -> Result<PreparedIncrement> {
+        let arrow_error = |what: String| move |source| SnapshotError::Arrow { what, source };
+        let mut preparer =
+            Preparer::new(inputs.target.clone(), ID_COLUMN, LAST_UPDATED_COLUMN, ids)
+                .map_err(arrow_error(format!("{} increment", inputs.table)))?;
+        let keys = Layer::Increment.partition_keys();
+        for file in &inputs.increments {
+            let what = format!("s3://{}/{}", file.bucket, file.key);
+            let read_error = |source| SnapshotError::Read {
+                what: what.clone(),
+                source: Box::new(source),
+            };
+            // The partition values are not in the files: they become columns here.
+            let constants: Vec<(&str, &str)> = keys
+                .iter()
+                .copied()
+                .zip(file.values.iter().map(String::as_str))
+                .collect();
+            let (_, mut batches) = read_file(
+                self.platform.storage.clone(),
+                &file.bucket,
+                &file.key,
+                self.settings.batch_rows,
+            )
+            .await
+            .map_err(read_error)?;
+            while let Some(batch) = batches.try_next().await.map_err(read_error)? {
+                let batch = conform(&batch, &inputs.target, &constants)
+                    .map_err(arrow_error(what.clone()))?;
+                preparer
+                    .add(batch, file.date)
+                    .map_err(arrow_error(what.clone()))?;
+            }
+        }
+        preparer
+            .finish(self.settings.batch_rows)
+            .map_err(arrow_error(format!("{} increment", inputs.table)))
+    }
+
+    /// Records the data-quality report, passed or failed; `Err` when the gate failed.
+    async fn gate(&self, plan: &Plan, run_id: &str, report: &MergeReport) -> Result<()> {
+        let mut quality = QualityReport::new(STAGE, &plan.snapshot, run_id);
+        quality.rows = report.rows;
+        quality.checks = report.checks.clone();
+        quality
+            .record(
+                self.platform.storage.as_ref(),
+                &self.platform.layout.refined_bucket,
+                &self.platform.metrics_prefix,
+            )
+            .await
+            .map_err(|source| SnapshotError::Storage {
+                what: format!("recording the data-quality report of {}", plan.snapshot),
+                source: Box::new(source),
+            })?;
+        if quality.passed() {
+            return Ok(());
+        }
+        let failures = quality.failures();
+        tracing::warn!(
+            failures = %failures,
+            rows = report.rows,
+            "snapshot failed the data-quality gate"
+        );
+        Err(SnapshotError::Quality {
+            partition: plan.snapshot.describe(),
+            failures,
+        })
+    }
+
+    /// `Err(Raced)` when today's snapshot was published by another run since the plan was made
+    /// (another process merging the same table): publishing now could drop what it applied.
+    async fn check_no_race(&self, request: &SnapshotRequest, plan: &Plan) -> Result<()> {
+        let now = published_partitions(self.platform.catalog.as_ref(), &plan.snapshot)
+            .await
+            .map_err(|source| SnapshotError::Catalog {
+                table: request.table.to_string(),
+                source: Box::new(source),
+            })?
+            .into_iter()
+            .find(|(date, _)| *date == request.today)
+            .map(|(_, info)| run_of(&info));
+        if now == plan.today.as_ref().map(run_of) {
+            return Ok(());
+        }
+        Err(SnapshotError::Raced {
+            table: request.table.to_string(),
+            snapshot_date: date_value(request.today),
+            other_run: now.unwrap_or_default(),
+        })
     }
 
     /// The Parquet files of a published partition, sorted by key: (bucket, key, bytes).
@@ -501,6 +552,93 @@ impl SnapshotStage {
             .map(|o| (bucket.to_owned(), o.key, o.size))
             .collect())
     }
+}
+
+/// What a merge reads: the base's files with their footers, the increments' files, and the
+/// new snapshot's schema.
+#[derive(Debug)]
+struct Inputs {
+    table: String,
+    target: SchemaRef,
+    base: Vec<((String, String, u64), Arc<ParquetMetaData>)>,
+    increments: Vec<IncrementFile>,
+}
+
+impl Inputs {
+    fn id_encoder(&self) -> Result<KeyEncoder> {
+        let field =
+            self.target
+                .field_with_name(ID_COLUMN)
+                .map_err(|_| SnapshotError::MissingColumn {
+                    what: format!("the snapshot of {}", self.table),
+                    column: ID_COLUMN.into(),
+                })?;
+        KeyEncoder::new(field.data_type()).map_err(|source| SnapshotError::Arrow {
+            what: format!("{} ids", self.table),
+            source,
+        })
+    }
+}
+
+/// One file of an increment partition to apply.
+#[derive(Debug)]
+struct IncrementFile {
+    date: NaiveDate,
+    /// The partition's values, in the order of the import partition keys.
+    values: Vec<String>,
+    bucket: String,
+    key: String,
+}
+
+fn schema_of(metadata: &ParquetMetaData, bucket: &str, key: &str) -> Result<Schema> {
+    file_schema(metadata).map_err(|e| SnapshotError::Arrow {
+        what: format!("s3://{bucket}/{key}"),
+        source: e.into(),
+    })
+}
+
+/// The facts recorded with the snapshot partition (see [`parameters`]).
+fn partition_parameters(
+    plan: &Plan,
+    applied: &[IncrementRun],
+    report: &MergeReport,
+) -> BTreeMap<String, String> {
+    let base_date = plan.base.as_ref().map(|(d, _)| date_value(*d));
+    let base_run = plan.base.as_ref().map(|(_, info)| run_of(info));
+    BTreeMap::from([
+        (
+            parameters::INCLUDED_INCREMENTS.to_owned(),
+            encode_included(&plan.included),
+        ),
+        (
+            parameters::APPLIED_INCREMENTS.to_owned(),
+            encode_included(applied.iter().map(|r| (&r.date, &r.run_id))),
+        ),
+        (
+            parameters::BASE_SNAPSHOT_DATE.to_owned(),
+            base_date.unwrap_or_default(),
+        ),
+        (
+            parameters::BASE_RUN_ID.to_owned(),
+            base_run.unwrap_or_default(),
+        ),
+        (
+            parameters::COPIED_FILES.to_owned(),
+            report.copied_files.to_string(),
+        ),
+        (
+            parameters::REWRITTEN_FILES.to_owned(),
+            report.rewritten_files.to_string(),
+        ),
+        (
+            parameters::INCREMENT_ROWS.to_owned(),
+            report.increment_rows.to_string(),
+        ),
+        (
+            parameters::REPLACED_ROWS.to_owned(),
+            report.replaced_rows.to_string(),
+        ),
+    ])
 }
 
 /// Why the run has nothing to do, if so: today's snapshot holds the triggering increment run,
@@ -549,7 +687,11 @@ impl Handler for SnapshotStage {
         self.pipeline.contains(table)
     }
 
-    #[tracing::instrument(skip_all, fields(table = %message.table, increment_date = %date_value(message.date()), increment_run = %message.run_id))]
+    #[tracing::instrument(skip_all, fields(
+        table = %message.table,
+        increment_date = %date_value(message.date()),
+        increment_run = %message.run_id,
+    ))]
     async fn handle(&self, message: PartitionReady) -> Result<Vec<PartitionReady>, Failure> {
         if message.layer != Layer::Increment {
             return Err(Failure::permanent(SnapshotError::WrongLayer {

@@ -743,7 +743,8 @@ pub async fn duplicate_and_concurrent_deliveries_merge_once(lake: &Lake) {
     assert_eq!(done.len(), 2, "{done:?}");
     assert_eq!(done[0], Disposition::Done { sent: 1 });
     assert!(
-        matches!(&done[1], Disposition::Discarded(reason) if reason.contains("already in today's snapshot")),
+        matches!(&done[1], Disposition::Discarded(reason)
+            if reason.contains("already in today's snapshot")),
         "{done:?}"
     );
     assert_eq!(next.bodies().len(), 1);
