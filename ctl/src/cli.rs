@@ -204,7 +204,9 @@ async fn target(args: &TargetArgs, env: &Env) -> anyhow::Result<Target> {
         .await?;
         Ok(Target::Local(Box::new(local)))
     } else {
-        Ok(Target::Aws(Box::new(AwsTarget::from_env(env, pipeline).await?)))
+        Ok(Target::Aws(Box::new(
+            AwsTarget::from_env(env, pipeline).await?,
+        )))
     }
 }
 
