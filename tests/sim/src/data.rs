@@ -283,7 +283,10 @@ impl Tables {
                         Value::Null
                     }
                 }
-                name if name.contains("reference") => {
+                // Reference numbers, unless the dictionary types the field.
+                name if name.contains("reference")
+                    && self.dictionary.column_type(table, name).is_none() =>
+                {
                     Value::String(format!("{}/{:05}/{}", 2020 + h % 7, v.id, name.len()))
                 }
                 name => match self.dictionary.column_type(table, name) {
