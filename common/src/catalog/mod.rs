@@ -87,7 +87,8 @@ pub struct PartitionInfo {
 /// The catalog.
 ///
 /// Contract: every call is idempotent. `ensure_table` creates the table or adds the columns it
-/// lacks (never drops or retypes one: a changed type is a [`CatalogError::TypeConflict`]).
+/// lacks (never drops one; widens one only as [`is_widening`] allows; any other changed type is a
+/// [`CatalogError::TypeConflict`]).
 /// `publish_partition` makes a partition point at `location` in one step, creating it or
 /// switching an existing one, so readers see either the old files or the new ones, never a mix.
 #[async_trait]
@@ -142,13 +143,29 @@ pub fn columns_of(schema: &arrow::datatypes::Schema, partition_keys: &[String]) 
         .collect()
 }
 
-/// Merges proposed columns into existing ones: existing order kept, new ones appended, a changed
-/// type refused. Shared by both implementations so they agree.
+/// True when Athena reads files written with `narrow` through a column declared `wide`, so the
+/// catalog may widen the column (the snapshot widens `int` ids to `bigint`, for example).
+pub fn is_widening(narrow: &str, wide: &str) -> bool {
+    matches!(
+        (narrow, wide),
+        ("int", "bigint") | ("float", "double") | ("int", "double")
+    )
+}
+
+/// Merges proposed columns into existing ones: existing order kept, new ones appended, a column
+/// widened when [`is_widening`] allows it, any other change of type refused. Shared by both
+/// implementations so they agree.
 pub fn merge_columns(existing: &TableDef, proposed: &[Column]) -> Result<Vec<Column>> {
     let mut merged = existing.columns.clone();
     for column in proposed {
-        match merged.iter().find(|c| c.name == column.name) {
-            Some(old) if old.hive_type != column.hive_type => {
+        match merged.iter_mut().find(|c| c.name == column.name) {
+            Some(old) if old.hive_type == column.hive_type => {}
+            Some(old) if is_widening(&old.hive_type, &column.hive_type) => {
+                old.hive_type = column.hive_type.clone();
+            }
+            // Files written narrower than the column still read: keep the wider type.
+            Some(old) if is_widening(&column.hive_type, &old.hive_type) => {}
+            Some(old) => {
                 return Err(CatalogError::TypeConflict {
                     database: existing.database.clone(),
                     table: existing.name.clone(),
@@ -157,11 +174,52 @@ pub fn merge_columns(existing: &TableDef, proposed: &[Column]) -> Result<Vec<Col
                     proposed: column.hive_type.clone(),
                 });
             }
-            Some(_) => {}
             None => merged.push(column.clone()),
         }
     }
     Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_widens_compatible_types_and_refuses_others() {
+        let col = |name: &str, t: &str| Column {
+            name: name.into(),
+            hive_type: t.into(),
+        };
+        let existing = TableDef {
+            database: "db".into(),
+            name: "t".into(),
+            location: "s3://b/t/".into(),
+            columns: vec![
+                col("id", "int"),
+                col("area", "float"),
+                col("name", "string"),
+            ],
+            partition_keys: vec![],
+        };
+        let merged =
+            merge_columns(&existing, &[col("id", "bigint"), col("area", "double")]).unwrap();
+        assert_eq!(merged[0], col("id", "bigint"));
+        assert_eq!(merged[1], col("area", "double"));
+        let wide = TableDef {
+            columns: merged,
+            ..existing.clone()
+        };
+        assert_eq!(
+            merge_columns(&wide, &[col("id", "int")]).unwrap()[0],
+            col("id", "bigint")
+        );
+        let err = merge_columns(&existing, &[col("name", "int")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("column name of db.t is string in the catalog but int"),
+            "{err}"
+        );
+    }
 }
 
 #[doc(hidden)]
