@@ -146,20 +146,22 @@ pub async fn demo(data_dir: &Path, nights: u32) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// A table per table and layer: partitions, latest partition, its rows.
+/// A table per table and layer: partitions, latest partition, its rows, and the result of the
+/// latest data-quality gate of the stage that publishes the layer.
 pub async fn summary(target: &Target, tables: &[TableName]) -> anyhow::Result<String> {
     use std::fmt::Write as _;
     let mut out = format!(
-        "{:<14} {:<10} {:>10} {:>10} {:>8}\n",
-        "table", "layer", "partitions", "latest", "rows"
+        "{:<14} {:<10} {:>10} {:>10} {:>8}  {}\n",
+        "table", "layer", "partitions", "latest", "rows", "data quality"
     );
     for table in tables {
         for layer in Layer::ALL {
             let published = ops::partitions(target, table, layer).await?;
             let latest = published.last();
+            let quality = latest_quality(target, Stage::publishing(layer), table).await?;
             let _ = writeln!(
                 out,
-                "{:<14} {:<10} {:>10} {:>10} {:>8}",
+                "{:<14} {:<10} {:>10} {:>10} {:>8}  {}",
                 table.as_str(),
                 layer.name(),
                 published.len(),
@@ -167,8 +169,35 @@ pub async fn summary(target: &Target, tables: &[TableName]) -> anyhow::Result<St
                 latest
                     .and_then(|p| p.info.parameters.get("rows").cloned())
                     .unwrap_or_else(|| "-".into()),
+                quality,
             );
         }
     }
     Ok(out)
+}
+
+/// `passed`, `FAILED` or `-` (no gate at this stage, or no run yet), from the newest report the
+/// stage recorded for the table.
+async fn latest_quality(
+    target: &Target,
+    stage: Stage,
+    table: &TableName,
+) -> anyhow::Result<String> {
+    let platform = target.platform();
+    let prefix = format!("{}{stage}/{table}/", platform.metrics_prefix);
+    let bucket = &platform.layout.refined_bucket;
+    // Keys are `<date>-<run id>.jsonl` with time-ordered run ids: the last is the newest.
+    let Some(newest) = platform.storage.list(bucket, &prefix).await?.pop() else {
+        return Ok("-".into());
+    };
+    let body = platform.storage.get(bucket, &newest.key).await?;
+    let first_line = body.split(|b| *b == b'\n').next().unwrap_or_default();
+    let passed = serde_json::from_slice::<serde_json::Value>(first_line)
+        .ok()
+        .and_then(|v| v.get("passed")?.as_bool());
+    Ok(match passed {
+        Some(true) => "passed".into(),
+        Some(false) => "FAILED".into(),
+        None => "-".into(),
+    })
 }
