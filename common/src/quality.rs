@@ -14,6 +14,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::layout::{PartitionRef, date_value};
+use crate::platform::Platform;
 use crate::storage::{Storage, StorageError};
 
 /// The completeness a gate requires, as a share of rows (0.99 = 99 %).
@@ -107,6 +108,57 @@ impl QualityReport {
             self.stage, self.table, self.partition_date, self.run_id
         );
         storage.put(bucket, &key, Bytes::from(body)).await
+    }
+}
+
+/// Why a gated partition publishes nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("{partition}: recording the data-quality results: {source}")]
+    Record {
+        partition: String,
+        #[source]
+        source: StorageError,
+    },
+    #[error("{partition}: data-quality gate failed, nothing published: {failures}")]
+    Failed { partition: String, failures: String },
+}
+
+impl GateError {
+    /// Only a failure to record the results may go away by itself.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, GateError::Record { source, .. } if source.is_transient())
+    }
+}
+
+impl QualityReport {
+    /// The gate every stage runs before publishing: records the report (every run, passed or
+    /// failed) to the platform's metrics location, then `Ok` when every check passed. On `Err`
+    /// the caller publishes nothing.
+    pub async fn record_and_check(
+        &self,
+        platform: &Platform,
+        partition: &PartitionRef,
+    ) -> Result<(), GateError> {
+        self.record(
+            platform.storage.as_ref(),
+            &platform.layout.refined_bucket,
+            &platform.metrics_prefix,
+        )
+        .await
+        .map_err(|source| GateError::Record {
+            partition: partition.describe(),
+            source,
+        })?;
+        if self.passed() {
+            return Ok(());
+        }
+        let failures = self.failures();
+        tracing::error!(partition = %partition, rows = self.rows, failures = %failures, "data-quality gate failed");
+        Err(GateError::Failed {
+            partition: partition.describe(),
+            failures,
+        })
     }
 }
 

@@ -4,6 +4,7 @@ use arrow::error::ArrowError;
 use common::layout::Layer;
 use common::parquet_io::ParquetIoError;
 use common::publish::PublishError;
+use common::quality::GateError;
 use common::runner::Failure;
 use common::storage::StorageError;
 
@@ -81,6 +82,21 @@ pub enum ParseError {
 impl From<SourceError> for ParseError {
     fn from(err: SourceError) -> Self {
         ParseError::Source(Box::new(err))
+    }
+}
+
+impl From<GateError> for ParseError {
+    fn from(err: GateError) -> Self {
+        match err {
+            GateError::Record { partition, source } => ParseError::Metrics { partition, source },
+            GateError::Failed {
+                partition,
+                failures,
+            } => ParseError::GateFailed {
+                partition,
+                failures,
+            },
+        }
     }
 }
 

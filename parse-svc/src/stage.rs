@@ -145,28 +145,9 @@ impl ParseStage {
         let mut report = QualityReport::new("parse", &parsed, &run_id);
         report.rows = check.rows();
         report.checks = check.results();
-        let recorded = report
-            .record(
-                self.platform.storage.as_ref(),
-                &layout.refined_bucket,
-                &self.platform.metrics_prefix,
-            )
-            .await;
-        if let Err(source) = recorded {
+        if let Err(gate) = report.record_and_check(&self.platform, &parsed).await {
             discard(staged).await;
-            return Err(ParseError::Metrics {
-                partition: parsed.describe(),
-                source,
-            });
-        }
-        if !report.passed() {
-            let failures = report.failures();
-            tracing::error!(partition = %parsed, rows = report.rows, failures = %failures, "data-quality gate failed");
-            discard(staged).await;
-            return Err(ParseError::GateFailed {
-                partition: parsed.describe(),
-                failures,
-            });
+            return Err(gate.into());
         }
 
         let parameters = BTreeMap::from([

@@ -4,6 +4,7 @@ use arrow::error::ArrowError;
 use common::layout::Layer;
 use common::parquet_io::ParquetIoError;
 use common::publish::PublishError;
+use common::quality::GateError;
 use common::runner::Failure;
 use common::storage::StorageError;
 use parse_svc::source::SourceError;
@@ -73,6 +74,21 @@ pub enum RecastError {
 impl From<SourceError> for RecastError {
     fn from(err: SourceError) -> Self {
         RecastError::Source(Box::new(err))
+    }
+}
+
+impl From<GateError> for RecastError {
+    fn from(err: GateError) -> Self {
+        match err {
+            GateError::Record { partition, source } => RecastError::Metrics { partition, source },
+            GateError::Failed {
+                partition,
+                failures,
+            } => RecastError::GateFailed {
+                partition,
+                failures,
+            },
+        }
     }
 }
 

@@ -192,28 +192,9 @@ impl RecastStage {
         if !source.files.is_empty() {
             self.report_missing(&increment, &plan, report.rows, &mut report);
         }
-        let recorded = report
-            .record(
-                self.platform.storage.as_ref(),
-                &layout.refined_bucket,
-                &self.platform.metrics_prefix,
-            )
-            .await;
-        if let Err(source) = recorded {
+        if let Err(gate) = report.record_and_check(&self.platform, &increment).await {
             discard(staged).await;
-            return Err(RecastError::Metrics {
-                partition: increment.describe(),
-                source,
-            });
-        }
-        if !report.passed() {
-            let failures = report.failures();
-            tracing::error!(partition = %increment, rows = report.rows, failures = %failures, "data-quality gate failed");
-            discard(staged).await;
-            return Err(RecastError::GateFailed {
-                partition: increment.describe(),
-                failures,
-            });
+            return Err(gate.into());
         }
 
         let parameters = BTreeMap::from([

@@ -30,7 +30,7 @@ use common::messages::PartitionReady;
 use common::parquet_io::read_file;
 use common::platform::Platform;
 use common::publish::{PartitionWriter, Published, new_run_id, published_partitions};
-use common::quality::QualityReport;
+use common::quality::{GateError, QualityReport};
 use common::runner::{Failure, Handler};
 use common::storage::split_s3_uri;
 use futures::TryStreamExt;
@@ -479,29 +479,21 @@ impl SnapshotStage {
         quality.rows = report.rows;
         quality.checks = report.checks.clone();
         quality
-            .record(
-                self.platform.storage.as_ref(),
-                &self.platform.layout.refined_bucket,
-                &self.platform.metrics_prefix,
-            )
+            .record_and_check(&self.platform, &plan.snapshot)
             .await
-            .map_err(|source| SnapshotError::Storage {
-                what: format!("recording the data-quality report of {}", plan.snapshot),
-                source: Box::new(source),
-            })?;
-        if quality.passed() {
-            return Ok(());
-        }
-        let failures = quality.failures();
-        tracing::warn!(
-            failures = %failures,
-            rows = report.rows,
-            "snapshot failed the data-quality gate"
-        );
-        Err(SnapshotError::Quality {
-            partition: plan.snapshot.describe(),
-            failures,
-        })
+            .map_err(|gate| match gate {
+                GateError::Record { source, .. } => SnapshotError::Storage {
+                    what: format!("recording the data-quality report of {}", plan.snapshot),
+                    source: Box::new(source),
+                },
+                GateError::Failed {
+                    partition,
+                    failures,
+                } => SnapshotError::Quality {
+                    partition,
+                    failures,
+                },
+            })
     }
 
     /// `Err(Raced)` when today's snapshot was published by another run since the plan was made
