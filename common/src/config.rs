@@ -93,6 +93,30 @@ impl Env {
         }
     }
 
+    /// Parses the variable, or returns `default` when it is unset; a value outside `range` is an
+    /// error naming the variable and the range.
+    pub fn parse_in_range<T>(
+        &self,
+        name: &str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + fmt::Display + Copy,
+        T::Err: fmt::Display,
+    {
+        let value = self.parse_or(name, default)?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::Invalid {
+                variable: name.to_owned(),
+                value: value.to_string(),
+                reason: format!("must be between {} and {}", range.start(), range.end()),
+            })
+        }
+    }
+
     /// A duration in whole seconds (the variable's name says so: `..._SECS`).
     pub fn secs_or(&self, name: &str, default_secs: u64) -> Result<Duration, ConfigError> {
         self.parse_or(name, default_secs).map(Duration::from_secs)
@@ -447,6 +471,17 @@ tables:
         assert!(err.contains("N=\"x\" is invalid"), "{err}");
         assert_eq!(env.parse_or::<u32>("UNSET", 7).unwrap(), 7);
         assert_eq!(env.parse_or::<u32>("EMPTY", 7).unwrap(), 7);
+        let ranged = Env::from_pairs([("R", "0")]).parse_in_range("R", 5usize, 1..=10);
+        assert!(
+            ranged
+                .unwrap_err()
+                .to_string()
+                .contains("R=\"0\" is invalid: must be between 1 and 10")
+        );
+        assert_eq!(
+            Env::default().parse_in_range("R", 5usize, 1..=10).unwrap(),
+            5
+        );
         assert!(
             env.required("EMPTY")
                 .unwrap_err()

@@ -25,14 +25,11 @@ impl Default for RecastSettings {
 
 impl RecastSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let batch_rows = env.parse_or("TASCOMI_RECAST_BATCH_ROWS", DEFAULT_BATCH_ROWS)?;
-        if !(1..=MAX_BATCH_ROWS).contains(&batch_rows) {
-            return Err(ConfigError::Invalid {
-                variable: "TASCOMI_RECAST_BATCH_ROWS".into(),
-                value: batch_rows.to_string(),
-                reason: format!("must be between 1 and {MAX_BATCH_ROWS}"),
-            });
-        }
+        let batch_rows = env.parse_in_range(
+            "TASCOMI_RECAST_BATCH_ROWS",
+            DEFAULT_BATCH_ROWS,
+            1..=MAX_BATCH_ROWS,
+        )?;
         Ok(Self { batch_rows })
     }
 }
