@@ -7,7 +7,6 @@ use common::config::PipelineFile;
 use common::dictionary::ColumnTypes;
 use common::layout::{TableName, date_value};
 use common::messages::{self, IngestMode, IngestRequest};
-use common::queue::Queue;
 use ctl::ops;
 use ctl::stage::Stage;
 use ctl::target::{AwsTarget, Target};
