@@ -215,6 +215,18 @@ impl PartitionWriter {
         Ok(())
     }
 
+    /// Best effort for a failed run: closes and deletes what it wrote, now rather than at the
+    /// next publication's sweep. A failure here is only logged: that sweep removes the files.
+    pub async fn abandon(self) {
+        let partition = self.partition.describe();
+        match self.finish().await {
+            Ok(staged) => staged.discard_or_warn().await,
+            Err(err) => {
+                tracing::warn!(partition = %partition, error = %err, "could not close the failed run's files; a later publication removes them")
+            }
+        }
+    }
+
     /// Uploads the last file. The partition is still unpublished.
     pub async fn finish(mut self) -> Result<StagedPartition, PublishError> {
         self.flush_file().await?;
@@ -381,6 +393,15 @@ impl StagedPartition {
                 .map_err(|e| self.storage_error(e))?;
         }
         Ok(())
+    }
+
+    /// [`StagedPartition::discard`], logging a failure instead of returning it: a later
+    /// publication's sweep removes what is left.
+    pub async fn discard_or_warn(self) {
+        let partition = self.partition.describe();
+        if let Err(err) = self.discard().await {
+            tracing::warn!(partition = %partition, error = %err, "could not remove the failed run's files; a later publication removes them");
+        }
     }
 
     /// Deletes this run's files: the run failed and publishes nothing.

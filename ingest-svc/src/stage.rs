@@ -661,17 +661,7 @@ impl Run<'_> {
 
     /// Deletes what this run wrote: it publishes nothing.
     async fn abandon(self) {
-        let partition = self.writer.partition().describe();
-        match self.writer.finish().await {
-            Ok(staged) => {
-                if let Err(err) = staged.discard().await {
-                    tracing::warn!(partition = %partition, error = %err, "could not remove the files of an abandoned run (a later publication collects them)");
-                }
-            }
-            Err(err) => {
-                tracing::warn!(partition = %partition, error = %err, "could not close an abandoned run (a later publication collects its files)");
-            }
-        }
+        self.writer.abandon().await;
     }
 
     /// Publishes the partition (replacing any earlier run of it) and registers

@@ -137,7 +137,7 @@ impl ParseStage {
             .explode_into(&fields, &schema, &mut writer, &mut check)
             .await;
         if let Err(err) = written {
-            abandon(writer).await;
+            writer.abandon().await;
             return Err(err);
         }
         let staged = writer.finish().await?;
@@ -146,7 +146,7 @@ impl ParseStage {
         report.rows = check.rows();
         report.checks = check.results();
         if let Err(gate) = report.record_and_check(&self.platform, &parsed).await {
-            discard(staged).await;
+            staged.discard_or_warn().await;
             return Err(gate.into());
         }
 
@@ -205,23 +205,6 @@ impl Handler for ParseStage {
             Ok(outcome) => Ok(vec![outcome.next]),
             Err(err) => Err(err.into_failure()),
         }
-    }
-}
-
-/// Removes a failed run's files now rather than leaving them to the next publication's sweep.
-async fn abandon(writer: PartitionWriter) {
-    match writer.finish().await {
-        Ok(staged) => discard(staged).await,
-        Err(err) => {
-            tracing::warn!(error = %err, "could not close the failed run's files; a later publication removes them")
-        }
-    }
-}
-
-async fn discard(staged: common::publish::StagedPartition) {
-    let partition = staged.partition.describe();
-    if let Err(err) = staged.discard().await {
-        tracing::warn!(partition = %partition, error = %err, "could not remove the failed run's files; a later publication removes them");
     }
 }
 

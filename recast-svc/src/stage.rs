@@ -14,7 +14,7 @@ use common::layout::{Layer, PartitionRef, TableName, date_value};
 use common::messages::PartitionReady;
 use common::parquet_io::{ParquetIoError, read_file};
 use common::platform::Platform;
-use common::publish::{PartitionWriter, Published, StagedPartition, new_run_id};
+use common::publish::{PartitionWriter, Published, new_run_id};
 use common::quality::{CheckResult, QualityCheck, QualityReport};
 use common::runner::{Failure, Handler};
 use futures::{Stream, TryStreamExt};
@@ -180,7 +180,7 @@ impl RecastStage {
             )
             .await;
         if let Err(err) = written {
-            abandon(writer).await;
+            writer.abandon().await;
             return Err(err);
         }
         let staged = writer.finish().await?;
@@ -193,7 +193,7 @@ impl RecastStage {
             self.report_missing(&increment, &plan, report.rows, &mut report);
         }
         if let Err(gate) = report.record_and_check(&self.platform, &increment).await {
-            discard(staged).await;
+            staged.discard_or_warn().await;
             return Err(gate.into());
         }
 
@@ -431,23 +431,6 @@ impl Handler for RecastStage {
             Ok(outcome) => Ok(vec![outcome.next]),
             Err(err) => Err(err.into_failure()),
         }
-    }
-}
-
-/// Removes a failed run's files now rather than leaving them to the next publication's sweep.
-async fn abandon(writer: PartitionWriter) {
-    match writer.finish().await {
-        Ok(staged) => discard(staged).await,
-        Err(err) => {
-            tracing::warn!(error = %err, "could not close the failed run's files; a later publication removes them")
-        }
-    }
-}
-
-async fn discard(staged: StagedPartition) {
-    let partition = staged.partition.describe();
-    if let Err(err) = staged.discard().await {
-        tracing::warn!(partition = %partition, error = %err, "could not remove the failed run's files; a later publication removes them");
     }
 }
 
