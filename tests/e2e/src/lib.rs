@@ -3,6 +3,8 @@
 //! Tascomi API. `settle` plays the part of the ECS services: it runs every stage until every
 //! queue is empty.
 
+pub mod fault_proxy;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
