@@ -4,6 +4,8 @@
 //! queue is empty.
 
 pub mod fault_proxy;
+pub mod process;
+pub mod watcher;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,0 +1,35 @@
+//! `stage <ingest|parse|recast|snapshot>`: one stage service, exactly as its own `main` runs it
+//! (`common::service::run` with the stage's `from_env`), so tests in this package can start the
+//! real services as OS processes (`CARGO_BIN_EXE_stage`) and kill them.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let stage = std::env::args().nth(1).unwrap_or_default();
+    match stage.as_str() {
+        "ingest" => {
+            common::service::run("ingest-svc", |env, sdk| async move {
+                ingest_svc::IngestStage::from_env(&env, &sdk).await
+            })
+            .await
+        }
+        "parse" => {
+            common::service::run("parse-svc", |env, sdk| async move {
+                parse_svc::ParseStage::from_env(&env, &sdk)
+            })
+            .await
+        }
+        "recast" => {
+            common::service::run("recast-svc", |env, sdk| async move {
+                recast_svc::RecastStage::from_env(&env, &sdk)
+            })
+            .await
+        }
+        "snapshot" => {
+            common::service::run("snapshot-svc", |env, sdk| async move {
+                snapshot_svc::SnapshotStage::from_env(&env, &sdk)
+            })
+            .await
+        }
+        other => anyhow::bail!("usage: stage <ingest|parse|recast|snapshot>, not {other:?}"),
+    }
+}

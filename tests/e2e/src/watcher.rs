@@ -1,0 +1,284 @@
+//! A reader of the catalog while stages run (and crash): every partition it can see must be
+//! complete, as `common::publish` promises. And the rows of published partitions, to compare
+//! two runs.
+//!
+//! A partition is complete when its location is the run folder `<partition>/run-<run_id>/` of the
+//! `run_id` recorded with it, and that folder holds exactly the `files` recorded, all readable,
+//! with the `rows` recorded in all. A publication replacing the partition deletes the replaced
+//! run's files right after the switch, so a check that fails while the catalog has moved on to
+//! another run is counted as superseded, not as a violation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use chrono::NaiveDate;
+use common::catalog::PartitionInfo;
+use common::layout::{Layer, PartitionRef, TableName};
+use common::parquet_io::read_all;
+use common::platform::Platform;
+use common::publish::published_partitions;
+use common::storage::split_s3_uri;
+
+/// What the watcher saw.
+#[derive(Debug, Clone, Default)]
+pub struct WatchStats {
+    /// Passes over every table and layer.
+    pub rounds: u64,
+    /// Partitions found complete.
+    pub complete: u64,
+    /// Checks that failed while the partition was being replaced by a newer run.
+    pub superseded: u64,
+    /// Partitions seen incomplete or mixed, with what was wrong.
+    pub violations: Vec<String>,
+}
+
+impl WatchStats {
+    /// Every partition observation: complete, superseded or not.
+    pub fn observations(&self) -> u64 {
+        self.complete + self.superseded + self.violations.len() as u64
+    }
+}
+
+/// A task checking the published partitions of `tables` in every layer, round after round,
+/// until [`Watcher::stop`].
+#[derive(Debug)]
+pub struct Watcher {
+    stop: Arc<AtomicBool>,
+    stats: Arc<Mutex<WatchStats>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watcher {
+    pub fn spawn(platform: Platform, tables: Vec<TableName>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(Mutex::new(WatchStats::default()));
+        let task = tokio::spawn({
+            let (stop, stats) = (stop.clone(), stats.clone());
+            async move {
+                while !stop.load(Ordering::SeqCst) {
+                    for table in &tables {
+                        for layer in Layer::ALL {
+                            watch_layer(&platform, table, layer, &stats).await;
+                        }
+                    }
+                    lock(&stats).rounds += 1;
+                    // Leave moto some room for the stages.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        });
+        Self { stop, stats, task }
+    }
+
+    /// What was seen so far.
+    pub fn stats(&self) -> WatchStats {
+        lock(&self.stats).clone()
+    }
+
+    /// Finishes the current round and returns everything seen.
+    pub async fn stop(self) -> WatchStats {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.expect("the watcher does not panic");
+        lock(&self.stats).clone()
+    }
+}
+
+fn lock(stats: &Mutex<WatchStats>) -> std::sync::MutexGuard<'_, WatchStats> {
+    stats.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn watch_layer(
+    platform: &Platform,
+    table: &TableName,
+    layer: Layer,
+    stats: &Mutex<WatchStats>,
+) {
+    let any = platform.layout.partition(table, layer, NaiveDate::MIN);
+    let partitions = match published_partitions(platform.catalog.as_ref(), &any).await {
+        Ok(partitions) => partitions,
+        Err(err) => {
+            lock(stats)
+                .violations
+                .push(format!("{table} {layer}: listing partitions: {err}"));
+            return;
+        }
+    };
+    for (date, info) in partitions {
+        let partition = platform.layout.partition(table, layer, date);
+        let outcome = check_partition(platform, &partition, &info).await;
+        let superseded = match &outcome {
+            Ok(()) => false,
+            Err(_) => {
+                current_location(platform, &partition).await.as_deref() != Some(&info.location)
+            }
+        };
+        let mut stats = lock(stats);
+        match outcome {
+            Ok(()) => stats.complete += 1,
+            Err(_) if superseded => stats.superseded += 1,
+            Err(problem) => stats.violations.push(problem),
+        }
+    }
+}
+
+/// The location the catalog gives the partition now, if it is published.
+async fn current_location(platform: &Platform, partition: &PartitionRef) -> Option<String> {
+    published_partitions(platform.catalog.as_ref(), partition)
+        .await
+        .ok()?
+        .into_iter()
+        .find(|(date, _)| *date == partition.date)
+        .map(|(_, info)| info.location)
+}
+
+/// `Ok` when the published partition is complete (see the module docs), else what is wrong.
+async fn check_partition(
+    platform: &Platform,
+    partition: &PartitionRef,
+    info: &PartitionInfo,
+) -> Result<(), String> {
+    let what = partition.describe();
+    let parameter = |name: &str| {
+        info.parameters
+            .get(name)
+            .ok_or_else(|| format!("{what}: published without the {name} parameter"))
+    };
+    let run_id = parameter("run_id")?;
+    let expected = format!(
+        "s3://{}/{}run-{run_id}/",
+        partition.bucket,
+        partition.key_prefix()
+    );
+    if info.location != expected {
+        return Err(format!(
+            "{what}: location {} is not the run folder {expected}",
+            info.location
+        ));
+    }
+    let files: usize = parameter("files")?
+        .parse()
+        .map_err(|e| format!("{what}: files parameter: {e}"))?;
+    let rows: usize = parameter("rows")?
+        .parse()
+        .map_err(|e| format!("{what}: rows parameter: {e}"))?;
+    let (bucket, prefix) = split_s3_uri(&info.location)
+        .ok_or_else(|| format!("{what}: location {} is not s3://", info.location))?;
+    let objects = platform
+        .storage
+        .list(bucket, prefix)
+        .await
+        .map_err(|e| format!("{what}: listing {}: {e}", info.location))?;
+    if objects.len() != files {
+        return Err(format!(
+            "{what}: {} files in {}, {files} published",
+            objects.len(),
+            info.location
+        ));
+    }
+    let mut found = 0;
+    for object in &objects {
+        let batches = read_all(platform.storage.clone(), bucket, &object.key)
+            .await
+            .map_err(|e| format!("{what}: reading {}: {e}", object.key))?;
+        found += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+    }
+    if found != rows {
+        return Err(format!(
+            "{what}: {found} rows in {}, {rows} published",
+            info.location
+        ));
+    }
+    Ok(())
+}
+
+/// Columns that record when a run happened, so differ between two runs of the same data.
+pub const RUN_TIME_COLUMNS: [&str; 2] = ["import_datetime", "import_timestamp"];
+
+/// The rows of every published partition of one layer of a table, by partition date: each row
+/// rendered as `column=value` pairs in column-name order (without [`RUN_TIME_COLUMNS`]), the
+/// rows sorted, duplicates kept. Two runs that published the same data give equal maps.
+pub async fn published_rows(
+    platform: &Platform,
+    table: &TableName,
+    layer: Layer,
+) -> BTreeMap<NaiveDate, Vec<String>> {
+    let any = platform.layout.partition(table, layer, NaiveDate::MIN);
+    let mut out = BTreeMap::new();
+    for (date, info) in published_partitions(platform.catalog.as_ref(), &any)
+        .await
+        .expect("partitions")
+    {
+        let (bucket, prefix) = split_s3_uri(&info.location).expect("s3 location");
+        let mut rows = Vec::new();
+        for object in platform.storage.list(bucket, prefix).await.expect("list") {
+            for batch in read_all(platform.storage.clone(), bucket, &object.key)
+                .await
+                .expect("read")
+            {
+                rows.extend(render(&batch));
+            }
+        }
+        rows.sort();
+        out.insert(date, rows);
+    }
+    out
+}
+
+fn render(batch: &RecordBatch) -> Vec<String> {
+    let schema = batch.schema();
+    let mut columns: Vec<(&str, ArrayFormatter<'_>)> = Vec::new();
+    let options = FormatOptions::default().with_null("NULL");
+    for (field, array) in schema.fields().iter().zip(batch.columns()) {
+        if RUN_TIME_COLUMNS.contains(&field.name().as_str()) {
+            continue;
+        }
+        let formatter = ArrayFormatter::try_new(array.as_ref(), &options).expect("formattable");
+        columns.push((field.name().as_str(), formatter));
+    }
+    columns.sort_by_key(|(name, _)| *name);
+    (0..batch.num_rows())
+        .map(|row| {
+            columns
+                .iter()
+                .map(|(name, f)| format!("{name}={}", f.value(row)))
+                .collect::<Vec<_>>()
+                .join("\t")
+        })
+        .collect()
+}
+
+/// Run folders under the layers of `tables` that no catalog partition points at: what killed
+/// runs left behind (written before the kill and not yet collected, which publications do
+/// after the orphan grace period).
+pub async fn unpublished_run_folders(platform: &Platform, tables: &[TableName]) -> usize {
+    let mut count = 0;
+    for table in tables {
+        for layer in Layer::ALL {
+            let any = platform.layout.partition(table, layer, NaiveDate::MIN);
+            let published: BTreeSet<String> = published_partitions(platform.catalog.as_ref(), &any)
+                .await
+                .expect("partitions")
+                .into_iter()
+                .map(|(_, info)| info.location)
+                .collect();
+            let folders: BTreeSet<String> = platform
+                .storage
+                .list(&any.bucket, &layer.table_prefix(table))
+                .await
+                .expect("list")
+                .into_iter()
+                .filter_map(|o| {
+                    let (folder, _) = o.key.split_once("/run-")?;
+                    let (run, _) = o.key[folder.len() + 5..].split_once('/')?;
+                    Some(format!("s3://{}/{folder}/run-{run}/", any.bucket))
+                })
+                .collect();
+            count += folders.difference(&published).count();
+        }
+    }
+    count
+}

@@ -1,0 +1,230 @@
+//! Crash tests: each stage runs as a real OS process (the `stage` binary: the services' own
+//! `common::service::run`) against moto and the simulated API, and is killed with SIGKILL at
+//! seeded random moments, then started again, many times per stage. The data it publishes in
+//! the end must be the data of a run without a crash (identical rows, nothing duplicated,
+//! nothing missing), and a watcher reading the catalog all along must only ever see complete
+//! partitions of one run each.
+//!
+//! Shape: two nights (a full load, then an incremental one with the snapshot merging onto the
+//! first) of three small tables. A reference deployment runs each stage once per night without
+//! a kill, which also measures how long a stage takes: the kill moments are drawn from
+//! `[0, that time]`. The crash deployment then runs each stage in turn with `KILLS_PER_NIGHT`
+//! kills (delivering the stage's messages again whenever none is visible, so every process
+//! started has work), and once more to the end.
+//!
+//! `TASCOMI_RELIABILITY_LONG=1` kills five times as often; `TASCOMI_CRASH_SEED` changes the seed;
+//! `TASCOMI_CRASH_LOG_DIR` keeps the processes' logs there (else in a temporary folder).
+
+use std::time::{Duration, Instant};
+
+use common::config::PipelineFile;
+use common::dictionary::ColumnTypes;
+use common::layout::{Layer, TableName};
+use common::messages::{self, IngestMode, IngestRequest};
+use e2e::process::{CrashStats, ProcessDeployment, ProcessSettings, Rng};
+use e2e::watcher::{Watcher, published_rows, unpublished_run_folders};
+use e2e::{STAGES, expected_snapshot, moto, snapshot_rows};
+use tascomi_sim::{History, SimApi, SimConfig};
+
+const TABLES: [&str; 3] = ["appeals", "contacts", "wards"];
+const NIGHTS: i64 = 2;
+/// Kills per stage per night in the regular run: 20 per stage in all.
+const KILLS_PER_NIGHT: usize = 10;
+const DEFAULT_SEED: u64 = 0x7a5c_0111;
+const STAGE_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn env_flag(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_stages_publish_what_an_uninterrupted_run_publishes() {
+    let Some(sdk) = moto().await else { return };
+    let started = Instant::now();
+    let long = env_flag("TASCOMI_RELIABILITY_LONG").is_some_and(|v| v == "1");
+    let kills_per_night = if long {
+        5 * KILLS_PER_NIGHT
+    } else {
+        KILLS_PER_NIGHT
+    };
+    let seed = env_flag("TASCOMI_CRASH_SEED")
+        .map(|s| s.parse().expect("TASCOMI_CRASH_SEED is a number"))
+        .unwrap_or(DEFAULT_SEED);
+
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline_text = format!(
+        "tables:\n{}",
+        TABLES.map(|t| format!("  {t}: daily\n")).concat()
+    );
+    let pipeline_file = dir.path().join("pipeline.yaml");
+    std::fs::write(&pipeline_file, &pipeline_text).unwrap();
+    let pipeline = PipelineFile::parse(&pipeline_text, "test").unwrap();
+    let dictionary_file = tascomi_sim::production_dictionary_path();
+    let dictionary = ColumnTypes::load(&dictionary_file).unwrap();
+    let config = SimConfig {
+        dictionary: dictionary.clone(),
+        per_page: 20,
+        history: History {
+            initial_records: 60,
+            ..History::default()
+        },
+        ..SimConfig::default()
+    };
+    let first = config.history.start + chrono::Duration::days(5);
+    let sim = SimApi::start(config).await.unwrap();
+    let settings = ProcessSettings {
+        program: env!("CARGO_BIN_EXE_stage").into(),
+        visibility_timeout_secs: 2,
+        log_dir: env_flag("TASCOMI_CRASH_LOG_DIR")
+            .map_or_else(|| dir.path().to_owned(), Into::into),
+        pipeline_file,
+        dictionary_file,
+    };
+    let reference =
+        ProcessDeployment::new(&sdk, &sim, &pipeline, dictionary.clone(), settings.clone()).await;
+    let crashed = ProcessDeployment::new(&sdk, &sim, &pipeline, dictionary, settings).await;
+    let tables: Vec<TableName> = TABLES.iter().map(|t| TableName::new(*t).unwrap()).collect();
+    let requests = |night: i64| -> Vec<String> {
+        tables
+            .iter()
+            .map(|table| {
+                messages::encode(&IngestRequest {
+                    table: table.clone(),
+                    mode: IngestMode::Incremental,
+                    requested_by: "crash test".into(),
+                    as_of: Some(first + chrono::Duration::days(night)),
+                })
+            })
+            .collect()
+    };
+
+    // The run without a crash, timing each stage's night.
+    let mut window = [Duration::ZERO; 4];
+    for night in 0..NIGHTS {
+        sim.set_today(first + chrono::Duration::days(night));
+        for body in requests(night) {
+            reference.send(0, &body).await;
+        }
+        for (stage, window) in window.iter_mut().enumerate() {
+            let took = reference.run_stage(stage, STAGE_TIMEOUT).await;
+            *window = (*window).max(took);
+        }
+    }
+    let reference_done = started.elapsed();
+
+    // The same nights with kills, watched.
+    let watcher = Watcher::spawn(crashed.platform().clone(), tables.clone());
+    let mut rng = Rng::new(seed);
+    let mut stats = [CrashStats::default(); 4];
+    let (mut killing, mut finishing) = ([Duration::ZERO; 4], [Duration::ZERO; 4]);
+    for night in 0..NIGHTS {
+        sim.set_today(first + chrono::Duration::days(night));
+        for body in requests(night) {
+            crashed.send(0, &body).await;
+        }
+        for stage in 0..4 {
+            let inputs = crashed.take_messages(stage).await;
+            assert_eq!(inputs.len(), TABLES.len(), "{} inputs", STAGES[stage]);
+            let phase = Instant::now();
+            stats[stage] += crashed
+                .crash_stage(stage, &inputs, kills_per_night, window[stage], &mut rng)
+                .await;
+            killing[stage] += phase.elapsed();
+            finishing[stage] += crashed.run_stage(stage, STAGE_TIMEOUT).await;
+        }
+    }
+    let watched = watcher.stop().await;
+    let crash_done = started.elapsed() - reference_done;
+
+    // Nothing given up on.
+    assert_eq!(reference.dead_letters().await, Vec::<String>::new());
+    assert_eq!(crashed.dead_letters().await, Vec::<String>::new());
+    // The same rows in every partition of every layer, and the snapshot the API implies.
+    let mut partitions = 0;
+    for table in &tables {
+        for layer in Layer::ALL {
+            let want = published_rows(reference.platform(), table, layer).await;
+            let got = published_rows(crashed.platform(), table, layer).await;
+            assert_eq!(want.len(), NIGHTS as usize, "{table} {layer} partitions");
+            for (date, rows) in &want {
+                let crash_rows = got.get(date).unwrap_or_else(|| {
+                    panic!("{table} {layer} {date}: not published after the crashes")
+                });
+                assert!(
+                    crash_rows == rows,
+                    "{table} {layer} {date}: {} rows after crashes, {} without; first difference: {:?}",
+                    crash_rows.len(),
+                    rows.len(),
+                    first_difference(rows, crash_rows)
+                );
+                partitions += 1;
+            }
+            assert_eq!(got.len(), want.len(), "{table} {layer} partitions");
+        }
+        for night in 0..NIGHTS {
+            let day = first + chrono::Duration::days(night);
+            assert_eq!(
+                snapshot_rows(crashed.platform(), table.as_str(), day).await,
+                expected_snapshot(&sim, table.as_str(), day),
+                "{table} snapshot of {day}"
+            );
+        }
+    }
+    let orphans = unpublished_run_folders(crashed.platform(), &tables).await;
+
+    let total = started.elapsed();
+    eprintln!(
+        "crash test (seed {seed:#x}, {} mode): reference run {:.1}s, crash run {:.1}s, total {:.1}s",
+        if long { "long" } else { "regular" },
+        reference_done.as_secs_f64(),
+        crash_done.as_secs_f64(),
+        total.as_secs_f64()
+    );
+    for (stage, s) in stats.iter().enumerate() {
+        eprintln!(
+            "  {:<8} kills {:>3} (after a receive {:>3}), messages delivered again {:>3}, kill window {} ms, \
+             killing {:.1}s, finishing {:.1}s",
+            STAGES[stage],
+            s.kills,
+            s.kills_after_receive,
+            s.redelivered,
+            window[stage].as_millis(),
+            killing[stage].as_secs_f64(),
+            finishing[stage].as_secs_f64()
+        );
+    }
+    eprintln!(
+        "  watcher: {} rounds, {} partition observations ({} complete, {} superseded while read, {} violations); \
+         {partitions} partitions compared; {orphans} unpublished run folders left by kills",
+        watched.rounds,
+        watched.observations(),
+        watched.complete,
+        watched.superseded,
+        watched.violations.len()
+    );
+
+    assert!(
+        watched.violations.is_empty(),
+        "the watcher saw incomplete partitions: {:#?}",
+        watched.violations
+    );
+    assert!(
+        watched.complete >= 20,
+        "the watcher saw too little: {watched:?}"
+    );
+    for (stage, s) in stats.iter().enumerate() {
+        assert_eq!(
+            s.kills,
+            kills_per_night * NIGHTS as usize,
+            "{} kills",
+            STAGES[stage]
+        );
+    }
+    sim.stop().await;
+}
+
+fn first_difference(want: &[String], got: &[String]) -> Option<(Option<String>, Option<String>)> {
+    let missing = want.iter().find(|r| !got.contains(r)).cloned();
+    let extra = got.iter().find(|r| !want.contains(r)).cloned();
+    (missing.is_some() || extra.is_some()).then_some((missing, extra))
+}
