@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use common::layout::{IMPORT_PARTITION_KEYS, InvalidName, check_column_name};
+use common::layout::{IMPORT_PARTITION_KEYS, check_column_name};
 
 pub const PAGE_NUMBER: &str = "page_number";
 pub const STATUS_CODE: &str = "import_api_status_code";
@@ -58,11 +58,16 @@ pub fn bookkeeping_fields() -> Vec<Field> {
         .collect()
 }
 
-/// Why a record field cannot be a column.
+/// Why a record field cannot be a column. The stage wraps it with the partition's name
+/// ([`crate::ParseError::BadField`]), so the error names table, partition and field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FieldError {
-    #[error(transparent)]
-    Invalid(#[from] InvalidName),
+    /// Field names come from the API: data, never trusted as a name. Only a plain identifier
+    /// ([`check_column_name`]) may become a column, a Glue column or part of a query.
+    #[error(
+        "column {field:?} (a field of the API's records) is not a plain identifier (ASCII letters, digits and '_', 1 to 128 characters): refused before anything is written"
+    )]
+    NotIdentifier { field: String },
     #[error("field {field:?} has the name of a bookkeeping or partition column")]
     Reserved { field: String },
     /// Athena and Glue fold column names to lowercase, so these two would be one column.
@@ -72,10 +77,18 @@ pub enum FieldError {
 
 /// The parsed layer's schema for a partition whose records had `fields`: the fields in
 /// alphabetical order (the set's order), as nullable text, then the bookkeeping columns.
+///
+/// This is where every field name from the API is checked, once per partition and before the
+/// stage writes anything: a name that is not a plain identifier, is reserved, or clashes with
+/// another in case is an error, so no such name reaches a key, the catalog or a query.
 pub fn parsed_schema(fields: &BTreeSet<String>) -> Result<SchemaRef, FieldError> {
     let mut folded: BTreeMap<String, &str> = BTreeMap::new();
     for field in fields {
-        check_column_name(field)?;
+        if check_column_name(field).is_err() {
+            return Err(FieldError::NotIdentifier {
+                field: field.clone(),
+            });
+        }
         if is_bookkeeping(field) || IMPORT_PARTITION_KEYS.contains(&field.as_str()) {
             return Err(FieldError::Reserved {
                 field: field.clone(),
@@ -145,6 +158,29 @@ mod tests {
     fn unusable_field_names_are_named() {
         let err = parsed_schema(&set(&["id", "bad name"])).unwrap_err();
         assert!(err.to_string().contains("\"bad name\""), "{err}");
+        for hostile in [
+            "../x",
+            "a;drop table",
+            "A\"b",
+            "x y",
+            "",
+            "a/b",
+            "a.b",
+            "a-b",
+            "caf\u{e9}",
+            "a\u{0}",
+            "\u{ff21}",
+            &"a".repeat(129),
+        ] {
+            assert_eq!(
+                parsed_schema(&set(&["id", hostile])).unwrap_err(),
+                FieldError::NotIdentifier {
+                    field: hostile.into()
+                },
+                "{hostile:?}"
+            );
+        }
+        assert!(parsed_schema(&set(&["_1st", "A9", &"a".repeat(128)])).is_ok());
         let err = parsed_schema(&set(&["id", "page_number"])).unwrap_err();
         assert_eq!(
             err,
