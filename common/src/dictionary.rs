@@ -10,6 +10,8 @@ use std::path::Path;
 use arrow::datatypes::{DataType, TimeUnit};
 use serde::Deserialize;
 
+use crate::layout::{check_column_name, is_plain_identifier};
+
 /// A type the dictionary can give a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -83,7 +85,9 @@ impl ColumnTypes {
         Self::parse(&text, &origin)
     }
 
-    /// Parses the production format. A column listed under two types is an error naming it.
+    /// Parses the production format. A column listed under two types is an error naming it, and
+    /// so is a table or column name that is not a plain identifier (the names become Glue
+    /// columns and parts of queries, as the parsed layer's field names do).
     pub fn parse(text: &str, origin: &str) -> Result<Self, DictionaryError> {
         let malformed = |message: String| DictionaryError::Malformed {
             origin: origin.to_owned(),
@@ -95,6 +99,16 @@ impl ColumnTypes {
         for object in raw {
             for (column_type, by_table) in object {
                 for (table, columns) in by_table {
+                    if !is_plain_identifier(&table) {
+                        return Err(malformed(format!(
+                            "table {table:?} is not a plain identifier"
+                        )));
+                    }
+                    if let Some(column) = columns.iter().find(|c| check_column_name(c).is_err()) {
+                        return Err(malformed(format!(
+                            "column {column:?} of table {table} is not a plain identifier"
+                        )));
+                    }
                     let entry = tables.entry(table.clone()).or_default();
                     for column in columns {
                         if let Some(first) = entry.insert(column.clone(), column_type)
@@ -164,6 +178,26 @@ mod tests {
         assert!(d.columns("applications").count() > 100);
         assert!(!d.has_table("no_such_table"));
         assert_eq!(d.columns("no_such_table").count(), 0);
+    }
+
+    #[test]
+    fn rejects_names_that_are_not_plain_identifiers() {
+        for (text, named) in [
+            (
+                r#"[{"integer": {"t": ["../x"]}}]"#,
+                "column \"../x\" of table t",
+            ),
+            (
+                r#"[{"integer": {"t": ["a;drop table"]}}]"#,
+                "column \"a;drop table\"",
+            ),
+            (r#"[{"date": {"../t": ["a"]}}]"#, "table \"../t\""),
+            (r#"[{"date": {"T x": ["a"]}}]"#, "table \"T x\""),
+        ] {
+            let err = ColumnTypes::parse(text, "d.json").unwrap_err().to_string();
+            assert!(err.contains(named), "{err}");
+            assert!(err.contains("not a plain identifier"), "{err}");
+        }
     }
 
     #[test]
