@@ -22,7 +22,7 @@ use bytes::Bytes;
 use common::config::PipelineFile;
 use common::dictionary::ColumnTypes;
 use common::platform::Platform;
-use common::queue::{Queue, SqsQueue};
+use common::queue::{Queue, Received, SqsQueue};
 use common::runner::{Disposition, Handler, Runner, RunnerSettings};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -510,6 +510,19 @@ impl StageRunners {
             parse: runner(sdk, deployment, 1, parse, settings),
             recast: runner(sdk, deployment, 2, recast, settings),
             snapshot: runner(sdk, deployment, 3, snapshot, settings),
+        }
+    }
+
+    /// Handles one delivery of stage `stage` (0 ingest .. 3 snapshot) end to end, as that
+    /// stage's runner does with what it receives (so a test decides which consumer gets which
+    /// delivery).
+    pub async fn process(&self, stage: usize, received: Received) -> Disposition {
+        match stage {
+            0 => self.ingest.process(received).await,
+            1 => self.parse.process(received).await,
+            2 => self.recast.process(received).await,
+            3 => self.snapshot.process(received).await,
+            _ => panic!("there are four stages, not {}", stage + 1),
         }
     }
 
