@@ -8,8 +8,9 @@
 //!   `X-Results-Per-Page`; 202 with an empty body when nothing matches;
 //! - deterministic records for every table of the column-type dictionary (see [`data`]), as of a
 //!   clock that can pretend "now" is any instant ([`SimHandle::set_today`]);
-//! - faults by configuration ([`Faults`]): a share of 500s, 429s with `Retry-After`, slow
-//!   responses, `null` bodies, malformed JSON pages, pages that keep failing, 401s.
+//! - faults by configuration ([`Faults`]): a share of 500s, bursts of 500s, 429s with
+//!   `Retry-After`, slow and hanging responses, `null` bodies, malformed JSON pages, pages that
+//!   keep failing, 401s (also from the real hash check at a minute that has passed).
 //!
 //! [`SimHandle::expected_snapshot`] says what a table holds as of a day, so end-to-end tests can
 //! compare the pipeline's snapshot with it. `GET /_sim/expected/<table>?as_of=YYYY-MM-DD` answers
@@ -97,6 +98,15 @@ pub struct Faults {
     pub malformed_pages: Vec<PageFault>,
     /// Pages answered 200 with the body `null`.
     pub null_pages: Vec<PageFault>,
+    /// Requests numbered in this range (counting every request from 0 since the faults were
+    /// set) are answered 500: a burst of server errors across pages.
+    pub server_error_burst: std::ops::Range<u64>,
+    /// Pages whose requests hang: never answered, until the client gives up.
+    pub hanging_pages: Vec<PageFault>,
+    /// Requests numbered in this range (as for `server_error_burst`) have their hash checked
+    /// two minutes after they arrived: the minute the client signed has passed beyond the
+    /// server's tolerance, the real check answers 401 (a request signed as the minute turned).
+    pub late_minute_requests: std::ops::Range<u64>,
 }
 
 /// The simulator's configuration.
@@ -168,6 +178,7 @@ pub struct RequestRecord {
     pub table: String,
     pub page: u32,
     pub last_updated: Option<NaiveDate>,
+    /// 0 when the simulator never answered (a hanging request the client gave up on).
     pub status: u16,
     /// The public key matched and the hash was valid.
     pub authenticated: bool,
@@ -186,6 +197,8 @@ struct Shared {
     faults: Mutex<(Faults, FaultHits)>,
     requests: Mutex<Vec<RequestRecord>>,
     counter: AtomicU64,
+    /// Requests since the faults were set.
+    fault_count: AtomicU64,
     authenticated_count: AtomicU64,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -223,7 +236,8 @@ impl Shared {
         let faults = match list {
             0 => &faults.failing_pages,
             1 => &faults.malformed_pages,
-            _ => &faults.null_pages,
+            2 => &faults.null_pages,
+            _ => &faults.hanging_pages,
         };
         for (i, fault) in faults.iter().enumerate() {
             if fault.table == table
@@ -275,6 +289,7 @@ impl SimApi {
             faults: Mutex::new((config.faults, HashMap::new())),
             requests: Mutex::new(Vec::new()),
             counter: AtomicU64::new(0),
+            fault_count: AtomicU64::new(0),
             authenticated_count: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -352,6 +367,7 @@ impl SimHandle {
         let mut guard = lock(&self.shared.faults);
         *guard = (faults, HashMap::new());
         self.shared.authenticated_count.store(0, Ordering::SeqCst);
+        self.shared.fault_count.store(0, Ordering::SeqCst);
     }
 
     pub fn faults(&self) -> Faults {
@@ -449,11 +465,17 @@ async fn resource(
 ) -> Response {
     let _in_flight = InFlight::enter(&shared);
     let n = shared.counter.fetch_add(1, Ordering::SeqCst);
+    let fault_n = shared.fault_count.fetch_add(1, Ordering::SeqCst);
     let faults = lock(&shared.faults).0.clone();
     let page: u32 = params.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
     let day = params
         .get("last_updated")
         .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let checked_at = if faults.late_minute_requests.contains(&fault_n) {
+        Utc::now() + chrono::Duration::minutes(2)
+    } else {
+        Utc::now()
+    };
     let authenticated = headers
         .get("x-public")
         .and_then(|v| v.to_str().ok())
@@ -461,7 +483,7 @@ async fn resource(
         && headers
             .get("x-hash")
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|h| shared.credentials.accepts(h, Utc::now()));
+            .is_some_and(|h| shared.credentials.accepts(h, checked_at));
     let record = |status: StatusCode| RequestRecord {
         table: table.clone(),
         page,
@@ -469,6 +491,23 @@ async fn resource(
         status: status.as_u16(),
         authenticated,
     };
+    if authenticated && shared.hits(3, &table, page, day) {
+        // Recorded now: the client gives up and this handler is dropped without answering.
+        // Status 0: no answer.
+        lock(&shared.requests).push(RequestRecord {
+            status: 0,
+            ..record(StatusCode::OK)
+        });
+        std::future::pending::<()>().await;
+    }
+    if faults.server_error_burst.contains(&fault_n) {
+        let response = status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            r#"{"error":"internal error"}"#,
+        );
+        lock(&shared.requests).push(record(response.status()));
+        return response;
+    }
     let response = answer(
         &shared,
         &faults,
