@@ -25,5 +25,6 @@ pub mod runner;
 pub mod service;
 pub mod storage;
 pub mod telemetry;
+pub mod threads;
 
 pub use layout::{Layer, Layout, PartitionRef, TableName, Zone};

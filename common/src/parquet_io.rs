@@ -9,19 +9,22 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Schema, SchemaRef};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, TryStreamExt};
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::{ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
 
 use crate::storage::{Storage, StorageError};
+use crate::threads::{on_threads, threads};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ParquetIoError {
@@ -53,8 +56,11 @@ impl ParquetIoError {
 pub struct WriteOptions {
     /// A file is closed once its encoded size passes this many bytes.
     pub target_file_bytes: usize,
-    /// Rows per row group (also the unit a reader holds in memory).
+    /// Rows per row group at most (also the unit a reader holds in memory).
     pub row_group_rows: usize,
+    /// A row group is closed once its encoded size passes this many bytes, so that wide
+    /// tables hold fewer rows per group and memory stays bounded.
+    pub row_group_bytes: usize,
 }
 
 impl Default for WriteOptions {
@@ -62,6 +68,7 @@ impl Default for WriteOptions {
         Self {
             target_file_bytes: 128 * 1024 * 1024,
             row_group_rows: 64 * 1024,
+            row_group_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -77,36 +84,166 @@ pub fn writer_properties(options: &WriteOptions) -> WriterProperties {
         .build()
 }
 
-/// Encodes batches into one in-memory Parquet file.
-#[derive(Debug)]
+/// Encodes batches into one in-memory Parquet file, the columns of each batch encoded on
+/// several threads at once (wide tables spend most of their time encoding columns, and columns
+/// are independent).
+///
+/// A row group is closed at [`WriteOptions::row_group_rows`] rows or once its encoded size passes
+/// [`WriteOptions::row_group_bytes`], so memory holds at most one row group besides the file.
 pub struct FileEncoder {
-    writer: ArrowWriter<Vec<u8>>,
+    writer: SerializedFileWriter<Vec<u8>>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    options: WriteOptions,
+    /// The open row group's column writers (one per Parquet leaf column), if one is open.
+    columns: Vec<ArrowColumnWriter>,
+    /// Rows in the open row group.
+    group_rows: usize,
     rows: usize,
+    threads: usize,
+}
+
+impl std::fmt::Debug for FileEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileEncoder")
+            .field("rows", &self.rows)
+            .field("threads", &self.threads)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FileEncoder {
     pub fn new(schema: SchemaRef, options: &WriteOptions) -> Result<Self, ParquetError> {
-        let writer = ArrowWriter::try_new(Vec::new(), schema, Some(writer_properties(options)))?;
-        Ok(Self { writer, rows: 0 })
+        let mut properties = writer_properties(options);
+        // Readers get the Arrow types back exactly (timestamps' units and zones), as with
+        // `ArrowWriter`.
+        add_encoded_arrow_schema_to_metadata(&schema, &mut properties);
+        let parquet_schema = ArrowSchemaConverter::new()
+            .with_coerce_types(properties.coerce_types())
+            .convert(&schema)?;
+        let writer = SerializedFileWriter::new(
+            Vec::new(),
+            parquet_schema.root_schema_ptr(),
+            Arc::new(properties),
+        )?;
+        let factory = ArrowRowGroupWriterFactory::new(&writer, schema.clone());
+        let threads = threads().min(schema_width(&schema)).max(1);
+        Ok(Self {
+            writer,
+            factory,
+            schema,
+            options: *options,
+            columns: Vec::new(),
+            group_rows: 0,
+            rows: 0,
+            threads,
+        })
     }
 
+    /// Appends a batch of the encoder's schema, closing row groups at their limits.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), ParquetError> {
-        self.rows += batch.num_rows();
-        self.writer.write(batch)
+        let mut at = 0;
+        while at < batch.num_rows() {
+            if self.columns.is_empty() {
+                let index = self.writer.flushed_row_groups().len();
+                self.columns = self.factory.create_column_writers(index)?;
+            }
+            let room = self.options.row_group_rows.max(1) - self.group_rows;
+            let take = room.min(batch.num_rows() - at);
+            self.encode(&batch.slice(at, take))?;
+            at += take;
+            self.group_rows += take;
+            self.rows += take;
+            if self.group_rows >= self.options.row_group_rows
+                || self.group_size() >= self.options.row_group_bytes
+            {
+                self.close_row_group()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes `batch` into the open row group's column writers, the columns shared out over
+    /// the threads.
+    fn encode(&mut self, batch: &RecordBatch) -> Result<(), ParquetError> {
+        let mut leaves = Vec::with_capacity(self.columns.len());
+        for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
+            leaves.extend(compute_leaves(field, column)?);
+        }
+        let threads = self.threads;
+        let mut shares: Vec<Vec<_>> = (0..threads).map(|_| Vec::new()).collect();
+        // Round robin: neighbouring columns often cost alike, so each share gets a similar mix.
+        for (i, job) in self.columns.iter_mut().zip(&leaves).enumerate() {
+            shares[i % threads].push(job);
+        }
+        on_threads(shares, |share| {
+            share
+                .into_iter()
+                .try_for_each(|(writer, leaf)| writer.write(leaf))
+        })
+        .into_iter()
+        .collect()
+    }
+
+    /// Encoded bytes of the open row group, estimated.
+    fn group_size(&self) -> usize {
+        self.columns
+            .iter()
+            .map(ArrowColumnWriter::get_estimated_total_bytes)
+            .sum()
+    }
+
+    fn close_row_group(&mut self) -> Result<(), ParquetError> {
+        if self.columns.is_empty() {
+            return Ok(());
+        }
+        let columns = std::mem::take(&mut self.columns);
+        let threads = self.threads;
+        let mut shares: Vec<Vec<(usize, ArrowColumnWriter)>> =
+            (0..threads).map(|_| Vec::new()).collect();
+        for (i, writer) in columns.into_iter().enumerate() {
+            shares[i % threads].push((i, writer));
+        }
+        let mut chunks = on_threads(shares, |share| {
+            share
+                .into_iter()
+                .map(|(i, writer)| Ok((i, writer.close()?)))
+                .collect::<Result<Vec<_>, ParquetError>>()
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>();
+        chunks.sort_unstable_by_key(|(i, _)| *i);
+        let mut group = self.writer.next_row_group()?;
+        for (_, chunk) in chunks {
+            chunk.append_to_row_group(&mut group)?;
+        }
+        group.close()?;
+        self.group_rows = 0;
+        Ok(())
     }
 
     /// Bytes encoded so far, flushed or buffered.
     pub fn size(&self) -> usize {
-        self.writer.bytes_written() + self.writer.in_progress_size()
+        self.writer.bytes_written() + self.group_size()
     }
 
     pub fn rows(&self) -> usize {
         self.rows
     }
 
-    pub fn finish(self) -> Result<Bytes, ParquetError> {
+    pub fn finish(mut self) -> Result<Bytes, ParquetError> {
+        self.close_row_group()?;
+        // Writes the footer.
         Ok(Bytes::from(self.writer.into_inner()?))
     }
+}
+
+/// Parquet leaf columns of `schema` (one per flat field).
+fn schema_width(schema: &Schema) -> usize {
+    schema.flattened_fields().len()
 }
 
 /// A Parquet file in storage, read through ranged gets.

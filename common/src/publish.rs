@@ -553,6 +553,7 @@ mod tests {
         let options = WriteOptions {
             target_file_bytes: 1,
             row_group_rows: 1024,
+            ..WriteOptions::default()
         };
         let published = run(&f, &[ids(0..100), ids(100..200), ids(200..300)], options).await;
         assert_eq!(published.files, 3);

@@ -97,32 +97,69 @@ impl<'de> Deserialize<'de> for Key<'de> {
 /// Pass 1: adds the field names of one record to `fields`, reading past the values without
 /// decoding them.
 pub fn collect_fields(text: &str, fields: &mut BTreeSet<String>) -> Result<(), RecordError> {
-    struct FieldNames<'s>(&'s mut BTreeSet<String>);
+    let mut collector = FieldCollector {
+        fields: std::mem::take(fields),
+        previous: Vec::new(),
+    };
+    let result = collector.add(text);
+    *fields = collector.fields;
+    result
+}
 
-    impl<'de> DeserializeSeed<'de> for FieldNames<'_> {
-        type Value = ();
-        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-            d.deserialize_map(self)
-        }
+/// Pass 1 over many records: the union of their field names.
+#[derive(Debug, Default)]
+pub struct FieldCollector {
+    fields: BTreeSet<String>,
+    /// The previous record's field names in order: Tascomi sends its fields in the same order
+    /// every time, so most names are matched by one comparison instead of a set lookup.
+    previous: Vec<String>,
+}
+
+impl FieldCollector {
+    /// Adds the field names of one record, reading past the values without decoding them.
+    pub fn add(&mut self, text: &str) -> Result<(), RecordError> {
+        deserialize_record(text, FieldNames(self))
     }
 
-    impl<'de> Visitor<'de> for FieldNames<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            while let Some(Key(name)) = map.next_key::<Key>()? {
-                if !self.0.contains(name.as_ref()) {
-                    self.0.insert(name.into_owned());
+    /// The field names seen, in name order.
+    pub fn into_fields(self) -> BTreeSet<String> {
+        self.fields
+    }
+}
+
+struct FieldNames<'s>(&'s mut FieldCollector);
+
+impl<'de> DeserializeSeed<'de> for FieldNames<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldNames<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let collector = self.0;
+        let mut position = 0;
+        while let Some(Key(name)) = map.next_key::<Key>()? {
+            if collector.previous.get(position).map(String::as_str) != Some(name.as_ref()) {
+                if !collector.fields.contains(name.as_ref()) {
+                    collector.fields.insert(name.to_string());
                 }
-                map.next_value::<IgnoredAny>()?;
+                match collector.previous.get_mut(position) {
+                    Some(previous) => name.as_ref().clone_into(previous),
+                    None => collector.previous.push(name.into_owned()),
+                }
             }
-            Ok(())
+            position += 1;
+            map.next_value::<IgnoredAny>()?;
         }
+        collector.previous.truncate(position);
+        Ok(())
     }
-
-    deserialize_record(text, FieldNames(fields))
 }
 
 /// A record value as column text: see the module docs. `None` is null.

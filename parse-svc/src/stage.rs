@@ -18,11 +18,12 @@ use common::platform::Platform;
 use common::publish::{PartitionWriter, Published, new_run_id};
 use common::quality::{QualityCheck, QualityReport};
 use common::runner::{Failure, Handler};
+use common::threads::{on_threads, threads};
 use futures::{Stream, TryStreamExt};
 use tracing::instrument;
 
 use crate::error::{ParseError, Result};
-use crate::explode::{Exploder, collect_fields};
+use crate::explode::{Exploder, FieldCollector};
 use crate::locks::PartitionLocks;
 use crate::schema::{BOOKKEEPING, PAGE_NUMBER, STATUS_CODE, parsed_schema};
 use crate::settings::ParseSettings;
@@ -290,14 +291,29 @@ impl<'a> RawReader<'a> {
     /// Pass 1: the union of the record fields.
     async fn collect_fields(&mut self) -> Result<BTreeSet<String>> {
         self.rewind();
-        let mut fields = BTreeSet::new();
+        let mut collectors: Vec<FieldCollector> =
+            (0..threads()).map(|_| FieldCollector::default()).collect();
         while let Some(rows) = self.next().await? {
-            for (i, &row) in rows.row_numbers.iter().enumerate() {
-                collect_fields(rows.records.value(i), &mut fields)
-                    .map_err(|problem| bad_record(self.raw, &rows, i, row, problem))?;
+            let shares = collectors
+                .iter_mut()
+                .zip(row_shares(rows.records.len(), threads()));
+            let results = on_threads(shares.collect(), |(collector, range)| {
+                range.into_iter().try_for_each(|i| {
+                    collector
+                        .add(rows.records.value(i))
+                        .map_err(|problem| (i, problem))
+                })
+            });
+            for result in results {
+                result.map_err(|(i, problem)| {
+                    bad_record(self.raw, &rows, i, rows.row_numbers[i], problem)
+                })?;
             }
         }
-        Ok(fields)
+        Ok(collectors
+            .into_iter()
+            .flat_map(FieldCollector::into_fields)
+            .collect())
     }
 
     /// Pass 2: explodes every kept row into `schema`'s columns, checking and writing each batch
@@ -310,23 +326,41 @@ impl<'a> RawReader<'a> {
         check: &mut QualityCheck,
     ) -> Result<()> {
         self.rewind();
-        let mut exploder = Exploder::new(fields.iter().cloned());
+        let mut exploders: Vec<Exploder> = (0..threads())
+            .map(|_| Exploder::new(fields.iter().cloned()))
+            .collect();
         while let Some(rows) = self.next().await? {
-            for (i, &row) in rows.row_numbers.iter().enumerate() {
-                exploder
-                    .push(rows.records.value(i))
-                    .map_err(|problem| bad_record(self.raw, &rows, i, row, problem))?;
-            }
-            let mut columns = exploder.finish();
-            columns.extend(rows.bookkeeping);
-            let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|source| {
-                ParseError::Arrow {
-                    partition: self.raw.describe(),
-                    source,
+            // Each share of the batch's rows is exploded on its own thread, then written in
+            // row order.
+            let shares = exploders
+                .iter_mut()
+                .zip(row_shares(rows.records.len(), threads()));
+            let results = on_threads(shares.collect(), |(exploder, range)| {
+                for i in range.clone() {
+                    exploder
+                        .push(rows.records.value(i))
+                        .map_err(|problem| (i, problem))?;
                 }
-            })?;
-            check.add(&batch);
-            writer.write(&batch).await?;
+                Ok((range, exploder.finish()))
+            });
+            for result in results {
+                let (range, mut columns) = result.map_err(|(i, problem)| {
+                    bad_record(self.raw, &rows, i, rows.row_numbers[i], problem)
+                })?;
+                columns.extend(
+                    rows.bookkeeping
+                        .iter()
+                        .map(|c| c.slice(range.start, range.len())),
+                );
+                let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|source| {
+                    ParseError::Arrow {
+                        partition: self.raw.describe(),
+                        source,
+                    }
+                })?;
+                check.add(&batch);
+                writer.write(&batch).await?;
+            }
         }
         Ok(())
     }
@@ -407,6 +441,15 @@ impl<'a> RawReader<'a> {
     }
 }
 
+/// `rows` rows cut into at most `shares` contiguous ranges of similar size, in order.
+fn row_shares(rows: usize, shares: usize) -> Vec<std::ops::Range<usize>> {
+    let size = rows.div_ceil(shares.max(1)).max(1);
+    (0..rows)
+        .step_by(size)
+        .map(|start| start..(start + size).min(rows))
+        .collect()
+}
+
 fn bad_record(
     raw: &PartitionRef,
     rows: &RawRows,
@@ -430,6 +473,15 @@ fn bad_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn row_shares_cover_every_row_once_in_order() {
+        assert_eq!(row_shares(10, 2), vec![0..5, 5..10]);
+        assert_eq!(row_shares(5, 2), vec![0..3, 3..5]);
+        assert_eq!(row_shares(1, 4), vec![0..1]);
+        assert!(row_shares(0, 2).is_empty());
+        assert_eq!(row_shares(7, 0), vec![0..7]);
+    }
     use crate::testing::{RawPage, publish_raw, read_published};
     use arrow::array::Array;
     use arrow::compute::concat_batches;

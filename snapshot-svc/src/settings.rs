@@ -69,6 +69,7 @@ impl SnapshotSettings {
         WriteOptions {
             target_file_bytes: self.target_file_bytes,
             row_group_rows: platform.row_group_rows.min(self.file_rows),
+            ..platform
         }
     }
 }
