@@ -377,3 +377,63 @@ async fn debug_of_every_secret_holder_redacts() {
     assert!(shown[2].contains("redacted"));
     assert_no_secret("logs", &logs());
 }
+
+/// The keys as the service loads them in production, from Secrets Manager (moto), at TRACE
+/// level with the AWS SDK's own logs: the secret's value shows nowhere. Runs when
+/// `AWS_ENDPOINT_URL` points at a moto server; skipped with a reason otherwise, except in CI.
+#[tokio::test]
+async fn keys_loaded_from_secrets_manager_are_not_logged() {
+    use tracing::instrument::WithSubscriber;
+    let _ = capture();
+    let env = Env::from_process();
+    if env.get("AWS_ENDPOINT_URL").is_none() {
+        assert!(
+            env.get("CI").is_none(),
+            "AWS_ENDPOINT_URL must point at a moto server in CI"
+        );
+        eprintln!("skipped: AWS_ENDPOINT_URL is not set (run scripts/test.sh)");
+        return;
+    }
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if env.get("AWS_REGION").is_none() && env.get("AWS_DEFAULT_REGION").is_none() {
+        loader = loader.region(aws_config::Region::new("eu-west-2"));
+    }
+    if env.get("AWS_ACCESS_KEY_ID").is_none() {
+        loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ));
+    }
+    let sdk = loader.load().await;
+    let secret_id = format!("tascomi/api-{}", common::publish::new_run_id());
+    let value = format!(r#"{{"public_key": "{PUBLIC}", "private_key": "{PRIVATE}"}}"#);
+    // The test's own write of the secret is not the service's to keep quiet: not captured.
+    aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name(&secret_id)
+        .secret_string(value)
+        .send()
+        .with_subscriber(tracing::subscriber::NoSubscriber::default())
+        .await
+        .unwrap();
+
+    let source =
+        KeySource::from_env(&Env::from_pairs([("TASCOMI_API_SECRET_ID", &secret_id)])).unwrap();
+    tracing::info!(keys = %source.describe(), "loading the API keys");
+    let keys = source.load(&sdk).await.unwrap();
+    assert_eq!(keys.public_key().expose(), PUBLIC, "the secret was read");
+    tracing::debug!(?keys, "keys loaded");
+    let missing = KeySource::SecretsManager {
+        secret_id: format!("{secret_id}-missing"),
+    }
+    .load(&sdk)
+    .await
+    .unwrap_err();
+    tracing::error!(error = %missing, debug = ?missing, "no such secret");
+
+    let logs = logs();
+    assert!(
+        logs.contains("secretsmanager") || logs.contains("aws_smithy"),
+        "the SDK's logs were captured"
+    );
+    assert_no_secret("TRACE logs with Secrets Manager", &logs);
+}
