@@ -165,6 +165,10 @@ impl Preparer {
     }
 
     /// The winning rows sorted by id, in batches of at most `chunk_rows` rows.
+    ///
+    /// Memory: a chunk whose rows are consecutive in one batch read is a slice of it (no copy),
+    /// and each batch read is released once the last chunk reading it is made, so an increment
+    /// that arrives in id order (a full load, typically) is not held twice.
     pub fn finish(self, chunk_rows: usize) -> Result<PreparedIncrement, ArrowError> {
         let mut winners: Vec<(OwnedRow, (usize, usize))> = self
             .best
@@ -172,15 +176,30 @@ impl Preparer {
             .map(|(key, c)| (key, (c.batch, c.row)))
             .collect();
         winners.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let sources: Vec<&RecordBatch> = self.batches.iter().collect();
         let chunk_rows = chunk_rows.max(1);
-        let mut chunks = Vec::with_capacity(winners.len().div_ceil(chunk_rows));
-        let mut keys = Vec::with_capacity(winners.len());
-        for chunk in winners.chunks(chunk_rows) {
-            let indices: Vec<(usize, usize)> = chunk.iter().map(|(_, at)| *at).collect();
-            chunks.push(interleave_record_batch(&sources, &indices)?);
+        let mut last_use: Vec<Option<usize>> = vec![None; self.batches.len()];
+        for (number, chunk) in winners.chunks(chunk_rows).enumerate() {
+            for (_, (batch, _)) in chunk {
+                last_use[*batch] = Some(number);
+            }
         }
-        keys.extend(winners.into_iter().map(|(key, _)| key));
+        let mut sources: Vec<Option<RecordBatch>> = self
+            .batches
+            .into_iter()
+            .zip(&last_use)
+            .map(|(batch, used)| used.map(|_| batch))
+            .collect();
+        let mut chunks = Vec::with_capacity(winners.len().div_ceil(chunk_rows));
+        for (number, chunk) in winners.chunks(chunk_rows).enumerate() {
+            let at: Vec<(usize, usize)> = chunk.iter().map(|(_, at)| *at).collect();
+            chunks.push(gather(&sources, &at)?);
+            for &(batch, _) in &at {
+                if last_use[batch] == Some(number) {
+                    sources[batch] = None;
+                }
+            }
+        }
+        let keys: Vec<OwnedRow> = winners.into_iter().map(|(key, _)| key).collect();
         let mut stats = self.stats;
         stats.rows_kept = keys.len() as u64;
         Ok(PreparedIncrement {
@@ -191,6 +210,37 @@ impl Preparer {
             stats,
         })
     }
+}
+
+/// The rows at `at` ((batch, row) pairs into `sources`, all present) as one batch: a slice
+/// when they are consecutive rows of one batch, else a copy.
+fn gather(
+    sources: &[Option<RecordBatch>],
+    at: &[(usize, usize)],
+) -> Result<RecordBatch, ArrowError> {
+    let missing =
+        || ArrowError::InvalidArgumentError("an increment batch was released too early".into());
+    let (first_batch, first_row) = at[0];
+    let consecutive = at
+        .iter()
+        .enumerate()
+        .all(|(i, &(batch, row))| batch == first_batch && row == first_row + i);
+    if consecutive {
+        let source = sources[first_batch].as_ref().ok_or_else(missing)?;
+        return Ok(source.slice(first_row, at.len()));
+    }
+    let mut used: Vec<usize> = at.iter().map(|(batch, _)| *batch).collect();
+    used.sort_unstable();
+    used.dedup();
+    let refs = used
+        .iter()
+        .map(|&b| sources[b].as_ref().ok_or_else(missing))
+        .collect::<Result<Vec<_>, _>>()?;
+    let indices: Vec<(usize, usize)> = at
+        .iter()
+        .map(|&(batch, row)| (used.binary_search(&batch).unwrap_or_default(), row))
+        .collect();
+    interleave_record_batch(&refs, &indices)
 }
 
 /// The increment ready to merge: one row per id, sorted by id.
@@ -324,6 +374,32 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect()
+    }
+
+    #[test]
+    fn an_increment_in_id_order_is_sliced_not_copied() {
+        let first = batch(&[(Some(1), None, "a"), (Some(2), None, "b")]);
+        let second = batch(&[(Some(3), None, "c"), (Some(4), None, "d")]);
+        let values = |b: &RecordBatch| b.column(2).as_string::<i32>().values().as_ptr();
+        let read = [values(&first), values(&second)];
+        let p = prepare(vec![(first, day(20)), (second, day(20))], 2);
+        assert_eq!(values(p.chunk(0)), read[0]);
+        assert_eq!(values(p.chunk(1)), read[1]);
+        // Out of order, a chunk mixing batches is copied, and still right.
+        let p = prepare(
+            vec![
+                (
+                    batch(&[(Some(3), None, "c"), (Some(1), None, "a")]),
+                    day(20),
+                ),
+                (batch(&[(Some(2), None, "b")]), day(20)),
+            ],
+            2,
+        );
+        assert_eq!(
+            rows(&p),
+            [(1, "a".into()), (2, "b".into()), (3, "c".into())]
+        );
     }
 
     #[test]
