@@ -16,6 +16,10 @@ pub type Result<T, E = SnapshotError> = std::result::Result<T, E>;
 pub enum SnapshotError {
     #[error("{table}: snapshot-svc takes increment partitions, not {layer} partitions")]
     WrongLayer { table: String, layer: String },
+    #[error(
+        "{partition} is not published in the catalog (a replayed message for a partition that was removed?)"
+    )]
+    NotPublished { partition: String },
     #[error("{table}: reading the catalog: {source}")]
     Catalog {
         table: String,
@@ -80,6 +84,7 @@ impl SnapshotError {
             // The other merge has published; a retry finds its snapshot and decides again.
             SnapshotError::Raced { .. } => true,
             SnapshotError::WrongLayer { .. }
+            | SnapshotError::NotPublished { .. }
             | SnapshotError::BadLocation { .. }
             | SnapshotError::Schema { .. }
             | SnapshotError::MissingColumn { .. }

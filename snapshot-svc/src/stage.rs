@@ -239,6 +239,17 @@ impl SnapshotStage {
         let increments = published_partitions(catalog, &increment_of)
             .await
             .map_err(catalog_error)?;
+        // A message naming an increment that does not exist is poison, not "nothing to do":
+        // it goes to the dead-letter queue where an operator sees it.
+        if let Some(increment) = &request.increment
+            && !increments.iter().any(|(date, _)| *date == increment.date)
+        {
+            return Err(SnapshotError::NotPublished {
+                partition: layout
+                    .partition(&request.table, Layer::Increment, increment.date)
+                    .describe(),
+            });
+        }
         let held: Included = base
             .as_ref()
             .map(|(date, info)| {
