@@ -165,11 +165,12 @@ async fn poison_messages_are_dead_lettered_with_their_reason_while_good_ones_pub
             missing(Layer::Raw),
             "takes increment partitions, not raw",
         ),
+        (
+            3,
+            missing(Layer::Increment),
+            "is not published in the catalog",
+        ),
     ];
-    // The snapshot stage plans from the catalog (every published increment since the base),
-    // the message only triggers it: an increment that does not exist leaves nothing to do, and
-    // the message is acknowledged with a warning rather than dead-lettered.
-    let missing_increment = missing(Layer::Increment);
     // Good and poison messages interleaved on the same queues.
     let ingest = &s.deployment.queues[0].input;
     ingest
@@ -183,11 +184,6 @@ async fn poison_messages_are_dead_lettered_with_their_reason_while_good_ones_pub
             .await
             .unwrap();
     }
-    s.deployment.queues[3]
-        .input
-        .send(&missing_increment, &BTreeMap::new())
-        .await
-        .unwrap();
     ingest
         .send(&ingest_request("contacts", today), &BTreeMap::new())
         .await
@@ -207,13 +203,11 @@ async fn poison_messages_are_dead_lettered_with_their_reason_while_good_ones_pub
         .count();
     assert_eq!(dead.len(), poison.len(), "{dispositions:?}");
     assert_eq!(retried, 0, "poison is permanent: {dispositions:?}");
-    let discarded: Vec<_> = dispositions
-        .iter()
-        .filter(|d| matches!(d, Disposition::Discarded(_)))
-        .collect();
     assert!(
-        matches!(discarded[..], [Disposition::Discarded(r)] if r.contains("no increment file")),
-        "{discarded:?}"
+        !dispositions
+            .iter()
+            .any(|d| matches!(d, Disposition::Discarded(_))),
+        "{dispositions:?}"
     );
 
     // Each poison message is in its own stage's dead-letter queue, body unchanged, with why.
