@@ -63,6 +63,9 @@ pub struct CrashStats {
     /// Kills after the process had taken a message off the queue (by SQS's approximate counts:
     /// fewer visible or more in-flight messages than when it started).
     pub kills_after_receive: usize,
+    /// Kills while the process was handling a message: its log shows an event of the message
+    /// (the first is its first request to S3 or Glue) and not the end of it.
+    pub kills_mid_message: usize,
     /// Messages delivered again because none was visible: all handled, or held by killed
     /// processes (duplicates, as at-least-once delivery and crashes after publishing give).
     pub redelivered: usize,
@@ -72,6 +75,7 @@ impl std::ops::AddAssign for CrashStats {
     fn add_assign(&mut self, other: Self) {
         self.kills += other.kills;
         self.kills_after_receive += other.kills_after_receive;
+        self.kills_mid_message += other.kills_mid_message;
         self.redelivered += other.redelivered;
     }
 }
@@ -155,7 +159,12 @@ impl ProcessDeployment {
             ("TASCOMI_RETRY_BASE_SECS".into(), "1".into()),
             ("TASCOMI_SHUTDOWN_GRACE_SECS".into(), "1".into()),
             ("TASCOMI_CONCURRENCY".into(), "2".into()),
-            ("RUST_LOG".into(), "info".into()),
+            // The SDK's debug event at each request, inside the message's span, shows that a
+            // message is being handled (see `unfinished_messages`).
+            (
+                "RUST_LOG".into(),
+                "info,aws_smithy_runtime::client::orchestrator=debug".into(),
+            ),
         ];
         Self {
             moto,
@@ -169,17 +178,20 @@ impl ProcessDeployment {
         &self.moto.platform
     }
 
+    /// The log file of a stage's processes.
+    pub fn log_path(&self, stage: usize) -> PathBuf {
+        self.settings
+            .log_dir
+            .join(format!("{}-{}.log", self.moto.unique, STAGES[stage]))
+    }
+
     /// Starts stage `stage` (0 = ingest ... 3 = snapshot) as a process, logging to its file.
     pub fn spawn(&self, stage: usize) -> Child {
         let name = STAGES[stage];
-        let log_path = self
-            .settings
-            .log_dir
-            .join(format!("{}-{name}.log", self.moto.unique));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&log_path)
+            .open(self.log_path(stage))
             .expect("log file");
         let log_err = log.try_clone().expect("log file");
         let next = self.queues[stage + 1].url.clone();
@@ -275,12 +287,16 @@ impl ProcessDeployment {
     /// Runs stage `stage` as processes killed with SIGKILL `kills` times, each a moment drawn
     /// from `[0, window]` after its start, on the stage's messages `inputs` (sent here). When no
     /// message is visible (all handled, or held by killed processes until their visibility
-    /// timeout), `inputs` are delivered again before the next start, as at-least-once delivery
-    /// may, so that every process has work. Leaves the queue for [`Self::run_stage`].
+    /// timeout), there is new work before the next start: `inputs` again, as at-least-once
+    /// delivery may, or with `upstream`, that stage's messages handled by it to the end, so the
+    /// stage gets messages naming new runs (a stage that acknowledges its own duplicates without
+    /// work, as the snapshot does, would otherwise be killed while doing nothing).
+    /// Leaves the queue for [`Self::run_stage`].
     pub async fn crash_stage(
         &self,
         stage: usize,
         inputs: &[String],
+        upstream: Option<(usize, &[String])>,
         kills: usize,
         window: Duration,
         rng: &mut Rng,
@@ -292,20 +308,35 @@ impl ProcessDeployment {
         while stats.kills < kills {
             let before = self.depth(stage).await;
             if before.visible == 0 {
-                for body in inputs {
-                    self.send(stage, body).await;
+                match upstream {
+                    None => {
+                        for body in inputs {
+                            self.send(stage, body).await;
+                        }
+                        stats.redelivered += inputs.len();
+                    }
+                    Some((upstream, upstream_inputs)) => {
+                        for body in upstream_inputs {
+                            self.send(upstream, body).await;
+                        }
+                        self.run_stage(upstream, Duration::from_secs(120)).await;
+                        stats.redelivered += upstream_inputs.len();
+                    }
                 }
-                stats.redelivered += inputs.len();
                 continue;
             }
+            let log_start = std::fs::metadata(self.log_path(stage)).map_or(0, |m| m.len());
             let mut child = self.spawn(stage);
             tokio::time::sleep(rng.up_to(window)).await;
             let at_kill = self.depth(stage).await;
-            // start_kill is SIGKILL on Unix: no shutdown hook, no grace, no release.
+            // Child::kill is SIGKILL on Unix: no shutdown hook, no grace, no release.
             child.kill().await.expect("SIGKILL the stage process");
             stats.kills += 1;
             if at_kill.visible < before.visible || at_kill.in_flight > before.in_flight {
                 stats.kills_after_receive += 1;
+            }
+            if unfinished_messages(&read_from(&self.log_path(stage), log_start)) > 0 {
+                stats.kills_mid_message += 1;
             }
         }
         stats
@@ -336,5 +367,91 @@ impl ProcessDeployment {
             }
         }
         reasons
+    }
+}
+
+/// A file's text from byte `offset` on (empty when unreadable).
+fn read_from(path: &Path, offset: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut text = Vec::new();
+    if let Ok(mut file) = std::fs::File::open(path)
+        && file.seek(SeekFrom::Start(offset)).is_ok()
+    {
+        let _ = file.read_to_end(&mut text);
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+/// How many messages a process's log (`tracing`'s text format) shows begun and not ended: an
+/// event in a `message{... message_id=X ...}` span, and no "message handled", "discarded",
+/// "will be retried" or "failed permanently" for X.
+pub fn unfinished_messages(log: &str) -> usize {
+    const ENDS: [&str; 4] = [
+        "message handled",
+        "message discarded",
+        "message will be retried",
+        "message failed permanently",
+    ];
+    let mut open = std::collections::BTreeSet::new();
+    for line in strip_ansi(log).lines() {
+        let Some(rest) = line.split_once("message_id=").map(|(_, rest)| rest) else {
+            continue;
+        };
+        let id: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        if ENDS.iter().any(|end| line.contains(end)) {
+            open.remove(&id);
+        } else {
+            open.insert(id);
+        }
+    }
+    open.len()
+}
+
+/// The text without terminal colour sequences (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unfinished_messages_are_those_begun_and_not_ended() {
+        let log = "\u{1b}[2m2026\u{1b}[0m INFO message{stage=\"parse\" \u{1b}[3mmessage_id\u{1b}[0m=a-1 receive_count=1}: parsing\n\
+                   INFO message{stage=\"parse\" message_id=a-1 receive_count=1}: message handled sent=1\n\
+                   INFO message{stage=\"parse\" message_id=b-2 receive_count=2}:handle{}: reading\n\
+                   INFO runner started\n";
+        assert_eq!(unfinished_messages(log), 1);
+        assert_eq!(unfinished_messages(""), 0);
+    }
+
+    #[test]
+    fn the_generator_is_seeded() {
+        let draws = |seed| {
+            let mut rng = Rng::new(seed);
+            (0..5)
+                .map(|_| rng.up_to(Duration::from_millis(900)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draws(7), draws(7));
+        assert_ne!(draws(7), draws(8));
+        assert!(draws(7).iter().all(|d| *d <= Duration::from_millis(900)));
     }
 }

@@ -32,6 +32,8 @@ pub struct WatchStats {
     pub complete: u64,
     /// Checks that failed while the partition was being replaced by a newer run.
     pub superseded: u64,
+    /// What the first few superseded checks found.
+    pub superseded_examples: Vec<String>,
     /// Partitions seen incomplete or mixed, with what was wrong.
     pub violations: Vec<String>,
 }
@@ -119,7 +121,12 @@ async fn watch_layer(
         let mut stats = lock(stats);
         match outcome {
             Ok(()) => stats.complete += 1,
-            Err(_) if superseded => stats.superseded += 1,
+            Err(problem) if superseded => {
+                stats.superseded += 1;
+                if stats.superseded_examples.len() < 3 {
+                    stats.superseded_examples.push(problem);
+                }
+            }
             Err(problem) => stats.violations.push(problem),
         }
     }
@@ -251,13 +258,13 @@ fn render(batch: &RecordBatch) -> Vec<String> {
         .collect()
 }
 
-/// Run folders under the layers of `tables` that no catalog partition points at: what killed
-/// runs left behind (written before the kill and not yet collected, which publications do
-/// after the orphan grace period).
-pub async fn unpublished_run_folders(platform: &Platform, tables: &[TableName]) -> usize {
-    let mut count = 0;
+/// Run folders under each layer of `tables` that no catalog partition points at, in the order
+/// of [`Layer::ALL`]: what killed runs left behind (written before the kill, or replaced and not
+/// yet deleted; publications collect them after the orphan grace period).
+pub async fn unpublished_run_folders(platform: &Platform, tables: &[TableName]) -> [usize; 4] {
+    let mut counts = [0; 4];
     for table in tables {
-        for layer in Layer::ALL {
+        for (count, layer) in counts.iter_mut().zip(Layer::ALL) {
             let any = platform.layout.partition(table, layer, NaiveDate::MIN);
             let published: BTreeSet<String> = published_partitions(platform.catalog.as_ref(), &any)
                 .await
@@ -272,13 +279,13 @@ pub async fn unpublished_run_folders(platform: &Platform, tables: &[TableName]) 
                 .expect("list")
                 .into_iter()
                 .filter_map(|o| {
-                    let (folder, _) = o.key.split_once("/run-")?;
-                    let (run, _) = o.key[folder.len() + 5..].split_once('/')?;
+                    let (folder, rest) = o.key.split_once("/run-")?;
+                    let (run, _) = rest.split_once('/')?;
                     Some(format!("s3://{}/{folder}/run-{run}/", any.bucket))
                 })
                 .collect();
-            count += folders.difference(&published).count();
+            *count += folders.difference(&published).count();
         }
     }
-    count
+    counts
 }
