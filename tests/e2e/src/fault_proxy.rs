@@ -48,6 +48,8 @@ pub struct FaultPlan {
     /// the answer on: the client cannot tell whether its write happened. Never applied to SQS
     /// `ReceiveMessage`, where it would only hide messages for the visibility timeout.
     pub lose_response: f64,
+    /// SQS requests are always forwarded: only storage and catalog fail.
+    pub spare_sqs: bool,
 }
 
 impl FaultPlan {
@@ -59,6 +61,7 @@ impl FaultPlan {
             slow_down: 0.0,
             drop_request: 0.0,
             lose_response: 0.0,
+            spare_sqs: false,
         }
     }
 }
@@ -274,6 +277,9 @@ fn target(request: &Request<Incoming>) -> Option<String> {
 }
 
 fn choose(plan: &FaultPlan, n: u64, target: Option<&str>) -> Option<Fault> {
+    if plan.spare_sqs && target.is_some_and(|t| t.starts_with("AmazonSQS.")) {
+        return None;
+    }
     let x = draw(plan.seed, n);
     let mut edge = 0.0;
     for (share, fault) in [
@@ -583,9 +589,19 @@ mod tests {
             slow_down: 0.0,
             drop_request: 0.0,
             lose_response: 1.0,
+            spare_sqs: false,
         };
         assert_eq!(choose(&plan, 0, None), Some(Fault::LoseResponse));
         assert_eq!(choose(&plan, 0, Some("AmazonSQS.ReceiveMessage")), None);
+        let spared = FaultPlan {
+            spare_sqs: true,
+            ..plan.clone()
+        };
+        assert_eq!(choose(&spared, 0, Some("AmazonSQS.SendMessage")), None);
+        assert_eq!(
+            choose(&spared, 0, Some("AWSGlue.GetPartition")),
+            Some(Fault::LoseResponse)
+        );
         assert_eq!(choose(&FaultPlan::none(), 0, None), None);
     }
 

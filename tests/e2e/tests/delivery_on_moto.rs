@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use aws_config::retry::RetryConfig;
 use common::config::PipelineFile;
 use common::dictionary::ColumnTypes;
 use common::layout::{Layer, TableName};
@@ -21,7 +22,7 @@ use common::messages::{self, IngestMode, IngestRequest, PartitionReady};
 use common::publish::published_partitions;
 use common::queue::Received;
 use common::runner::{Disposition, RunnerSettings};
-use e2e::fault_proxy::StageRunners;
+use e2e::fault_proxy::{FaultPlan, FaultProxy, StageRunners};
 use e2e::watcher::Watcher;
 use e2e::{MotoDeployment, STAGES, expected_snapshot, moto};
 use tascomi_sim::{SimApi, SimConfig, SimHandle};
@@ -347,6 +348,83 @@ async fn the_same_message_to_two_consumers_at_once_publishes_what_one_delivery_d
         seen.rounds,
         seen.complete,
         seen.superseded,
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_keeps_failing_transiently_is_redriven_after_the_configured_receives() {
+    let Some(sdk) = moto().await else { return };
+    let started = Instant::now();
+    let s = setup(&sdk).await;
+    let today = s.first;
+    s.sim.set_today(today);
+    // The ingest stage's storage and catalog answer 500 to everything (its queue works): every
+    // receive of its message fails transiently and is left for redelivery. The deployment's
+    // queues redrive after 3 receives (MotoDeployment).
+    let upstream = sdk.endpoint_url().expect("moto's endpoint").to_owned();
+    let outage = FaultPlan {
+        internal_error: 1.0,
+        spare_sqs: true,
+        ..FaultPlan::none()
+    };
+    let proxy = FaultProxy::start(&upstream, outage).await.unwrap();
+    let proxied = proxy
+        .sdk_config(&sdk)
+        .to_builder()
+        .retry_config(RetryConfig::standard().with_initial_backoff(Duration::from_millis(50)))
+        .build();
+    let broken = StageRunners::new(
+        &proxied,
+        &s.deployment,
+        &s.sim,
+        &pipeline(),
+        s.dictionary.clone(),
+        &settings(),
+    );
+    let body = ingest_request("appeals", today);
+    s.deployment.queues[0]
+        .input
+        .send(&body, &BTreeMap::new())
+        .await
+        .unwrap();
+
+    let mut receives = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let batch = s.deployment.queues[0]
+            .input
+            .receive(1, Duration::from_secs(1))
+            .await
+            .unwrap();
+        for delivery in batch {
+            receives.push(delivery.receive_count);
+            let disposition = broken.process(0, delivery).await;
+            assert!(
+                matches!(&disposition, Disposition::Retrying { reason, .. } if reason.contains("InternalError")),
+                "{disposition:?}"
+            );
+        }
+        let depth = s.deployment.queues[0].input.depth().await.unwrap();
+        if depth.visible + depth.in_flight == 0 {
+            break;
+        }
+    }
+    assert_eq!(
+        receives,
+        [1, 2, 3],
+        "the configured receives, then the redrive"
+    );
+    let letters = dead_letters(&s.deployment).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!((letters[0].0, &letters[0].1), ("ingest", &body));
+    // SQS moved it, not the runner: no reason attribute (the runner logged one per retry).
+    assert_eq!(letters[0].2, "");
+    assert!(proxy.counts().internal_errors > 0);
+    eprintln!(
+        "transient poison: {} receives, then redriven to the dead-letter queue; {}; {:.0?}",
+        receives.len(),
+        proxy.counts(),
         started.elapsed()
     );
 }

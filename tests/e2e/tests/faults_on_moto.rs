@@ -45,6 +45,7 @@ fn plan(seed: u64) -> FaultPlan {
         slow_down: 0.04,
         drop_request: 0.03,
         lose_response: 0.03,
+        spare_sqs: false,
     }
 }
 
