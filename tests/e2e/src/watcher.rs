@@ -289,3 +289,75 @@ pub async fn unpublished_run_folders(platform: &Platform, tables: &[TableName]) 
     }
     counts
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int32Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use common::parquet_io::WriteOptions;
+    use common::publish::{PartitionWriter, new_run_id};
+
+    #[tokio::test]
+    async fn a_partition_is_complete_only_with_every_file_of_its_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let platform = Platform::local(dir.path());
+        let table = TableName::new("appeals").unwrap();
+        let date = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+        let partition = platform.layout.partition(&table, Layer::Parsed, date);
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int32, false)]));
+        let options = WriteOptions {
+            target_file_bytes: 1,
+            ..WriteOptions::default()
+        };
+        let mut writer = PartitionWriter::new(
+            platform.storage.clone(),
+            partition.clone(),
+            new_run_id(),
+            schema.clone(),
+            options,
+        );
+        for ids in [0..3, 3..5] {
+            let column = Arc::new(Int32Array::from_iter_values(ids));
+            let batch = RecordBatch::try_new(schema.clone(), vec![column]).unwrap();
+            writer.write(&batch).await.unwrap();
+        }
+        let published = writer
+            .finish()
+            .await
+            .unwrap()
+            .publish(
+                platform.catalog.as_ref(),
+                &platform.layout,
+                BTreeMap::new(),
+                Duration::from_secs(3600),
+            )
+            .await
+            .unwrap();
+        assert_eq!((published.files, published.rows), (2, 5));
+        let (_, info) = published_partitions(platform.catalog.as_ref(), &partition)
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(check_partition(&platform, &partition, &info).await, Ok(()));
+
+        // Pointing elsewhere than the recorded run's folder: not one run's files.
+        let mut elsewhere = info.clone();
+        elsewhere.location = format!("s3://{}/{}", partition.bucket, partition.key_prefix());
+        let problem = check_partition(&platform, &partition, &elsewhere)
+            .await
+            .unwrap_err();
+        assert!(problem.contains("is not the run folder"), "{problem}");
+
+        // A file missing: half a partition.
+        let (bucket, prefix) = split_s3_uri(&info.location).unwrap();
+        let first = platform.storage.list(bucket, prefix).await.unwrap()[0]
+            .key
+            .clone();
+        platform.storage.delete(bucket, &[first]).await.unwrap();
+        let problem = check_partition(&platform, &partition, &info)
+            .await
+            .unwrap_err();
+        assert!(problem.contains("1 files in"), "{problem}");
+    }
+}
