@@ -56,6 +56,9 @@ impl ParquetIoError {
 /// Batches of a Parquet file, in file order.
 pub type BatchStream = Pin<Box<dyn Stream<Item = Result<RecordBatch, ParquetIoError>> + Send>>;
 
+/// Values (rows × columns) per batch read at most: 752 text columns make 1,394 rows.
+pub const MAX_BATCH_VALUES: usize = 1 << 20;
+
 /// A file is decoded by several tasks only when each gets at least this many columns: for a
 /// narrow file, the split costs more than it saves.
 const MIN_COLUMNS_PER_DECODER: usize = 16;
@@ -328,7 +331,8 @@ pub async fn read_metadata(
         .map_err(|e| reader.parquet_error(e))
 }
 
-/// Streams a Parquet file in storage as batches of at most `batch_rows` rows, with its schema.
+/// Streams a Parquet file in storage as batches of at most `batch_rows` rows (fewer for a
+/// wide file: at most [`MAX_BATCH_VALUES`] values), with its schema.
 ///
 /// On a machine with several cores, a wide file's columns are decoded by several tasks at once
 /// (each a share of the columns), one batch ahead of the consumer; the batches come out whole
@@ -345,6 +349,10 @@ pub async fn read_file(
         .await
         .map_err(|e| on_error.parquet_error(e))?;
     let schema = metadata.schema().clone();
+    // Wide files come in fewer rows per batch: a batch's memory follows its values, not rows.
+    let batch_rows = batch_rows
+        .min(MAX_BATCH_VALUES / schema.fields().len().max(1))
+        .max(1);
     let flat = metadata.parquet_schema().num_columns() == schema.fields().len();
     let parts = threads().min(schema.fields().len() / MIN_COLUMNS_PER_DECODER);
     let stream_of = |projection: Option<ProjectionMask>| {
