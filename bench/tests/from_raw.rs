@@ -1,0 +1,179 @@
+//! `bench run --from-raw`: a raw layer written outside the benchmark, in the brief's layout, is
+//! imported and run through parse, recast and snapshot night by night; and `bench night` runs
+//! every table of the pipeline file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bench() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_bench"))
+}
+
+/// Runs `command`, failing the test with its stderr when it fails; returns its stdout.
+fn run(command: &mut Command) -> String {
+    let output = command.output().expect("starting bench");
+    assert!(
+        output.status.success(),
+        "{command:?} failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// The `rows` column of the result rows of `stage` whose first column starts with `label`.
+fn rows_of(table: &str, label: &str, stage: &str) -> Vec<u64> {
+    table
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            (cells.len() > 4 && cells[1].starts_with(label) && cells[2] == stage)
+                .then(|| cells[3].parse().expect("a row count"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_benchmarks_own_raw_written_as_plain_files_runs_night_by_night() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    let out = run(bench()
+        .args(["write-raw", "--dataset", "applications"])
+        .args([
+            "--records",
+            "300",
+            "--fields",
+            "40",
+            "--nights",
+            "2",
+            "--out",
+        ])
+        .arg(&raw));
+    assert!(out.contains("wrote 3 nights of applications"), "{out}");
+    // The layout is the brief's, with nothing but the Parquet files.
+    let day = raw.join(
+        "planning/tascomi/api-responses/applications/import_year=2027/import_month=01/import_day=05/import_date=20270105",
+    );
+    let names: Vec<String> = std::fs::read_dir(&day)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["part-00000.parquet"]);
+
+    let data = dir.path().join("data");
+    let table = run(bench()
+        .args(["run", "--from-raw"])
+        .arg(&raw)
+        .arg("--data-dir")
+        .arg(&data));
+    assert_eq!(
+        rows_of(&table, "applications 2027-01-0", "import raw"),
+        [300, 4, 4]
+    );
+    assert_eq!(
+        rows_of(&table, "applications 2027-01-0", "parse"),
+        [300, 4, 4]
+    );
+    // 300 records, then each night 3 updated and 1 new.
+    assert_eq!(
+        rows_of(&table, "applications 2027-01-0", "snapshot"),
+        [300, 301, 302]
+    );
+}
+
+/// A Python with pyarrow: `TASCOMI_PYTHON`, or the `.venv` that scripts/test.sh creates.
+fn python_with_pyarrow() -> Result<PathBuf, String> {
+    let python = std::env::var_os("TASCOMI_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"));
+    match Command::new(&python)
+        .args(["-c", "import pyarrow"])
+        .output()
+    {
+        Ok(o) if o.status.success() => Ok(python),
+        Ok(o) => Err(format!(
+            "{} has no pyarrow: {}",
+            python.display(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(format!("no python at {}: {e}", python.display())),
+    }
+}
+
+/// What another tool writes: one day with `write_to_dataset` (the partition columns only in the
+/// folder names, file names of pyarrow's choosing), one with the partition columns also in the
+/// file; 64-bit integers and a millisecond, UTC `import_datetime` where ingest-svc writes
+/// 32-bit integers and naive microseconds.
+const PYARROW_WRITER: &str = r#"
+import json, sys, datetime
+import pyarrow as pa, pyarrow.parquet as pq
+root = sys.argv[1] + "/planning/tascomi/api-responses/appeals"
+def day(date, ids, updated):
+    records = [json.dumps({"id": str(i), "last_updated": updated, "appeal_status": "open" if i % 2 else None})
+               for i in ids]
+    n = len(records)
+    at = datetime.datetime(int(date[:4]), int(date[4:6]), int(date[6:]), 2, 30, tzinfo=datetime.timezone.utc)
+    return pa.table({
+        "page_number": pa.array([1 + i // 20 for i in range(n)], pa.int64()),
+        "import_api_url_requested": ["https://example/rest/v1/appeals"] * n,
+        "import_api_status_code": pa.array([200] * n, pa.int64()),
+        "import_exception_thrown": pa.array([None] * n, pa.string()),
+        "appeals": records,
+        "import_datetime": pa.array([at] * n, pa.timestamp("ms", tz="UTC")),
+        "import_timestamp": [str(int(at.timestamp()))] * n,
+        "import_year": [date[:4]] * n, "import_month": [date[4:6]] * n,
+        "import_day": [date[6:]] * n, "import_date": [date] * n,
+    })
+pq.write_to_dataset(day("20270104", range(1, 51), "2027-01-03 10:00:00"), root,
+                    partition_cols=["import_year", "import_month", "import_day", "import_date"])
+path = root + "/import_year=2027/import_month=01/import_day=05/import_date=20270105"
+import os; os.makedirs(path)
+pq.write_table(day("20270105", range(41, 56), "2027-01-04 11:00:00"), path + "/data.parquet")
+"#;
+
+#[test]
+fn a_raw_layer_written_by_pyarrow_is_parsed_recast_and_snapshotted() {
+    let python = match python_with_pyarrow() {
+        Ok(python) => python,
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    run(Command::new(python).args(["-c", PYARROW_WRITER]).arg(&raw));
+    let data = dir.path().join("data");
+    let table = run(bench()
+        .args(["run", "--in-process", "--table", "appeals", "--from-raw"])
+        .arg(&raw)
+        .arg("--data-dir")
+        .arg(&data));
+    assert_eq!(rows_of(&table, "appeals 2027-01-0", "parse"), [50, 15]);
+    assert_eq!(rows_of(&table, "appeals 2027-01-0", "recast"), [50, 15]);
+    // Ids 1..=50, then 41..=50 updated and 51..=55 new.
+    assert_eq!(rows_of(&table, "appeals 2027-01-0", "snapshot"), [50, 55]);
+}
+
+#[test]
+fn a_whole_night_runs_every_table_of_the_pipeline_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // Scale 0.0002: documents 1,000 records, applications 20, the others 10.
+    let out = run(bench()
+        .args(["night", "--records-scale", "0.0002", "--concurrency", "3"])
+        .arg("--data-dir")
+        .arg(dir.path()));
+    let tables = out
+        .lines()
+        .skip_while(|l| !l.starts_with("## the night, per table"))
+        .filter(|l| l.contains("| snapshot |"))
+        .count();
+    assert_eq!(tables, 48, "{out}");
+    // documents: 1,000 records, then 10 updated and 2 new.
+    assert_eq!(rows_of(&out, "documents (", "snapshot"), [1002]);
+    assert_eq!(rows_of(&out, "applications (", "recast"), [2]);
+    assert!(
+        out.contains("**parse → recast → snapshot, end to end**"),
+        "{out}"
+    );
+}
