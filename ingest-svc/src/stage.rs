@@ -110,6 +110,14 @@ pub enum IngestError {
         #[source]
         source: arrow::error::ArrowError,
     },
+    #[error(
+        "table {table}: the API's headers on page 1 of {query} claim {pages} pages, more than the {MAX_PAGES_PER_QUERY} a query may have: refused as a broken answer"
+    )]
+    TooManyPages {
+        table: String,
+        query: String,
+        pages: u32,
+    },
     #[error("retry-failed for table {table}: {reason}")]
     NothingToRetry { table: String, reason: String },
     #[error(
@@ -130,6 +138,7 @@ impl IngestError {
             IngestError::Authentication(_)
             | IngestError::ForeignFile { .. }
             | IngestError::Rows { .. }
+            | IngestError::TooManyPages { .. }
             | IngestError::LatestNotPublished { .. } => false,
         };
         if transient {
@@ -495,6 +504,22 @@ impl IngestStage {
     }
 }
 
+/// Pages one query may have at most: ten times what production's largest table (documents,
+/// about 5 million records) needs at 50 records a page. The page list is built from the API's
+/// headers, so a broken or hostile header must not make it unbounded.
+pub const MAX_PAGES_PER_QUERY: u32 = 1_000_000;
+
+fn check_page_count(table: &TableName, query: Query, pages: u32) -> Result<(), IngestError> {
+    if pages > MAX_PAGES_PER_QUERY {
+        return Err(IngestError::TooManyPages {
+            table: table.to_string(),
+            query: format!("{query:?}"),
+            pages,
+        });
+    }
+    Ok(())
+}
+
 fn query_of(day: Option<NaiveDate>) -> Query {
     day.map_or(Query::All, Query::UpdatedOn)
 }
@@ -508,6 +533,7 @@ impl Run<'_> {
         let pages = match first {
             Ok(page) => {
                 let count = page.page_count();
+                check_page_count(self.table, query, count)?;
                 tracing::debug!(query = ?query, pages = count, records = page.total_results, "query counted");
                 self.write_page(1, page).await?;
                 count
@@ -766,4 +792,19 @@ impl Handler for IngestStage {
 /// The raw layer's schema for a table (re-exported for tests and tools).
 pub fn raw_schema(table: &TableName) -> arrow::datatypes::SchemaRef {
     raw::schema(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_count_beyond_the_limit_is_refused_naming_the_table() {
+        let table = TableName::new("documents").unwrap();
+        assert!(check_page_count(&table, Query::All, MAX_PAGES_PER_QUERY).is_ok());
+        let err = check_page_count(&table, Query::All, u32::MAX).unwrap_err();
+        assert!(err.to_string().contains("table documents"), "{err}");
+        assert!(err.to_string().contains(&u32::MAX.to_string()), "{err}");
+        assert!(matches!(err.into_failure(), Failure::Permanent(_)));
+    }
 }
