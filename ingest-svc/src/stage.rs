@@ -509,15 +509,13 @@ impl IngestStage {
 /// headers, so a broken or hostile header must not make it unbounded.
 pub const MAX_PAGES_PER_QUERY: u32 = 1_000_000;
 
-fn check_page_count(table: &TableName, query: Query, pages: u32) -> Result<(), IngestError> {
-    if pages > MAX_PAGES_PER_QUERY {
-        return Err(IngestError::TooManyPages {
-            table: table.to_string(),
-            query: format!("{query:?}"),
-            pages,
-        });
-    }
-    Ok(())
+/// The error for a query whose headers claim more than [`MAX_PAGES_PER_QUERY`] pages.
+fn too_many_pages(table: &TableName, query: Query, pages: u32) -> Option<IngestError> {
+    (pages > MAX_PAGES_PER_QUERY).then(|| IngestError::TooManyPages {
+        table: table.to_string(),
+        query: format!("{query:?}"),
+        pages,
+    })
 }
 
 fn query_of(day: Option<NaiveDate>) -> Query {
@@ -533,7 +531,9 @@ impl Run<'_> {
         let pages = match first {
             Ok(page) => {
                 let count = page.page_count();
-                check_page_count(self.table, query, count)?;
+                if let Some(err) = too_many_pages(self.table, query, count) {
+                    return Err(err);
+                }
                 tracing::debug!(query = ?query, pages = count, records = page.total_results, "query counted");
                 self.write_page(1, page).await?;
                 count
@@ -801,8 +801,8 @@ mod tests {
     #[test]
     fn a_page_count_beyond_the_limit_is_refused_naming_the_table() {
         let table = TableName::new("documents").unwrap();
-        assert!(check_page_count(&table, Query::All, MAX_PAGES_PER_QUERY).is_ok());
-        let err = check_page_count(&table, Query::All, u32::MAX).unwrap_err();
+        assert!(too_many_pages(&table, Query::All, MAX_PAGES_PER_QUERY).is_none());
+        let err = too_many_pages(&table, Query::All, u32::MAX).unwrap();
         assert!(err.to_string().contains("table documents"), "{err}");
         assert!(err.to_string().contains(&u32::MAX.to_string()), "{err}");
         assert!(matches!(err.into_failure(), Failure::Permanent(_)));
