@@ -343,6 +343,18 @@ pub async fn read_file(
     key: &str,
     batch_rows: usize,
 ) -> Result<(SchemaRef, BatchStream), ParquetIoError> {
+    read_file_columns(storage, bucket, key, batch_rows, None).await
+}
+
+/// [`read_file`] of only the named columns (those the file has), when `columns` is given: the
+/// others are neither fetched nor decoded.
+pub async fn read_file_columns(
+    storage: Arc<dyn Storage>,
+    bucket: &str,
+    key: &str,
+    batch_rows: usize,
+    columns: Option<&[&str]>,
+) -> Result<(SchemaRef, BatchStream), ParquetIoError> {
     let mut reader = StorageFileReader::open(storage, bucket, key).await?;
     let on_error = reader.clone();
     let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::default())
@@ -366,6 +378,19 @@ pub async fn read_file(
         let stream = builder.build().map_err(|e| on_error.parquet_error(e))?;
         Ok::<_, ParquetIoError>(stream.map_err(move |e| on_error.parquet_error(e)))
     };
+    if let Some(names) = columns {
+        let mask = ProjectionMask::columns(metadata.parquet_schema(), names.iter().copied());
+        let stream = stream_of(Some(mask))?;
+        let projected = Arc::new(Schema::new(
+            schema
+                .fields()
+                .iter()
+                .filter(|f| names.contains(&f.name().as_str()))
+                .cloned()
+                .collect::<Vec<_>>(),
+        ));
+        return Ok((projected, Box::pin(stream)));
+    }
     if !flat || parts < 2 {
         return Ok((schema, Box::pin(stream_of(None)?)));
     }

@@ -164,6 +164,30 @@ impl Preparer {
         Ok(())
     }
 
+    /// The winners' row numbers in read order (counting every row added, from 0), listed in id
+    /// order, when that list is increasing: the increment arrived in id order (a full load,
+    /// typically), so a second read can stream it through, keeping those rows. `None` otherwise.
+    pub fn read_order(&self) -> Option<Vec<u64>> {
+        let mut starts = Vec::with_capacity(self.batches.len());
+        let mut rows = 0u64;
+        for batch in &self.batches {
+            starts.push(rows);
+            rows += batch.num_rows() as u64;
+        }
+        let mut winners: Vec<(&OwnedRow, u64)> = self
+            .best
+            .iter()
+            .map(|(key, c)| (key, starts[c.batch] + c.row as u64))
+            .collect();
+        winners.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let order: Vec<u64> = winners.into_iter().map(|(_, at)| at).collect();
+        order.windows(2).all(|w| w[0] < w[1]).then_some(order)
+    }
+
+    pub fn stats(&self) -> &PrepareStats {
+        &self.stats
+    }
+
     /// The winning rows sorted by id, in batches of at most `chunk_rows` rows.
     ///
     /// Memory: a chunk whose rows are consecutive in one batch read is a slice of it (no copy),
@@ -374,6 +398,31 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect()
+    }
+
+    #[test]
+    fn read_order_lists_the_winners_only_when_they_come_in_id_order() {
+        let preparer = |batches: Vec<RecordBatch>| {
+            let ids = Arc::new(KeyEncoder::new(&DataType::Int32).unwrap());
+            let mut preparer = Preparer::new(schema(), "id", "last_updated", ids).unwrap();
+            for b in batches {
+                preparer.add(b, day(20)).unwrap();
+            }
+            preparer
+        };
+        let in_order = preparer(vec![
+            batch(&[(Some(1), None, "a"), (Some(2), None, "b")]),
+            batch(&[
+                (None, None, "no id"),
+                (Some(2), None, "b again"),
+                (Some(3), None, "c"),
+            ]),
+        ]);
+        // Row 1 (id 2) loses to row 3, its later copy; row 2 has no id.
+        assert_eq!(in_order.read_order(), Some(vec![0, 3, 4]));
+        assert_eq!(in_order.stats().null_ids, 1);
+        let out_of_order = preparer(vec![batch(&[(Some(2), None, "b"), (Some(1), None, "a")])]);
+        assert_eq!(out_of_order.read_order(), None);
     }
 
     #[test]

@@ -482,6 +482,58 @@ pub async fn merge(
     Ok((staged, report))
 }
 
+/// A snapshot written straight from an increment that arrives in id order, one row per id
+/// (see [`crate::increment::Preparer::read_order`]), when there is no previous snapshot: the
+/// batches are written as they are read, so memory holds a batch, not the increment.
+#[derive(Debug)]
+pub struct InOrderSnapshot<'a> {
+    out: Output<'a>,
+}
+
+impl<'a> InOrderSnapshot<'a> {
+    pub fn new(
+        writer: PartitionWriter,
+        ids: &'a KeyEncoder,
+        columns: &'a MergeColumns,
+        settings: &SnapshotSettings,
+    ) -> Self {
+        Self {
+            out: Output {
+                writer,
+                ids,
+                columns,
+                file_rows: settings.file_rows.max(1),
+                rows_in_file: 0,
+                unique: QualityCheck::new(&columns.id, &columns.completeness),
+                written: Counts::default(),
+                copied: Counts::default(),
+                last_key: None,
+                order_breaks: 0,
+            },
+        }
+    }
+
+    /// Appends rows of the snapshot schema, in id order.
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.out.write(batch).await
+    }
+
+    /// The staged partition and the same report [`merge`] gives; `null_ids` are the
+    /// increment's rows without an id (dropped, counted by the gate).
+    pub async fn finish(self, null_ids: u64) -> Result<(StagedPartition, MergeReport)> {
+        let out = self.out;
+        let report = MergeReport {
+            increment_rows: out.written.rows,
+            rows: out.written.rows,
+            order_breaks: out.order_breaks,
+            checks: out.checks(null_ids),
+            ..MergeReport::default()
+        };
+        let staged = out.writer.finish().await?;
+        Ok((staged, report))
+    }
+}
+
 /// Streams one file of the previous snapshot through the merge. Returns how many of its rows
 /// the increment replaced. Increment rows below each kept row (and below `bound`) are written
 /// before it, advancing `cursor`.

@@ -20,6 +20,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
+use arrow::array::{BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -27,9 +29,11 @@ use common::catalog::PartitionInfo;
 use common::config::{Env, PipelineFile};
 use common::layout::{Layer, PartitionRef, TableName, date_value, london_today, parse_date};
 use common::messages::PartitionReady;
-use common::parquet_io::read_file;
+use common::parquet_io::{BatchStream, read_file_columns};
 use common::platform::Platform;
-use common::publish::{PartitionWriter, Published, new_run_id, published_partitions};
+use common::publish::{
+    PartitionWriter, Published, StagedPartition, new_run_id, published_partitions,
+};
 use common::quality::{GateError, QualityReport};
 use common::runner::{Failure, Handler};
 use common::storage::split_s3_uri;
@@ -38,7 +42,9 @@ use parquet::file::metadata::ParquetMetaData;
 
 use crate::error::{Result, SnapshotError};
 use crate::increment::{KeyEncoder, PreparedIncrement, Preparer};
-use crate::merge::{BaseFile, MergeColumns, MergeReport, file_schema, footer, merge};
+use crate::merge::{
+    BaseFile, InOrderSnapshot, MergeColumns, MergeReport, file_schema, footer, merge,
+};
 use crate::schema::{SchemaUnion, conform};
 use crate::settings::SnapshotSettings;
 
@@ -305,15 +311,6 @@ impl SnapshotStage {
             )));
         };
         let ids = Arc::new(inputs.id_encoder()?);
-        let increment = self.prepare(&inputs, ids.clone()).await?;
-        let base_files = inputs
-            .base
-            .iter()
-            .map(|((bucket, key, bytes), metadata)| {
-                BaseFile::from_metadata(bucket, key, *bytes, metadata, &ids, &columns)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        drop(inputs.base);
         let writer = PartitionWriter::new(
             storage.clone(),
             plan.snapshot.clone(),
@@ -321,17 +318,38 @@ impl SnapshotStage {
             inputs.target.clone(),
             self.settings.write_options(self.platform.write_options),
         );
-        let (staged, report) = merge(
-            storage.clone(),
-            base_files,
-            &increment,
-            writer,
-            &ids,
-            &columns,
-            &self.settings,
-        )
-        .await?;
-        drop(increment);
+        // Without a previous snapshot, an increment in id order (a full load, typically) is
+        // streamed instead of held: memory stays bounded by a batch on the largest tables.
+        let in_order = match inputs.base.is_empty() {
+            true => self.read_order(&inputs, ids.clone()).await?,
+            false => None,
+        };
+        let (staged, report) = match in_order {
+            Some(order) => {
+                let snapshot = InOrderSnapshot::new(writer, &ids, &columns, &self.settings);
+                self.write_in_order(&inputs, order, snapshot).await?
+            }
+            None => {
+                let increment = self.prepare(&inputs, ids.clone()).await?;
+                let base_files = inputs
+                    .base
+                    .iter()
+                    .map(|((bucket, key, bytes), metadata)| {
+                        BaseFile::from_metadata(bucket, key, *bytes, metadata, &ids, &columns)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                merge(
+                    storage.clone(),
+                    base_files,
+                    &increment,
+                    writer,
+                    &ids,
+                    &columns,
+                    &self.settings,
+                )
+                .await?
+            }
+        };
 
         if let Err(err) = self.gate(&plan, &run_id, &report).await {
             staged.discard().await?;
@@ -446,42 +464,68 @@ impl SnapshotStage {
     /// Reads every increment file batch by batch and keeps one row per id (see
     /// [`crate::increment`]).
     async fn prepare(&self, inputs: &Inputs, ids: Arc<KeyEncoder>) -> Result<PreparedIncrement> {
-        let arrow_error = |what: String| move |source| SnapshotError::Arrow { what, source };
         let mut preparer =
             Preparer::new(inputs.target.clone(), ID_COLUMN, LAST_UPDATED_COLUMN, ids)
                 .map_err(arrow_error(format!("{} increment", inputs.table)))?;
-        let keys = Layer::Increment.partition_keys();
-        for file in &inputs.increments {
-            let what = format!("s3://{}/{}", file.bucket, file.key);
-            let read_error = |source| SnapshotError::Read {
-                what: what.clone(),
-                source: Box::new(source),
-            };
-            // The partition values are not in the files: they become columns here.
-            let constants: Vec<(&str, &str)> = keys
-                .iter()
-                .copied()
-                .zip(file.values.iter().map(String::as_str))
-                .collect();
-            let (_, mut batches) = read_file(
-                self.platform.storage.clone(),
-                &file.bucket,
-                &file.key,
-                self.settings.batch_rows,
-            )
-            .await
-            .map_err(read_error)?;
-            while let Some(batch) = batches.try_next().await.map_err(read_error)? {
-                let batch = conform(&batch, &inputs.target, &constants)
-                    .map_err(arrow_error(what.clone()))?;
-                preparer
-                    .add(batch, file.date)
-                    .map_err(arrow_error(what.clone()))?;
-            }
+        let mut reader = IncrementReader::new(self, inputs, inputs.target.clone());
+        while let Some((batch, date, what)) = reader.next().await? {
+            preparer.add(batch, date).map_err(arrow_error(what))?;
         }
         preparer
             .finish(self.settings.batch_rows)
             .map_err(arrow_error(format!("{} increment", inputs.table)))
+    }
+
+    /// Reads only the ids and `last_updated` of the increments and, when the winning rows come
+    /// in id order, says which they are (row numbers in read order) and how many rows had no
+    /// id. `None` when the increment is out of order.
+    async fn read_order(
+        &self,
+        inputs: &Inputs,
+        ids: Arc<KeyEncoder>,
+    ) -> Result<Option<(Vec<u64>, u64)>> {
+        let keys = Arc::new(Schema::new(
+            inputs
+                .target
+                .fields()
+                .iter()
+                .filter(|f| [ID_COLUMN, LAST_UPDATED_COLUMN].contains(&f.name().as_str()))
+                .cloned()
+                .collect::<Vec<_>>(),
+        ));
+        let mut preparer = Preparer::new(keys.clone(), ID_COLUMN, LAST_UPDATED_COLUMN, ids)
+            .map_err(arrow_error(format!("{} increment", inputs.table)))?;
+        let mut reader = IncrementReader::new(self, inputs, keys);
+        while let Some((batch, date, what)) = reader.next().await? {
+            preparer.add(batch, date).map_err(arrow_error(what))?;
+        }
+        let null_ids = preparer.stats().null_ids;
+        Ok(preparer.read_order().map(|order| (order, null_ids)))
+    }
+
+    /// The first snapshot of an increment in id order, streamed: every increment row is read
+    /// again and the winners (`order`, from [`Self::read_order`]) written as they come.
+    async fn write_in_order(
+        &self,
+        inputs: &Inputs,
+        (order, null_ids): (Vec<u64>, u64),
+        mut snapshot: InOrderSnapshot<'_>,
+    ) -> Result<(StagedPartition, MergeReport)> {
+        let mut reader = IncrementReader::new(self, inputs, inputs.target.clone());
+        let (mut row, mut next) = (0u64, 0usize);
+        while let Some((batch, _, what)) = reader.next().await? {
+            let end = row + batch.num_rows() as u64;
+            let mut keep = vec![false; batch.num_rows()];
+            while next < order.len() && order[next] < end {
+                keep[(order[next] - row) as usize] = true;
+                next += 1;
+            }
+            row = end;
+            let kept = filter_record_batch(&batch, &BooleanArray::from(keep))
+                .map_err(arrow_error(what))?;
+            snapshot.write(&kept).await?;
+        }
+        snapshot.finish(null_ids).await
     }
 
     /// Records the data-quality report, passed or failed; `Err` when the gate failed.
@@ -581,6 +625,82 @@ impl Inputs {
             source,
         })
     }
+}
+
+/// Reads the increments' files in order, batch by batch, each batch conformed to `target` (and
+/// only `target`'s columns fetched), with its import date and the file it came from.
+struct IncrementReader<'a> {
+    stage: &'a SnapshotStage,
+    inputs: &'a Inputs,
+    target: SchemaRef,
+    next_file: usize,
+    current: Option<(BatchStream, Vec<(&'static str, String)>, NaiveDate, String)>,
+}
+
+impl<'a> IncrementReader<'a> {
+    fn new(stage: &'a SnapshotStage, inputs: &'a Inputs, target: SchemaRef) -> Self {
+        Self {
+            stage,
+            inputs,
+            target,
+            next_file: 0,
+            current: None,
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<(RecordBatch, NaiveDate, String)>> {
+        loop {
+            if let Some((batches, constants, date, what)) = &mut self.current {
+                let read_error = |source| SnapshotError::Read {
+                    what: what.clone(),
+                    source: Box::new(source),
+                };
+                if let Some(batch) = batches.try_next().await.map_err(read_error)? {
+                    // The partition values are not in the files: they become columns here.
+                    let constants: Vec<(&str, &str)> =
+                        constants.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    let batch = conform(&batch, &self.target, &constants)
+                        .map_err(arrow_error(what.clone()))?;
+                    return Ok(Some((batch, *date, what.clone())));
+                }
+                self.current = None;
+            }
+            let Some(file) = self.inputs.increments.get(self.next_file) else {
+                return Ok(None);
+            };
+            self.next_file += 1;
+            let what = format!("s3://{}/{}", file.bucket, file.key);
+            let columns: Vec<&str> = self
+                .target
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            let (_, batches) = read_file_columns(
+                self.stage.platform.storage.clone(),
+                &file.bucket,
+                &file.key,
+                self.stage.settings.batch_rows,
+                Some(&columns),
+            )
+            .await
+            .map_err(|source| SnapshotError::Read {
+                what: what.clone(),
+                source: Box::new(source),
+            })?;
+            let constants = Layer::Increment
+                .partition_keys()
+                .iter()
+                .copied()
+                .zip(file.values.iter().cloned())
+                .collect();
+            self.current = Some((batches, constants, file.date, what));
+        }
+    }
+}
+
+fn arrow_error(what: String) -> impl FnOnce(arrow::error::ArrowError) -> SnapshotError {
+    move |source| SnapshotError::Arrow { what, source }
 }
 
 /// One file of an increment partition to apply.
