@@ -634,7 +634,16 @@ struct IncrementReader<'a> {
     inputs: &'a Inputs,
     target: SchemaRef,
     next_file: usize,
-    current: Option<(BatchStream, Vec<(&'static str, String)>, NaiveDate, String)>,
+    current: Option<OpenIncrementFile>,
+}
+
+/// The increment file being read.
+struct OpenIncrementFile {
+    batches: BatchStream,
+    /// The partition columns (not in the files) and their values.
+    constants: Vec<(&'static str, String)>,
+    date: NaiveDate,
+    what: String,
 }
 
 impl<'a> IncrementReader<'a> {
@@ -650,7 +659,13 @@ impl<'a> IncrementReader<'a> {
 
     async fn next(&mut self) -> Result<Option<(RecordBatch, NaiveDate, String)>> {
         loop {
-            if let Some((batches, constants, date, what)) = &mut self.current {
+            if let Some(OpenIncrementFile {
+                batches,
+                constants,
+                date,
+                what,
+            }) = &mut self.current
+            {
                 let read_error = |source| SnapshotError::Read {
                     what: what.clone(),
                     source: Box::new(source),
@@ -694,7 +709,12 @@ impl<'a> IncrementReader<'a> {
                 .copied()
                 .zip(file.values.iter().cloned())
                 .collect();
-            self.current = Some((batches, constants, file.date, what));
+            self.current = Some(OpenIncrementFile {
+                batches,
+                constants,
+                date: file.date,
+                what,
+            });
         }
     }
 }
