@@ -164,30 +164,6 @@ impl Preparer {
         Ok(())
     }
 
-    /// The winners' row numbers in read order (counting every row added, from 0), listed in id
-    /// order, when that list is increasing: the increment arrived in id order (a full load,
-    /// typically), so a second read can stream it through, keeping those rows. `None` otherwise.
-    pub fn read_order(&self) -> Option<Vec<u64>> {
-        let mut starts = Vec::with_capacity(self.batches.len());
-        let mut rows = 0u64;
-        for batch in &self.batches {
-            starts.push(rows);
-            rows += batch.num_rows() as u64;
-        }
-        let mut winners: Vec<(&OwnedRow, u64)> = self
-            .best
-            .iter()
-            .map(|(key, c)| (key, starts[c.batch] + c.row as u64))
-            .collect();
-        winners.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let order: Vec<u64> = winners.into_iter().map(|(_, at)| at).collect();
-        order.windows(2).all(|w| w[0] < w[1]).then_some(order)
-    }
-
-    pub fn stats(&self) -> &PrepareStats {
-        &self.stats
-    }
-
     /// The winning rows sorted by id, in batches of at most `chunk_rows` rows.
     ///
     /// Memory: a chunk whose rows are consecutive in one batch read is a slice of it (no copy),
@@ -265,6 +241,103 @@ fn gather(
         .map(|&(batch, row)| (used.binary_search(&batch).unwrap_or_default(), row))
         .collect();
     interleave_record_batch(&refs, &indices)
+}
+
+/// The winning rows of an increment read in id order, found with memory for one id at a time:
+/// equal ids are neighbours, so each id's rows are compared as they pass, by the rules of
+/// [`Preparer`]. A first snapshot streams its increment this way.
+#[derive(Debug)]
+pub struct InOrderWinners {
+    id_index: usize,
+    ids: Arc<KeyEncoder>,
+    last_updated: Option<(usize, KeyEncoder)>,
+    /// The id being read and its best row so far: (id, last_updated, import date, row number).
+    current: Option<(OwnedRow, Option<OwnedRow>, NaiveDate, u64)>,
+    /// Rows added so far.
+    rows: u64,
+    winners: Vec<u64>,
+    null_ids: u64,
+}
+
+impl InOrderWinners {
+    /// `schema` is the schema of the batches to add; `ids` encodes its id column.
+    pub fn new(
+        schema: &SchemaRef,
+        id_column: &str,
+        last_updated_column: &str,
+        ids: Arc<KeyEncoder>,
+    ) -> Result<Self, ArrowError> {
+        let last_updated = match schema.index_of(last_updated_column) {
+            Ok(i) => Some((i, KeyEncoder::new(schema.field(i).data_type())?)),
+            Err(_) => None,
+        };
+        Ok(Self {
+            id_index: schema.index_of(id_column)?,
+            ids,
+            last_updated,
+            current: None,
+            rows: 0,
+            winners: Vec::new(),
+            null_ids: 0,
+        })
+    }
+
+    /// Adds the next batch read. `Ok(false)` as soon as an id is below the one before it: the
+    /// increment is not in id order (stop, and hold it with a [`Preparer`] instead).
+    pub fn add(&mut self, batch: &RecordBatch, import_date: NaiveDate) -> Result<bool, ArrowError> {
+        let id_column = batch.column(self.id_index);
+        let ids = self.ids.encode(id_column)?;
+        let dates = match &self.last_updated {
+            Some((i, encoder)) => Some((encoder.encode(batch.column(*i))?, batch.column(*i))),
+            None => None,
+        };
+        for row in 0..batch.num_rows() {
+            let at = self.rows;
+            self.rows += 1;
+            if id_column.is_null(row) {
+                self.null_ids += 1;
+                continue;
+            }
+            let key = ids.row(row);
+            let last_updated = dates
+                .as_ref()
+                .filter(|(_, column)| !column.is_null(row))
+                .map(|(rows, _)| rows.row(row));
+            match &mut self.current {
+                Some((id, _, _, _)) if key < id.row() => return Ok(false),
+                Some((id, best_updated, best_date, best_at)) if key == id.row() => {
+                    // On a full tie the row read last wins.
+                    let best = (best_updated.as_ref().map(OwnedRow::row), *best_date);
+                    if (last_updated, import_date) >= best {
+                        *best_updated = last_updated.map(|r| r.owned());
+                        *best_date = import_date;
+                        *best_at = at;
+                    }
+                }
+                current => {
+                    if let Some((_, _, _, best_at)) = current.take() {
+                        self.winners.push(best_at);
+                    }
+                    *current = Some((
+                        key.owned(),
+                        last_updated.map(|r| r.owned()),
+                        import_date,
+                        at,
+                    ));
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// The winners' row numbers (counting every row added, from 0), in id order, and how many
+    /// rows had no id.
+    pub fn finish(mut self) -> (Vec<u64>, u64) {
+        if let Some((_, _, _, best_at)) = self.current.take() {
+            self.winners.push(best_at);
+        }
+        (self.winners, self.null_ids)
+    }
 }
 
 /// The increment ready to merge: one row per id, sorted by id.
@@ -401,28 +474,34 @@ mod tests {
     }
 
     #[test]
-    fn read_order_lists_the_winners_only_when_they_come_in_id_order() {
-        let preparer = |batches: Vec<RecordBatch>| {
+    fn in_order_winners_follow_the_preparers_rules_and_stop_out_of_order() {
+        let winners = |batches: Vec<RecordBatch>| {
             let ids = Arc::new(KeyEncoder::new(&DataType::Int32).unwrap());
-            let mut preparer = Preparer::new(schema(), "id", "last_updated", ids).unwrap();
+            let mut w = InOrderWinners::new(&schema(), "id", "last_updated", ids).unwrap();
             for b in batches {
-                preparer.add(b, day(20)).unwrap();
+                if !w.add(&b, day(20)).unwrap() {
+                    return None;
+                }
             }
-            preparer
+            Some(w.finish())
         };
-        let in_order = preparer(vec![
-            batch(&[(Some(1), None, "a"), (Some(2), None, "b")]),
+        let newer = Some("2026-11-20 10:00:00");
+        let older = Some("2026-11-19 10:00:00");
+        let found = winners(vec![
+            batch(&[(Some(1), None, "a"), (Some(2), newer, "b newer")]),
             batch(&[
                 (None, None, "no id"),
-                (Some(2), None, "b again"),
+                (Some(2), older, "b older"),
                 (Some(3), None, "c"),
+                (Some(3), None, "c again"),
             ]),
         ]);
-        // Row 1 (id 2) loses to row 3, its later copy; row 2 has no id.
-        assert_eq!(in_order.read_order(), Some(vec![0, 3, 4]));
-        assert_eq!(in_order.stats().null_ids, 1);
-        let out_of_order = preparer(vec![batch(&[(Some(2), None, "b"), (Some(1), None, "a")])]);
-        assert_eq!(out_of_order.read_order(), None);
+        // Id 2: the newer row (1) beats the older (3); id 3: a full tie, the later row (5).
+        assert_eq!(found, Some((vec![0, 1, 5], 1)));
+        assert_eq!(
+            winners(vec![batch(&[(Some(2), None, "b"), (Some(1), None, "a")])]),
+            None
+        );
     }
 
     #[test]

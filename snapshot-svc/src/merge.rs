@@ -483,7 +483,7 @@ pub async fn merge(
 }
 
 /// A snapshot written straight from an increment that arrives in id order, one row per id
-/// (see [`crate::increment::Preparer::read_order`]), when there is no previous snapshot: the
+/// (see [`crate::increment::InOrderWinners`]), when there is no previous snapshot: the
 /// batches are written as they are read, so memory holds a batch, not the increment.
 #[derive(Debug)]
 pub struct InOrderSnapshot<'a> {

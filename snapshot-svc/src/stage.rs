@@ -41,7 +41,7 @@ use futures::TryStreamExt;
 use parquet::file::metadata::ParquetMetaData;
 
 use crate::error::{Result, SnapshotError};
-use crate::increment::{KeyEncoder, PreparedIncrement, Preparer};
+use crate::increment::{InOrderWinners, KeyEncoder, PreparedIncrement, Preparer};
 use crate::merge::{
     BaseFile, InOrderSnapshot, MergeColumns, MergeReport, file_schema, footer, merge,
 };
@@ -476,9 +476,9 @@ impl SnapshotStage {
             .map_err(arrow_error(format!("{} increment", inputs.table)))
     }
 
-    /// Reads only the ids and `last_updated` of the increments and, when the winning rows come
-    /// in id order, says which they are (row numbers in read order) and how many rows had no
-    /// id. `None` when the increment is out of order.
+    /// Reads only the ids and `last_updated` of the increments and, when the ids come in id
+    /// order, says which rows win (row numbers in read order) and how many rows had no id.
+    /// `None` as soon as an id is out of order. Memory: one id, and 8 bytes per winning row.
     async fn read_order(
         &self,
         inputs: &Inputs,
@@ -493,14 +493,15 @@ impl SnapshotStage {
                 .cloned()
                 .collect::<Vec<_>>(),
         ));
-        let mut preparer = Preparer::new(keys.clone(), ID_COLUMN, LAST_UPDATED_COLUMN, ids)
+        let mut winners = InOrderWinners::new(&keys, ID_COLUMN, LAST_UPDATED_COLUMN, ids)
             .map_err(arrow_error(format!("{} increment", inputs.table)))?;
         let mut reader = IncrementReader::new(self, inputs, keys);
         while let Some((batch, date, what)) = reader.next().await? {
-            preparer.add(batch, date).map_err(arrow_error(what))?;
+            if !winners.add(&batch, date).map_err(arrow_error(what))? {
+                return Ok(None);
+            }
         }
-        let null_ids = preparer.stats().null_ids;
-        Ok(preparer.read_order().map(|order| (order, null_ids)))
+        Ok(Some(winners.finish()))
     }
 
     /// The first snapshot of an increment in id order, streamed: every increment row is read
