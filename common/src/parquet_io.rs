@@ -334,9 +334,9 @@ pub async fn read_metadata(
 /// Streams a Parquet file in storage as batches of at most `batch_rows` rows (fewer for a
 /// wide file: at most [`MAX_BATCH_VALUES`] values), with its schema.
 ///
-/// On a machine with several cores, a wide file's columns are decoded by several tasks at once
-/// (each a share of the columns), one batch ahead of the consumer; the batches come out whole
-/// and in file order either way.
+/// On a machine with several cores, a file is decoded by a task of its own, one batch ahead of
+/// the consumer, and a wide file's columns by several such tasks at once (each a share of the
+/// columns); the batches come out whole and in file order either way.
 pub async fn read_file(
     storage: Arc<dyn Storage>,
     bucket: &str,
@@ -366,7 +366,9 @@ pub async fn read_file_columns(
         .min(MAX_BATCH_VALUES / schema.fields().len().max(1))
         .max(1);
     let flat = metadata.parquet_schema().num_columns() == schema.fields().len();
-    let parts = threads().min(schema.fields().len() / MIN_COLUMNS_PER_DECODER);
+    let parts = threads()
+        .min(schema.fields().len() / MIN_COLUMNS_PER_DECODER)
+        .max(1);
     let stream_of = |projection: Option<ProjectionMask>| {
         let mut builder =
             ParquetRecordBatchStreamBuilder::new_with_metadata(reader.clone(), metadata.clone())
@@ -391,10 +393,11 @@ pub async fn read_file_columns(
         ));
         return Ok((projected, Box::pin(stream)));
     }
-    if !flat || parts < 2 {
+    if !flat || threads() < 2 {
         return Ok((schema, Box::pin(stream_of(None)?)));
     }
-    // Field i is decoded by part i % parts, as that part's column i / parts.
+    // Field i is decoded by part i % parts, as that part's column i / parts. Even a single
+    // part is decoded by a task of its own, so decoding overlaps the consumer's work.
     let mut receivers = Vec::with_capacity(parts);
     for part in 0..parts {
         let leaves = (part..schema.fields().len()).step_by(parts);
