@@ -269,18 +269,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         )
         .await?;
     }
-    writeln!(out, "{}", table_header("night"))?;
-    for row in &rows {
-        writeln!(out, "{}", format_row(row))?;
-    }
-    if args.in_process {
-        writeln!(
-            out,
-            "\npeak resident memory is the whole process's so far (--in-process): {}",
-            mib(peak_rss_bytes())
-        )?;
-    }
-    Ok(())
+    print_results(&mut out, "night", &rows, args.in_process)
 }
 
 /// Makes `dir` empty and marks it as the benchmark's; refuses a non-empty directory the
@@ -511,11 +500,21 @@ async fn run_from_raw(args: RunArgs, dir: &Path) -> anyhow::Result<()> {
         )
         .await?;
     }
-    writeln!(out, "{}", table_header("table and import date"))?;
-    for row in &rows {
+    print_results(&mut out, "table and import date", &rows, args.in_process)
+}
+
+/// The results table (first column headed `first`), and with `--in-process` the process's peak.
+fn print_results(
+    out: &mut impl Write,
+    first: &str,
+    rows: &[Row],
+    in_process: bool,
+) -> anyhow::Result<()> {
+    writeln!(out, "{}", table_header(first))?;
+    for row in rows {
         writeln!(out, "{}", format_row(row))?;
     }
-    if args.in_process {
+    if in_process {
         writeln!(
             out,
             "\npeak resident memory is the whole process's so far (--in-process): {}",

@@ -277,7 +277,27 @@ struct Output<'a> {
     order_breaks: u64,
 }
 
-impl Output<'_> {
+impl<'a> Output<'a> {
+    fn new(
+        writer: PartitionWriter,
+        ids: &'a KeyEncoder,
+        columns: &'a MergeColumns,
+        file_rows: usize,
+    ) -> Self {
+        Self {
+            writer,
+            ids,
+            columns,
+            file_rows: file_rows.max(1),
+            rows_in_file: 0,
+            unique: QualityCheck::new(&columns.id, &columns.completeness),
+            written: Counts::default(),
+            copied: Counts::default(),
+            last_key: None,
+            order_breaks: 0,
+        }
+    }
+
     async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
@@ -416,18 +436,7 @@ pub async fn merge(
         let min = |f: &BaseFile| f.id_range.as_ref().map(|(min, _)| min.clone());
         min(a).cmp(&min(b)).then_with(|| a.key.cmp(&b.key))
     });
-    let mut out = Output {
-        writer,
-        ids,
-        columns,
-        file_rows: file_rows.max(1),
-        rows_in_file: 0,
-        unique: QualityCheck::new(&columns.id, &columns.completeness),
-        written: Counts::default(),
-        copied: Counts::default(),
-        last_key: None,
-        order_breaks: 0,
-    };
+    let mut out = Output::new(writer, ids, columns, file_rows);
     let mut report = MergeReport::default();
     let mut cursor = 0;
     for (i, file) in base.iter().enumerate() {
@@ -498,18 +507,7 @@ impl<'a> InOrderSnapshot<'a> {
         settings: &SnapshotSettings,
     ) -> Self {
         Self {
-            out: Output {
-                writer,
-                ids,
-                columns,
-                file_rows: settings.file_rows.max(1),
-                rows_in_file: 0,
-                unique: QualityCheck::new(&columns.id, &columns.completeness),
-                written: Counts::default(),
-                copied: Counts::default(),
-                last_key: None,
-                order_breaks: 0,
-            },
+            out: Output::new(writer, ids, columns, settings.file_rows),
         }
     }
 
