@@ -89,6 +89,9 @@ locals {
         TASCOMI_DEAD_LETTER_QUEUE_URL   = aws_sqs_queue.dead_letter[stage].url
         TASCOMI_CONCURRENCY             = tostring(local.stage_settings[stage].concurrency)
         TASCOMI_VISIBILITY_TIMEOUT_SECS = tostring(local.stage_settings[stage].visibility_timeout_secs)
+        # The runner dead-letters a message with its reason on this receive, before SQS's redrive
+        # would move it there without one.
+        TASCOMI_MAX_RECEIVES = tostring(var.max_receive_count)
       },
       local.stage_environment[stage],
     )

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Europe::London;
 use serde::{Deserialize, Serialize};
 
@@ -332,9 +332,89 @@ pub fn london_today() -> NaiveDate {
     london_date(Utc::now())
 }
 
+/// A Tascomi timestamp as London wall-clock time, the one reading every stage uses.
+///
+/// Accepts `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DDTHH:MM:SS`, each with an optional fraction of up
+/// to nine digits, as Tascomi sends them: London wall-clock already, returned as read. The same
+/// followed by a zone (`Z`, `+01:00`, `+0100`, `-05:00`) is the instant it names, converted to
+/// London wall-clock (so `2026-07-01T11:00:00Z` is `2026-07-01 12:00:00`, British Summer
+/// Time). `None` for anything else, a bare date included.
+pub fn parse_london_timestamp(text: &str) -> Option<NaiveDateTime> {
+    let text = text.trim();
+    if let Some(wall) = wall_clock(text) {
+        return Some(wall);
+    }
+    let zoned = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix('z'))
+        .map(|rest| format!("{rest}+00:00"));
+    let zoned = zoned.as_deref().unwrap_or(text);
+    WALL_CLOCK_FORMATS
+        .iter()
+        .flat_map(|f| [format!("{f}%:z"), format!("{f}%z")])
+        .find_map(|f| DateTime::parse_from_str(zoned, &f).ok())
+        .map(|at| at.with_timezone(&London).naive_local())
+}
+
+/// Whether a timestamp text carries a zone (`Z` or an offset) and so needs converting to
+/// London wall-clock; Tascomi's own timestamps do not.
+pub fn has_zone(text: &str) -> bool {
+    wall_clock(text.trim()).is_none() && parse_london_timestamp(text).is_some()
+}
+
+const WALL_CLOCK_FORMATS: [&str; 2] = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"];
+
+fn wall_clock(text: &str) -> Option<NaiveDateTime> {
+    WALL_CLOCK_FORMATS
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_with_a_zone_become_london_wall_clock() {
+        let at = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+        // As Tascomi sends them: already London wall-clock.
+        assert_eq!(
+            parse_london_timestamp("2026-07-01 11:00:00"),
+            Some(at("2026-07-01 11:00:00"))
+        );
+        assert_eq!(
+            parse_london_timestamp("2026-07-01T11:00:00.25"),
+            Some(at("2026-07-01 11:00:00.25"))
+        );
+        // UTC in summer is an hour behind London; in winter the same.
+        assert_eq!(
+            parse_london_timestamp("2026-07-01T11:00:00Z"),
+            Some(at("2026-07-01 12:00:00"))
+        );
+        assert_eq!(
+            parse_london_timestamp("2026-12-01 23:30:00Z"),
+            Some(at("2026-12-01 23:30:00"))
+        );
+        assert_eq!(
+            parse_london_timestamp("2026-07-01 23:30:00+00:00"),
+            Some(at("2026-07-02 00:30:00"))
+        );
+        assert_eq!(
+            parse_london_timestamp("2026-07-01T09:00:00-0500"),
+            Some(at("2026-07-01 15:00:00"))
+        );
+        assert!(has_zone("2026-07-01T11:00:00Z"));
+        assert!(!has_zone("2026-07-01 11:00:00"));
+        for junk in [
+            "2026-07-01",
+            "",
+            "21/11/2026 10:00:00",
+            "2026-07-01 11:00:00 UTC",
+        ] {
+            assert_eq!(parse_london_timestamp(junk), None, "{junk}");
+            assert!(!has_zone(junk), "{junk}");
+        }
+    }
 
     fn applications() -> TableName {
         TableName::new("applications").unwrap()

@@ -8,7 +8,7 @@
 //! - [`parquet_io`]: Arrow record batches to Parquet files in storage and back, streaming.
 //! - [`publish`]: the one way a stage publishes a partition atomically.
 //! - [`runner`]: receive, decode, handle, send the next message, acknowledge.
-//! - [`telemetry`]: structured logs and traces.
+//! - [`telemetry`]: structured logs and traces; [`metrics`]: counts for alarms (CloudWatch EMF).
 
 /// Every program built on `common` (the services, `tascomi`, `bench`, the tests) allocates with
 /// mimalloc: with glibc's allocator, the encoding and decoding threads each kept an arena of
@@ -23,6 +23,7 @@ pub mod config;
 pub mod dictionary;
 pub mod layout;
 pub mod messages;
+pub mod metrics;
 pub mod parquet_io;
 pub mod platform;
 pub mod publish;

@@ -145,6 +145,11 @@ pub struct IngestRequest {
     /// and tests so that every stage of the run agrees on the day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub as_of: Option<NaiveDate>,
+    /// With an incremental mode: fetch again every London day from this date up to the day
+    /// before `as_of`, whatever earlier imports fetched (the operator's "reset the ingested
+    /// increments", `tascomi ingest --since`). Absent for the nightly schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<NaiveDate>,
 }
 
 fn unknown_requester() -> String {
@@ -155,6 +160,18 @@ impl Message for IngestRequest {
     const TYPE: &'static str = "ingest_request";
     fn table(&self) -> &TableName {
         &self.table
+    }
+    fn validate(&self) -> Result<(), String> {
+        match (self.since, self.mode, self.as_of) {
+            (Some(_), IngestMode::Full | IngestMode::RetryFailed, _) => Err(format!(
+                "since is only for an incremental request, not {:?}",
+                self.mode
+            )),
+            (Some(since), _, Some(as_of)) if since >= as_of => {
+                Err(format!("since {since} must be before as_of {as_of}"))
+            }
+            _ => Ok(()),
+        }
     }
 }
 

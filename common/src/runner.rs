@@ -9,8 +9,9 @@
 //! A failure is classed once, by the handler, and the class decides what happens to the message:
 //! - [`Failure::Discard`]: nothing to do (e.g. the work is already done): acknowledge and warn;
 //! - [`Failure::Transient`]: leave it; it becomes visible again after a backoff that grows with
-//!   the number of receives, and SQS's redrive policy moves it to the dead-letter queue when it
-//!   keeps failing;
+//!   the number of receives. On its last allowed receive ([`RunnerSettings::max_receives`], the
+//!   queue's redrive `maxReceiveCount`) the runner sends it to the dead-letter queue itself, with
+//!   the reason, rather than leave SQS to move it there without one;
 //! - [`Failure::Permanent`]: send it to the dead-letter queue with the reason (as the message
 //!   attribute `failure_reason`), then acknowledge it.
 //!
@@ -76,6 +77,9 @@ pub trait Handler: Send + Sync + 'static {
     async fn handle(&self, message: Self::Message) -> Result<Vec<PartitionReady>, Failure>;
 }
 
+/// Receives of a message before it is dead-lettered (the Terraform default of `max_receive_count`).
+pub const DEFAULT_MAX_RECEIVES: u32 = 5;
+
 /// The runner's settings, from the environment.
 #[derive(Debug, Clone)]
 pub struct RunnerSettings {
@@ -92,6 +96,10 @@ pub struct RunnerSettings {
     /// First retry delay of a transient failure, doubled per receive up to 15 minutes
     /// (`TASCOMI_RETRY_BASE_SECS`, default 10).
     pub retry_base: Duration,
+    /// The receive on which a message that still fails transiently is dead-lettered with its
+    /// reason (`TASCOMI_MAX_RECEIVES`, default 5: the queue's redrive `maxReceiveCount`, which
+    /// Terraform sets to the same value).
+    pub max_receives: u32,
 }
 
 impl Default for RunnerSettings {
@@ -102,6 +110,7 @@ impl Default for RunnerSettings {
             wait_time: Duration::from_secs(20),
             shutdown_grace: Duration::from_secs(25),
             retry_base: Duration::from_secs(10),
+            max_receives: DEFAULT_MAX_RECEIVES,
         }
     }
 }
@@ -119,13 +128,19 @@ impl RunnerSettings {
             shutdown_grace: env
                 .secs_or("TASCOMI_SHUTDOWN_GRACE_SECS", d.shutdown_grace.as_secs())?,
             retry_base: env.secs_or("TASCOMI_RETRY_BASE_SECS", d.retry_base.as_secs())?,
+            max_receives: env.parse_or("TASCOMI_MAX_RECEIVES", d.max_receives)?,
         };
-        if settings.concurrency == 0 {
-            return Err(ConfigError::Invalid {
-                variable: "TASCOMI_CONCURRENCY".into(),
-                value: "0".into(),
-                reason: "must be at least 1".into(),
-            });
+        for (variable, zero) in [
+            ("TASCOMI_CONCURRENCY", settings.concurrency == 0),
+            ("TASCOMI_MAX_RECEIVES", settings.max_receives == 0),
+        ] {
+            if zero {
+                return Err(ConfigError::Invalid {
+                    variable: variable.into(),
+                    value: "0".into(),
+                    reason: "must be at least 1".into(),
+                });
+            }
         }
         if settings.wait_time > Duration::from_secs(20) {
             return Err(ConfigError::Invalid {
@@ -329,23 +344,36 @@ impl<H: Handler> Runner<H> {
                 self.acknowledge(received).await;
                 Disposition::Discarded(reason)
             }
-            Err(Failure::Transient(err)) => self.retry(received, format!("{err:#}")).await,
-            Err(Failure::Permanent(err)) => {
-                let reason = format!("{err:#}");
-                tracing::error!(reason = %reason, "message failed permanently");
-                if let Some(dlq) = &self.dead_letter {
-                    let mut attributes = received.attributes.clone();
-                    attributes.insert("failure_reason".into(), truncate(&reason, 4000));
-                    attributes.insert("failed_stage".into(), self.handler.stage().into());
-                    if let Err(err) = dlq.send(&received.body, &attributes).await {
-                        return self.retry(received, format!("dead-lettering: {err}")).await;
-                    }
-                    self.acknowledge(received).await;
-                }
-                // Without a dead-letter queue of our own, SQS's redrive policy moves it there.
-                Disposition::DeadLettered(reason)
+            Err(Failure::Transient(err))
+                if self.dead_letter.is_some()
+                    && received.receive_count >= self.settings.max_receives =>
+            {
+                let reason = format!(
+                    "still failing after {} receives: {err:#}",
+                    received.receive_count
+                );
+                self.dead_letter(received, reason).await
             }
+            Err(Failure::Transient(err)) => self.retry(received, format!("{err:#}")).await,
+            Err(Failure::Permanent(err)) => self.dead_letter(received, format!("{err:#}")).await,
         }
+    }
+
+    /// Sends the message to the dead-letter queue with `reason` (attribute `failure_reason`)
+    /// and only then acknowledges it; if the dead-letter queue cannot take it, it is retried.
+    async fn dead_letter(&self, received: &Received, reason: String) -> Disposition {
+        tracing::error!(reason = %reason, "message failed permanently");
+        if let Some(dlq) = &self.dead_letter {
+            let mut attributes = received.attributes.clone();
+            attributes.insert("failure_reason".into(), truncate(&reason, 4000));
+            attributes.insert("failed_stage".into(), self.handler.stage().into());
+            if let Err(err) = dlq.send(&received.body, &attributes).await {
+                return self.retry(received, format!("dead-lettering: {err}")).await;
+            }
+            self.acknowledge(received).await;
+        }
+        // Without a dead-letter queue of our own, SQS's redrive policy moves it there.
+        Disposition::DeadLettered(reason)
     }
 
     async fn retry(&self, received: &Received, reason: String) -> Disposition {
@@ -481,6 +509,11 @@ mod tests {
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
             match m.table.as_str() {
                 "flaky" if n == 0 => return Err(Failure::transient(anyhow::anyhow!("throttled"))),
+                "stuck" => {
+                    return Err(Failure::transient(anyhow::anyhow!(
+                        "increment of 20261109 not published yet"
+                    )));
+                }
                 "broken" => return Err(Failure::permanent(anyhow::anyhow!("page 3 is not JSON"))),
                 "done_already" => return Err(Failure::Discard("already published".into())),
                 "slow" => tokio::time::sleep(Duration::from_millis(300)).await,
@@ -551,6 +584,7 @@ mod tests {
             mode: IngestMode::Incremental,
             requested_by: "test".into(),
             as_of: None,
+            since: None,
         })
     }
 
@@ -622,6 +656,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_message_still_failing_on_its_last_receive_is_dead_lettered_with_the_reason() {
+        let mut h = harness(Duration::from_secs(30));
+        let settings = RunnerSettings {
+            retry_base: Duration::from_millis(1),
+            max_receives: 3,
+            ..h.runner.settings.clone()
+        };
+        h.runner = Arc::new(Runner::new(
+            h.stage.clone(),
+            Arc::new(h.input.clone()),
+            Some(Arc::new(h.next.clone())),
+            Some(Arc::new(h.dlq.clone())),
+            settings,
+        ));
+        h.input
+            .send(&request("stuck"), &BTreeMap::new())
+            .await
+            .unwrap();
+        let mut dispositions = Vec::new();
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            dispositions.extend(h.runner.drain(Duration::from_millis(10)).await);
+        }
+        assert_eq!(dispositions.len(), 3, "{dispositions:?}");
+        assert!(matches!(&dispositions[0], Disposition::Retrying { .. }));
+        assert!(matches!(&dispositions[1], Disposition::Retrying { .. }));
+        assert!(
+            matches!(&dispositions[2], Disposition::DeadLettered(r) if r.contains("after 3 receives") && r.contains("20261109")),
+            "{dispositions:?}"
+        );
+        assert!(
+            h.input.bodies().is_empty(),
+            "acknowledged once dead-lettered"
+        );
+        let dead = h.dlq.receive(10, Duration::ZERO).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert!(dead[0].attributes["failure_reason"].contains("not published yet"));
+    }
+
+    #[tokio::test]
     async fn a_slow_message_stays_invisible_while_it_is_handled() {
         // Visibility 100 ms, handling 300 ms: without the heartbeat a second consumer would get it.
         let h = harness(Duration::from_millis(100));
@@ -664,7 +738,12 @@ mod tests {
             err.contains("TASCOMI_VISIBILITY_TIMEOUT_SECS=\"5m\""),
             "{err}"
         );
+        let err = RunnerSettings::from_env(&Env::from_pairs([("TASCOMI_MAX_RECEIVES", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TASCOMI_MAX_RECEIVES"), "{err}");
         let s = RunnerSettings::from_env(&Env::default()).unwrap();
         assert_eq!(s.visibility_timeout, Duration::from_secs(300));
+        assert_eq!(s.max_receives, DEFAULT_MAX_RECEIVES);
     }
 }

@@ -53,6 +53,7 @@ pub fn init(env: &Env, service: &'static str) -> anyhow::Result<TelemetryGuard> 
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     if env.get("TASCOMI_LOG_FORMAT") == Some("json") {
+        crate::metrics::enable_emf_output();
         registry
             .with(
                 tracing_subscriber::fmt::layer()

@@ -223,6 +223,7 @@ fn valid_ingest_request() -> impl Strategy<Value = IngestRequest> {
             mode,
             requested_by,
             as_of,
+            since: None,
         })
 }
 

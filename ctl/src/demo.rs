@@ -16,10 +16,11 @@ use common::messages::{self, IngestMode, IngestRequest};
 use common::queue::Queue;
 use tascomi_sim::{SimApi, SimConfig};
 
-use crate::local::{LocalOptions, LocalPipeline};
+use crate::local::{LocalApi, LocalOptions, LocalPipeline};
 use crate::ops;
 use crate::stage::Stage;
 use crate::target::Target;
+use crate::verdict::{self, Expectation, ImportCheck, Repair, Verdicts};
 
 /// The demo's tables: the wide one, a few daily ones, a weekly lookup table.
 const DEMO_TABLES: &str = "\
@@ -34,24 +35,24 @@ tables:
 /// A marker that says a folder was made by the demo and may be wiped by the next one.
 const MARKER: &str = ".tascomi-demo";
 
-/// Sends one night's ingest requests and runs every stage to the end. Returns the tables that
-/// failed, with the reasons their messages reached a dead-letter queue.
+/// Sends one night's ingest requests (dated `today`) and runs every stage to the end. Returns
+/// each table's verdict: whether its snapshot of `today` is published, and if not (or if pages
+/// failed, or a message was dead-lettered) why. See [`crate::verdict`].
 pub async fn run_night(
     local: &LocalPipeline,
     tables: &[TableName],
-    as_of: Option<NaiveDate>,
+    today: NaiveDate,
     progress: bool,
-) -> anyhow::Result<BTreeMap<String, String>> {
-    let before: BTreeMap<Stage, usize> = Stage::ALL
-        .into_iter()
-        .map(|s| (s, local.dead_letters(s).len()))
-        .collect();
+    repair: &Repair,
+) -> anyhow::Result<Verdicts> {
+    let mark = local.mark();
     for table in tables {
         let request = IngestRequest {
             table: table.clone(),
             mode: IngestMode::Incremental,
             requested_by: "operator:run".into(),
-            as_of,
+            as_of: Some(today),
+            since: None,
         };
         local
             .queue(Stage::Ingest)
@@ -59,14 +60,15 @@ pub async fn run_night(
             .await?;
     }
     local.settle(progress).await?;
-    let mut failures = BTreeMap::new();
-    for stage in Stage::ALL {
-        for letter in local.dead_letters(stage).into_iter().skip(before[&stage]) {
-            let table = letter.table().unwrap_or_else(|| "?".into());
-            failures.insert(table, format!("{stage}: {}", letter.reason()));
-        }
-    }
-    Ok(failures)
+    let expected: Vec<Expectation> = tables
+        .iter()
+        .map(|table| Expectation {
+            table: table.clone(),
+            snapshot: today,
+            import: ImportCheck::On(today),
+        })
+        .collect();
+    verdict::judge(local, &expected, &mark, repair).await
 }
 
 #[allow(clippy::print_stdout)]
@@ -107,7 +109,7 @@ pub async fn demo(data_dir: &Path, nights: u32) -> anyhow::Result<ExitCode> {
         data_dir: data_dir.to_path_buf(),
         pipeline: pipeline.clone(),
         dictionary,
-        api: Some((sim.base_url.clone(), sim.credentials())),
+        api: Some(LocalApi::new(&sim.base_url, sim.credentials())),
     })
     .await?;
     let tables: Vec<TableName> = pipeline.tables.iter().map(|t| t.name.clone()).collect();
@@ -120,7 +122,14 @@ pub async fn demo(data_dir: &Path, nights: u32) -> anyhow::Result<ExitCode> {
         last = today;
         sim.set_today(today);
         println!("\nnight of {today}");
-        failed.extend(run_night(&local, &tables, Some(today), progress).await?);
+        let repair = Repair::default();
+        let verdicts = run_night(&local, &tables, today, progress, &repair).await?;
+        for v in verdicts.tables.iter().filter(|v| !v.ok()) {
+            failed.insert(format!("{} ({today})", v.table), v.problems.join("; "));
+        }
+        for (i, letter) in verdicts.other_letters.iter().enumerate() {
+            failed.insert(format!("dead letter {} ({today})", i + 1), letter.clone());
+        }
     }
     sim.stop().await;
     let target = Target::Local(Box::new(local));

@@ -90,6 +90,7 @@ pub fn request(name: &str, mode: IngestMode, as_of: NaiveDate) -> IngestRequest 
         mode,
         requested_by: "test".into(),
         as_of: Some(as_of),
+        since: None,
     }
 }
 

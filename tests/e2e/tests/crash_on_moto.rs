@@ -97,6 +97,7 @@ async fn killed_stages_publish_what_an_uninterrupted_run_publishes() {
                     mode: IngestMode::Incremental,
                     requested_by: "crash test".into(),
                     as_of: Some(first + chrono::Duration::days(night)),
+                    since: None,
                 })
             })
             .collect()

@@ -48,6 +48,7 @@ fn ingest_request(table: &str, today: chrono::NaiveDate) -> String {
         mode: IngestMode::Incremental,
         requested_by: "test".into(),
         as_of: Some(today),
+        since: None,
     })
 }
 
@@ -353,7 +354,8 @@ async fn the_same_message_to_two_consumers_at_once_publishes_what_one_delivery_d
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_that_keeps_failing_transiently_is_redriven_after_the_configured_receives() {
+async fn a_message_that_keeps_failing_transiently_is_dead_lettered_with_its_reason_on_the_last_receive()
+{
     let Some(sdk) = moto().await else { return };
     let started = Instant::now();
     let s = setup(&sdk).await;
@@ -361,7 +363,8 @@ async fn a_message_that_keeps_failing_transiently_is_redriven_after_the_configur
     s.sim.set_today(today);
     // The ingest stage's storage and catalog answer 500 to everything (its queue works): every
     // receive of its message fails transiently and is left for redelivery. The deployment's
-    // queues redrive after 3 receives (MotoDeployment).
+    // queues redrive after 3 receives (MotoDeployment), and the runner is told so: on the third
+    // receive it dead-letters the message itself, with the reason.
     let upstream = sdk.endpoint_url().expect("moto's endpoint").to_owned();
     let outage = FaultPlan {
         internal_error: 1.0,
@@ -380,7 +383,10 @@ async fn a_message_that_keeps_failing_transiently_is_redriven_after_the_configur
         &s.sim,
         &pipeline(),
         s.dictionary.clone(),
-        &settings(),
+        &RunnerSettings {
+            max_receives: 3,
+            ..settings()
+        },
     );
     let body = ingest_request("appeals", today);
     s.deployment.queues[0]
@@ -398,12 +404,20 @@ async fn a_message_that_keeps_failing_transiently_is_redriven_after_the_configur
             .await
             .unwrap();
         for delivery in batch {
-            receives.push(delivery.receive_count);
+            let receive = delivery.receive_count;
+            receives.push(receive);
             let disposition = broken.process(0, delivery).await;
-            assert!(
-                matches!(&disposition, Disposition::Retrying { reason, .. } if reason.contains("InternalError")),
-                "{disposition:?}"
-            );
+            if receive < 3 {
+                assert!(
+                    matches!(&disposition, Disposition::Retrying { reason, .. } if reason.contains("InternalError")),
+                    "{disposition:?}"
+                );
+            } else {
+                assert!(
+                    matches!(&disposition, Disposition::DeadLettered(reason) if reason.contains("after 3 receives") && reason.contains("InternalError")),
+                    "{disposition:?}"
+                );
+            }
         }
         let depth = s.deployment.queues[0].input.depth().await.unwrap();
         if depth.visible + depth.in_flight == 0 {
@@ -413,16 +427,20 @@ async fn a_message_that_keeps_failing_transiently_is_redriven_after_the_configur
     assert_eq!(
         receives,
         [1, 2, 3],
-        "the configured receives, then the redrive"
+        "the configured receives, then the dead-letter queue"
     );
     let letters = dead_letters(&s.deployment).await;
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!((letters[0].0, &letters[0].1), ("ingest", &body));
-    // SQS moved it, not the runner: no reason attribute (the runner logged one per retry).
-    assert_eq!(letters[0].2, "");
+    // The runner moved it, with the last error as the reason.
+    assert!(
+        letters[0].2.contains("still failing after 3 receives") && letters[0].2.contains("InternalError"),
+        "{:?}",
+        letters[0].2
+    );
     assert!(proxy.counts().internal_errors > 0);
     eprintln!(
-        "transient poison: {} receives, then redriven to the dead-letter queue; {}; {:.0?}",
+        "transient poison: {} receives, then dead-lettered with its reason; {}; {:.0?}",
         receives.len(),
         proxy.counts(),
         started.elapsed()

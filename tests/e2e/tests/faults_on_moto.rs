@@ -135,6 +135,7 @@ async fn one_trial(sdk: &aws_config::SdkConfig, seed: u64, nights: i64) -> Fault
                 mode: IngestMode::Incremental,
                 requested_by: "test".into(),
                 as_of: Some(today),
+                since: None,
             };
             deployment.queues[0]
                 .input

@@ -34,6 +34,7 @@ async fn operations_act_on_a_deployment() {
             mode: IngestMode::Incremental,
             requested_by: "test".into(),
             as_of: Some(*day),
+            since: None,
         };
         deployment.queues[0]
             .input

@@ -38,6 +38,7 @@ async fn two_nights_with_duplicate_deliveries_publish_each_partition_once() {
                 mode: IngestMode::Incremental,
                 requested_by: "test".into(),
                 as_of: Some(today),
+                since: None,
             };
             // At-least-once delivery: the schedule's message arrives twice.
             for _ in 0..2 {
