@@ -2,19 +2,28 @@
 //! data directory (buckets are folders, the catalog is JSON files).
 //!
 //! Dead-letter queues outlive the process as JSON lines in `<data dir>/_dead_letters/`, so that
-//! `tascomi redrive --local` finds what a failed run left.
+//! `tascomi redrive --local` finds what a failed run left. Nothing else outlives it, so a settle
+//! never ends with a message on an in-process queue: a message for a stage that is not built here
+//! (ingest without an API) is dead-lettered with that reason rather than dropped.
+//!
+//! Every handler is watched: the latest failure of each stage per table is kept in a
+//! [`Journal`], so that a command can say why a table did not reach its snapshot even when no
+//! message was dead-lettered (a message discarded, or one still retrying).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use async_trait::async_trait;
 use common::config::PipelineFile;
 use common::dictionary::ColumnTypes;
+use common::layout::TableName;
+use common::messages::{Message, PartitionReady};
 use common::platform::Platform;
 use common::queue::{MemoryQueue, Queue};
-use common::runner::{Disposition, Handler, Runner, RunnerSettings};
+use common::runner::{Disposition, Failure, Handler, Runner, RunnerSettings};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ingest_svc::{Credentials, IngestSettings, IngestStage};
 use parse_svc::{ParseSettings, ParseStage};
@@ -33,9 +42,26 @@ pub struct LocalOptions {
     pub data_dir: PathBuf,
     pub pipeline: PipelineFile,
     pub dictionary: ColumnTypes,
-    /// The Tascomi API's base URL and keys; without them the ingest stage is absent (replays of
+    /// The Tascomi API's settings and keys; without them the ingest stage is absent (replays of
     /// later stages do not need it).
-    pub api: Option<(String, Credentials)>,
+    pub api: Option<LocalApi>,
+}
+
+/// The Tascomi API the ingest stage of the embedded default talks to.
+#[derive(Debug)]
+pub struct LocalApi {
+    pub settings: IngestSettings,
+    pub credentials: Credentials,
+}
+
+impl LocalApi {
+    /// The service's defaults, talking to `base_url`.
+    pub fn new(base_url: &str, credentials: Credentials) -> Self {
+        Self {
+            settings: IngestSettings::new(base_url),
+            credentials,
+        }
+    }
 }
 
 /// What one stage did in one settle.
@@ -61,6 +87,12 @@ impl DeadLetter {
         value.get("table")?.as_str().map(str::to_owned)
     }
 
+    /// The `as_of` the message carries (the date its run takes as today), if it carries one.
+    pub fn as_of(&self) -> Option<chrono::NaiveDate> {
+        let value: serde_json::Value = serde_json::from_str(&self.body).ok()?;
+        common::layout::parse_date(value.get("as_of")?.as_str()?)
+    }
+
     pub fn reason(&self) -> &str {
         self.attributes
             .get("failure_reason")
@@ -68,13 +100,81 @@ impl DeadLetter {
     }
 }
 
+/// The latest failed attempt of each stage on each table while this pipeline ran. A success
+/// of the stage on the table clears its entry, so what is left explains a table that did not
+/// reach its snapshot. Dead letters remain the authoritative record; this only adds the
+/// failures that left no dead letter (a discarded message, one still retrying).
+#[derive(Debug, Clone, Default)]
+pub struct Journal {
+    failures: BTreeMap<(String, Stage), String>,
+}
+
+impl Journal {
+    /// The failures recorded for a table, in pipeline order, as `<stage>: <reason>`.
+    pub fn failures(&self, table: &str) -> Vec<String> {
+        self.failures
+            .iter()
+            .filter(|((t, _), _)| t == table)
+            .map(|((_, stage), reason)| format!("{stage}: {reason}"))
+            .collect()
+    }
+
+    fn record(&mut self, table: &str, stage: Stage, outcome: Result<(), String>) {
+        let key = (table.to_owned(), stage);
+        match outcome {
+            Ok(()) => {
+                self.failures.remove(&key);
+            }
+            Err(reason) => {
+                self.failures.insert(key, reason);
+            }
+        }
+    }
+}
+
+/// A stage's handler, unchanged, whose outcomes are written to the [`Journal`].
+struct Watched<H> {
+    stage: Stage,
+    inner: H,
+    journal: Arc<Mutex<Journal>>,
+}
+
+#[async_trait]
+impl<H: Handler> Handler for Watched<H> {
+    type Message = H::Message;
+
+    fn stage(&self) -> &'static str {
+        self.inner.stage()
+    }
+
+    fn is_known_table(&self, table: &TableName) -> bool {
+        self.inner.is_known_table(table)
+    }
+
+    async fn handle(&self, message: H::Message) -> Result<Vec<PartitionReady>, Failure> {
+        let table = message.table().to_string();
+        let result = self.inner.handle(message).await;
+        let outcome = match &result {
+            Ok(_) => Ok(()),
+            Err(Failure::Discard(reason)) => Err(format!("skipped: {reason}")),
+            Err(Failure::Transient(err)) => Err(format!("{err:#} (retried)")),
+            Err(Failure::Permanent(err)) => Err(format!("{err:#}")),
+        };
+        self.journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(&table, self.stage, outcome);
+        result
+    }
+}
+
 /// A stage's runner, whatever its handler.
-#[async_trait::async_trait]
+#[async_trait]
 trait Drain: Send + Sync {
     async fn drain(&self, idle: Duration) -> Vec<Disposition>;
 }
 
-#[async_trait::async_trait]
+#[async_trait]
 impl<H: Handler> Drain for Runner<H> {
     async fn drain(&self, idle: Duration) -> Vec<Disposition> {
         Runner::drain(self, idle).await
@@ -89,6 +189,7 @@ pub struct LocalPipeline {
     queues: BTreeMap<Stage, MemoryQueue>,
     dead_letters: BTreeMap<Stage, MemoryQueue>,
     runners: BTreeMap<Stage, Arc<dyn Drain>>,
+    journal: Arc<Mutex<Journal>>,
     /// What the snapshot stage announces to downstream consumers; kept for tests.
     pub published_snapshots: MemoryQueue,
 }
@@ -109,6 +210,8 @@ fn runner_settings() -> RunnerSettings {
         wait_time: Duration::from_millis(20),
         shutdown_grace: Duration::from_secs(5),
         retry_base: Duration::from_millis(500),
+        // The runner dead-letters with the reason on the receive the queue would redrive on.
+        max_receives: MAX_RECEIVES,
     }
 }
 
@@ -138,14 +241,13 @@ impl LocalPipeline {
             queues,
             dead_letters,
             runners: BTreeMap::new(),
+            journal: Arc::default(),
             published_snapshots,
         };
         let p = || platform.clone();
         let pipeline = || options.pipeline.clone();
-        if let Some((url, credentials)) = options.api {
-            let mut settings = IngestSettings::new(&url);
-            settings.max_lookback_days = options.pipeline.max_lookback_days;
-            let stage = IngestStage::new(p(), pipeline(), settings, credentials)?;
+        if let Some(api) = options.api {
+            let stage = IngestStage::new(p(), pipeline(), api.settings, api.credentials)?;
             this.add(Stage::Ingest, stage);
         }
         this.add(
@@ -171,6 +273,11 @@ impl LocalPipeline {
             Some(next) => Arc::new(self.queues[&next].clone()),
             None => Arc::new(self.published_snapshots.clone()),
         };
+        let handler = Watched {
+            stage,
+            inner: handler,
+            journal: self.journal.clone(),
+        };
         let runner = Runner::new(
             Arc::new(handler),
             Arc::new(self.queues[&stage].clone()),
@@ -188,6 +295,45 @@ impl LocalPipeline {
 
     pub fn dead_letter_queue(&self, stage: Stage) -> &MemoryQueue {
         &self.dead_letters[&stage]
+    }
+
+    /// Whether the stage runs here (ingest only with an API).
+    pub fn runs(&self, stage: Stage) -> bool {
+        self.runners.contains_key(&stage)
+    }
+
+    /// What the stages recorded so far (see [`Journal`]).
+    pub fn journal(&self) -> Journal {
+        self.journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Where each dead-letter queue ends now: the letters after a mark are the ones the work
+    /// since then left.
+    pub fn mark(&self) -> DeadLetterMark {
+        DeadLetterMark(
+            Stage::ALL
+                .into_iter()
+                .map(|s| (s, self.dead_letters(s).len()))
+                .collect(),
+        )
+    }
+
+    /// The dead letters added since `mark`, per stage in pipeline order. Valid while nothing
+    /// but the stages touched the dead-letter queues in between (they only append).
+    pub fn dead_letters_since(&self, mark: &DeadLetterMark) -> Vec<(Stage, DeadLetter)> {
+        Stage::ALL
+            .into_iter()
+            .flat_map(|stage| {
+                let skip = mark.0.get(&stage).copied().unwrap_or(0);
+                self.dead_letters(stage)
+                    .into_iter()
+                    .skip(skip)
+                    .map(move |letter| (stage, letter))
+            })
+            .collect()
     }
 
     /// Runs every stage until all queues are empty (retries included), in pipeline order, then
@@ -242,8 +388,48 @@ impl LocalPipeline {
         for bar in bar_of.values() {
             bar.finish();
         }
+        for (stage, dead_lettered) in self.park_unrun().await? {
+            reports.entry(stage).or_default().dead_lettered += dead_lettered;
+        }
         self.save_dead_letters()?;
         Ok(reports)
+    }
+
+    /// Moves the messages waiting for a stage that is not built here to its dead-letter queue,
+    /// with the reason: the queue itself dies with the process, the dead-letter file does not.
+    async fn park_unrun(&self) -> anyhow::Result<Vec<(Stage, usize)>> {
+        let mut parked = Vec::new();
+        for (stage, queue) in &self.queues {
+            if self.runners.contains_key(stage) {
+                continue;
+            }
+            let mut count = 0;
+            loop {
+                let received = queue.receive(10, Duration::ZERO).await?;
+                if received.is_empty() {
+                    break;
+                }
+                for message in received {
+                    let mut attributes = message.attributes.clone();
+                    attributes.insert(
+                        "failure_reason".into(),
+                        format!(
+                            "the {stage} stage does not run here (the embedded default runs ingest only with --api-url and the keys): not handled"
+                        ),
+                    );
+                    attributes.insert("failed_stage".into(), stage.name().into());
+                    self.dead_letters[stage]
+                        .send(&message.body, &attributes)
+                        .await?;
+                    queue.acknowledge(&message.receipt).await?;
+                    count += 1;
+                }
+            }
+            if count > 0 {
+                parked.push((*stage, count));
+            }
+        }
+        Ok(parked)
     }
 
     async fn all_empty(&self) -> anyhow::Result<bool> {
@@ -284,11 +470,20 @@ impl LocalPipeline {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            // Written aside, then renamed: a crash leaves the old file or the new, never half.
+            let partial = path.with_extension("jsonl.partial");
+            std::fs::write(&partial, text)
+                .with_context(|| format!("writing {}", partial.display()))?;
+            std::fs::rename(&partial, &path)
+                .with_context(|| format!("replacing {}", path.display()))?;
         }
         Ok(())
     }
 }
+
+/// The length of each dead-letter queue at one moment (see [`LocalPipeline::mark`]).
+#[derive(Debug, Clone, Default)]
+pub struct DeadLetterMark(BTreeMap<Stage, usize>);
 
 fn dead_letter_path(data_dir: &Path, stage: Stage) -> PathBuf {
     data_dir

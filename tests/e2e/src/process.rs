@@ -157,6 +157,8 @@ impl ProcessDeployment {
             ),
             ("TASCOMI_WAIT_TIME_SECS".into(), "1".into()),
             ("TASCOMI_RETRY_BASE_SECS".into(), "1".into()),
+            // As the queues' maxReceiveCount: kills make many receives, none of them a failure.
+            ("TASCOMI_MAX_RECEIVES".into(), "1000".into()),
             ("TASCOMI_SHUTDOWN_GRACE_SECS".into(), "1".into()),
             ("TASCOMI_CONCURRENCY".into(), "2".into()),
             // The SDK's debug event at each request, inside the message's span, shows that a

@@ -261,3 +261,102 @@ fn first_difference(want: &[String], got: &[String]) -> Option<(Option<String>, 
     let extra = got.iter().find(|r| !want.contains(r)).cloned();
     (missing.is_some() || extra.is_some()).then_some((missing, extra))
 }
+
+/// A night killed half-way, then the next night: the first night's full load is published in the
+/// raw layer and recorded by ingest, but every parse process is killed while it works, and the
+/// night goes no further. The next night's ingest is then incremental (the full load is done),
+/// and its snapshot must not be built from its own increment alone: the killed night's messages
+/// come back (SQS keeps them), every layer of both nights is published, and both snapshots equal
+/// what the API held. Before, the second night's snapshot held only that night's changes, exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_night_killed_half_way_then_the_next_night_publishes_the_whole_table() {
+    let Some(sdk) = moto().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline_text = format!(
+        "tables:\n{}",
+        TABLES.map(|t| format!("  {t}: daily\n")).concat()
+    );
+    let pipeline_file = dir.path().join("pipeline.yaml");
+    std::fs::write(&pipeline_file, &pipeline_text).unwrap();
+    let pipeline = PipelineFile::parse(&pipeline_text, "test").unwrap();
+    let dictionary_file = tascomi_sim::production_dictionary_path();
+    let dictionary = ColumnTypes::load(&dictionary_file).unwrap();
+    let config = SimConfig {
+        dictionary: dictionary.clone(),
+        per_page: 20,
+        history: History {
+            initial_records: 60,
+            ..History::default()
+        },
+        ..SimConfig::default()
+    };
+    let first = config.history.start + chrono::Duration::days(5);
+    let sim = SimApi::start(config).await.unwrap();
+    let settings = ProcessSettings {
+        program: env!("CARGO_BIN_EXE_stage").into(),
+        visibility_timeout_secs: 2,
+        log_dir: dir.path().to_owned(),
+        pipeline_file,
+        dictionary_file,
+    };
+    let deployment = ProcessDeployment::new(&sdk, &sim, &pipeline, dictionary, settings).await;
+    let tables: Vec<TableName> = TABLES.iter().map(|t| TableName::new(*t).unwrap()).collect();
+    let send_night = |night: i64| {
+        let deployment = &deployment;
+        let tables = &tables;
+        async move {
+            for table in tables {
+                let body = messages::encode(&IngestRequest {
+                    table: table.clone(),
+                    mode: IngestMode::Incremental,
+                    requested_by: "killed night test".into(),
+                    as_of: Some(first + chrono::Duration::days(night)),
+                    since: None,
+                });
+                deployment.send(0, &body).await;
+            }
+        }
+    };
+
+    // Night 1: the full loads are published and recorded; parse is killed again and again
+    // while it works, and the night ends there.
+    sim.set_today(first);
+    send_night(0).await;
+    deployment.run_stage(0, STAGE_TIMEOUT).await;
+    let mut killed_while_busy = 0;
+    for round in 0..6u64 {
+        let depth = deployment.depth(1).await;
+        if depth.visible == 0 && depth.in_flight == 0 {
+            break;
+        }
+        let mut child = deployment.spawn(1);
+        tokio::time::sleep(Duration::from_millis(300 + 150 * round)).await;
+        child.kill().await.expect("kill parse");
+        killed_while_busy += 1;
+    }
+    assert!(killed_while_busy > 0, "parse had nothing to do");
+
+    // Night 2, as the schedule sends it: every stage runs until its queue is empty.
+    sim.set_today(first + chrono::Duration::days(1));
+    send_night(1).await;
+    for stage in 0..4 {
+        deployment.run_stage(stage, STAGE_TIMEOUT).await;
+    }
+
+    assert_eq!(deployment.dead_letters().await, Vec::<String>::new());
+    for table in &tables {
+        for night in 0..2 {
+            let day = first + chrono::Duration::days(night);
+            assert_eq!(
+                snapshot_rows(deployment.platform(), table.as_str(), day).await,
+                expected_snapshot(&sim, table.as_str(), day),
+                "{table} snapshot of {day}"
+            );
+        }
+        for layer in Layer::ALL {
+            let published = published_rows(deployment.platform(), table, layer).await;
+            assert_eq!(published.len(), 2, "{table} {layer}: one partition per night");
+        }
+    }
+    sim.stop().await;
+}
