@@ -54,6 +54,14 @@ pub enum ParseError {
     },
     #[error("{partition}: data-quality gate failed, nothing published: {failures}")]
     GateFailed { partition: String, failures: String },
+    /// The rows of a partition are numbered in 32 bits to keep the per-id memory of the
+    /// duplicate rule small (see [`crate::versions`]).
+    #[error("{partition} has more than 4,294,967,295 records, more than one partition can hold")]
+    TooManyRecords { partition: String },
+    /// The two passes read the same published files, so only a file changed in place between
+    /// them (or a bug) can make them differ.
+    #[error("{partition}: the raw partition changed between the two passes: {detail}")]
+    PassesDiffer { partition: String, detail: String },
     #[error("{partition}: recording the data-quality results: {source}")]
     Metrics {
         partition: String,
@@ -124,6 +132,8 @@ impl ParseError {
             | ParseError::BadRecord { .. }
             | ParseError::BadField { .. }
             | ParseError::GateFailed { .. }
+            | ParseError::TooManyRecords { .. }
+            | ParseError::PassesDiffer { .. }
             | ParseError::Arrow { .. } => false,
         }
     }

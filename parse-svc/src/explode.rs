@@ -94,6 +94,21 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
+/// The field holding a record's id.
+pub const ID_FIELD: &str = "id";
+/// The field holding when a record was last updated (Tascomi's London wall-clock text, or null).
+pub const LAST_UPDATED_FIELD: &str = "last_updated";
+
+/// What pass 1 keeps of one record besides its field names: the values of [`ID_FIELD`] and
+/// [`LAST_UPDATED_FIELD`] as pass 2 will write them (the same text as [`Exploder`] gives
+/// their columns), `None` when the record lacks the field or it is null. Borrowed from the
+/// record's text unless the value had escapes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecordKey<'t> {
+    pub id: Option<Cow<'t, str>>,
+    pub last_updated: Option<Cow<'t, str>>,
+}
+
 /// Pass 1: adds the field names of one record to `fields`, reading past the values without
 /// decoding them.
 pub fn collect_fields(text: &str, fields: &mut BTreeSet<String>) -> Result<(), RecordError> {
@@ -101,7 +116,7 @@ pub fn collect_fields(text: &str, fields: &mut BTreeSet<String>) -> Result<(), R
         fields: std::mem::take(fields),
         previous: Vec::new(),
     };
-    let result = collector.add(text);
+    let result = collector.add(text).map(drop);
     *fields = collector.fields;
     result
 }
@@ -116,8 +131,9 @@ pub struct FieldCollector {
 }
 
 impl FieldCollector {
-    /// Adds the field names of one record, reading past the values without decoding them.
-    pub fn add(&mut self, text: &str) -> Result<(), RecordError> {
+    /// Adds the field names of one record, reading past the values without decoding them,
+    /// except those of its [`RecordKey`], which it returns.
+    pub fn add<'t>(&mut self, text: &'t str) -> Result<RecordKey<'t>, RecordError> {
         deserialize_record(text, FieldNames(self))
     }
 
@@ -130,21 +146,34 @@ impl FieldCollector {
 struct FieldNames<'s>(&'s mut FieldCollector);
 
 impl<'de> DeserializeSeed<'de> for FieldNames<'_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+    type Value = RecordKey<'de>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<RecordKey<'de>, D::Error> {
         d.deserialize_map(self)
     }
 }
 
+/// Which part of the [`RecordKey`] a field is, if any.
+#[derive(Clone, Copy)]
+enum KeyPart {
+    Id,
+    LastUpdated,
+}
+
 impl<'de> Visitor<'de> for FieldNames<'_> {
-    type Value = ();
+    type Value = RecordKey<'de>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RecordKey<'de>, A::Error> {
         let collector = self.0;
+        let mut key = RecordKey::default();
         let mut position = 0;
         while let Some(Key(name)) = map.next_key::<Key>()? {
+            let part = match name.as_ref() {
+                ID_FIELD => Some(KeyPart::Id),
+                LAST_UPDATED_FIELD => Some(KeyPart::LastUpdated),
+                _ => None,
+            };
             if collector.previous.get(position).map(String::as_str) != Some(name.as_ref()) {
                 if !collector.fields.contains(name.as_ref()) {
                     collector.fields.insert(name.to_string());
@@ -155,15 +184,28 @@ impl<'de> Visitor<'de> for FieldNames<'_> {
                 }
             }
             position += 1;
-            map.next_value::<IgnoredAny>()?;
+            // A field given twice keeps its last value here; pass 2 refuses such a record.
+            match part {
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Some(part) => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    let text = value_text(raw).map_err(de::Error::custom)?;
+                    match part {
+                        KeyPart::Id => key.id = text,
+                        KeyPart::LastUpdated => key.last_updated = text,
+                    }
+                }
+            }
         }
         collector.previous.truncate(position);
-        Ok(())
+        Ok(key)
     }
 }
 
 /// A record value as column text: see the module docs. `None` is null.
-fn value_text(raw: &RawValue) -> Result<Option<Cow<'_, str>>, serde_json::Error> {
+pub fn value_text(raw: &RawValue) -> Result<Option<Cow<'_, str>>, serde_json::Error> {
     let text = raw.get();
     Ok(match text.as_bytes().first() {
         Some(b'"') if !text.contains('\\') => Some(Cow::Borrowed(&text[1..text.len() - 1])),
@@ -365,6 +407,31 @@ mod tests {
         assert_eq!(cell(&columns, &fields, "name", 1).as_deref(), Some("b"));
         assert_eq!(cell(&columns, &fields, "id", 1).as_deref(), Some("2"));
         assert_eq!(cell(&columns, &fields, "name", 2), None);
+    }
+
+    #[test]
+    fn pass_1_returns_id_and_last_updated_as_pass_2_writes_them() {
+        let mut collector = FieldCollector::default();
+        let records = [
+            r#"{"id":"7","x":{"id":"nested"},"last_updated":"2026-11-20 10:00:00"}"#,
+            r#"{"last_updated":null,"id":12}"#,
+            r#"{"id":"é","other":"x"}"#,
+        ];
+        let keys: Vec<RecordKey> = records.iter().map(|r| collector.add(r).unwrap()).collect();
+        assert_eq!(keys[0].id.as_deref(), Some("7"));
+        assert_eq!(keys[0].last_updated.as_deref(), Some("2026-11-20 10:00:00"));
+        assert_eq!(keys[1].id.as_deref(), Some("12"));
+        assert_eq!(keys[1].last_updated, None);
+        assert_eq!(keys[2].id.as_deref(), Some("e\u{301}"));
+        assert_eq!(keys[2].last_updated, None);
+        // The same text as the exploded columns.
+        let (fields, columns) = explode(&records);
+        for (row, key) in keys.iter().enumerate() {
+            assert_eq!(
+                cell(&columns, &fields, "id", row).as_deref(),
+                key.id.as_deref()
+            );
+        }
     }
 
     #[test]

@@ -5,15 +5,18 @@
 //! 1. finds the raw partition's published files through the catalog (never by listing the
 //!    partition's folder, which may hold an unpublished run);
 //! 2. reads them once to collect the union of the fields of the records whose page answered 200
-//!    (pass 1, see [`explode::collect_fields`]);
+//!    (pass 1, see [`explode::collect_fields`]) and, per id, which row to keep when the import holds the id more than once (a record
+//!    served twice by the API's offset paging, or two versions of it: [`versions`]);
 //! 3. reads them again, batch by batch, exploding each record into the columns of that union,
 //!    in alphabetical order, followed by the [bookkeeping columns](schema::BOOKKEEPING) (pass 2),
-//!    feeding the data-quality gate and writing each batch as it is made;
+//!    feeding the data-quality gate and writing each batch, the kept rows only, as it is made;
 //! 4. records the data-quality results, then publishes the parsed partition if the gate passed
 //!    (or discards the run's files if it failed) and names the partition for recast-svc.
 //!
-//! Memory is bounded by one batch and one output file, never by the partition: two passes over
-//! the input cost a second read but keep nothing of the first one except field names.
+//! Memory is bounded by one batch and one output file, plus a few bytes per distinct id (the
+//! duplicate rule's choice, like the gate's set of ids), never by the partition's data: two
+//! passes over the input cost a second read but keep nothing of the first one except field
+//! names and which rows to drop.
 //!
 //! The module [`source`] (finding a layer's published files) and [`locks`] (one run per
 //! partition at a time) are shared with recast-svc, which reads what this stage writes.
@@ -26,6 +29,7 @@ pub mod settings;
 pub mod source;
 pub mod stage;
 pub mod testing;
+pub mod versions;
 
 pub use error::ParseError;
 pub use settings::ParseSettings;

@@ -4,10 +4,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::pin::Pin;
 use std::time::Instant;
 
+use arrow::array::BooleanArray;
 use arrow::array::{Array, ArrayRef, AsArray, Int32Array, RecordBatch, StringArray};
 use arrow::compute::kernels::boolean::{and, is_not_null};
 use arrow::compute::kernels::cmp::eq;
-use arrow::compute::{cast, filter};
+use arrow::compute::{cast, filter, filter_record_batch};
 use arrow::datatypes::{DataType, Int32Type, SchemaRef};
 use async_trait::async_trait;
 use common::config::{Env, PipelineFile, TableConfig};
@@ -23,11 +24,12 @@ use futures::{Stream, TryStreamExt};
 use tracing::instrument;
 
 use crate::error::{ParseError, Result};
-use crate::explode::{Exploder, FieldCollector};
+use crate::explode::{Exploder, FieldCollector, RecordKey};
 use crate::locks::PartitionLocks;
 use crate::schema::{BOOKKEEPING, PAGE_NUMBER, STATUS_CODE, parsed_schema};
 use crate::settings::ParseSettings;
 use crate::source::{PublishedFiles, published_files};
+use crate::versions::{Chooser, Collapsed, Selection, id_keys};
 
 /// The status of a page whose records are kept.
 const OK_STATUS: i32 = 200;
@@ -118,7 +120,8 @@ impl ParseStage {
                 partition: raw.describe(),
             })?;
         let mut reader = RawReader::new(&self.platform, &raw, &source, self.settings.batch_rows);
-        let fields = reader.collect_fields().await?;
+        let (fields, mut selection) = reader.first_pass().await?;
+        let records = reader.ordinal;
         let schema = parsed_schema(&fields).map_err(|problem| ParseError::BadField {
             partition: raw.describe(),
             problem,
@@ -135,17 +138,30 @@ impl ParseStage {
             self.platform.write_options,
         );
         let written = reader
-            .explode_into(&fields, &schema, &mut writer, &mut check)
-            .await;
-        if let Err(err) = written {
-            writer.abandon().await;
-            return Err(err);
-        }
+            .explode_into(&fields, &schema, &mut selection, &mut writer, &mut check)
+            .await
+            .and_then(|()| {
+                selection
+                    .outcome(records)
+                    .map_err(|detail| ParseError::PassesDiffer {
+                        partition: raw.describe(),
+                        detail,
+                    })
+            });
+        let collapsed = match written {
+            Ok(collapsed) => collapsed,
+            Err(err) => {
+                writer.abandon().await;
+                return Err(err);
+            }
+        };
         let staged = writer.finish().await?;
 
         let mut report = QualityReport::new("parse", &parsed, &run_id);
         report.rows = check.rows();
         report.checks = check.results();
+        report.checks.extend(collapsed.checks());
+        report_collapsed(&parsed, &collapsed);
         if let Err(gate) = report.record_and_check(&self.platform, &parsed).await {
             staged.discard_or_warn().await;
             return Err(gate.into());
@@ -175,6 +191,8 @@ impl ParseStage {
             files = published.files,
             raw_bytes = source.bytes(),
             skipped_rows = reader.skipped,
+            duplicates_collapsed = collapsed.duplicates,
+            superseded_versions_dropped = collapsed.superseded,
             seconds = elapsed,
             rows_per_second = (published.rows as f64 / elapsed.max(1e-9)).round(),
             "parsed partition published"
@@ -215,6 +233,9 @@ struct RawRows {
     pages: Int32Array,
     /// Each row's number within its page, counting from 1 in storage order.
     row_numbers: Vec<u64>,
+    /// The first row's number among the pass's kept rows, counting from 0 in storage order (the
+    /// same row has the same ordinal in both passes).
+    first_ordinal: u64,
     /// The bookkeeping columns of those rows, in [`BOOKKEEPING`] order and types.
     bookkeeping: Vec<ArrayRef>,
 }
@@ -232,6 +253,8 @@ struct RawReader<'a> {
     page_rows: HashMap<Option<i32>, u64>,
     /// Rows with status 200 but no record, seen in this pass.
     skipped: u64,
+    /// Rows kept (status 200 and a record) so far in this pass.
+    ordinal: u64,
 }
 
 impl<'a> RawReader<'a> {
@@ -250,6 +273,7 @@ impl<'a> RawReader<'a> {
             current: None,
             page_rows: HashMap::new(),
             skipped: 0,
+            ordinal: 0,
         }
     }
 
@@ -259,6 +283,7 @@ impl<'a> RawReader<'a> {
         self.current = None;
         self.page_rows.clear();
         self.skipped = 0;
+        self.ordinal = 0;
     }
 
     /// The next batch of kept rows, or `None` at the end of the pass.
@@ -288,40 +313,66 @@ impl<'a> RawReader<'a> {
         }
     }
 
-    /// Pass 1: the union of the record fields.
-    async fn collect_fields(&mut self) -> Result<BTreeSet<String>> {
+    /// Pass 1: the union of the record fields, and the row kept for each id (see
+    /// [`crate::versions`]).
+    async fn first_pass(&mut self) -> Result<(BTreeSet<String>, Selection)> {
         self.rewind();
         let mut collectors: Vec<FieldCollector> =
             (0..threads()).map(|_| FieldCollector::default()).collect();
+        let mut chooser = Chooser::default();
         while let Some(rows) = self.next().await? {
             let shares = collectors
                 .iter_mut()
                 .zip(row_shares(rows.records.len(), threads()));
             let results = on_threads(shares.collect(), |(collector, range)| {
-                range.into_iter().try_for_each(|i| {
-                    collector
-                        .add(rows.records.value(i))
-                        .map_err(|problem| (i, problem))
-                })
+                range
+                    .into_iter()
+                    .map(|i| {
+                        collector
+                            .add(rows.records.value(i))
+                            .map_err(|problem| (i, problem))
+                    })
+                    .collect::<Result<Vec<RecordKey>, _>>()
             });
+            let mut keys = Vec::with_capacity(rows.records.len());
             for result in results {
-                result.map_err(|(i, problem)| {
+                keys.extend(result.map_err(|(i, problem)| {
                     bad_record(self.raw, &rows, i, rows.row_numbers[i], problem)
-                })?;
+                })?);
+            }
+            let ids: Vec<Option<&str>> = keys.iter().map(|k| k.id.as_deref()).collect();
+            for (i, id) in id_keys(&ids).into_iter().enumerate() {
+                let Some(id) = id else { continue };
+                let page = rows.pages.is_valid(i).then(|| rows.pages.value(i));
+                let ordinal = self.ordinal_of(&rows, i)?;
+                chooser.offer(id, keys[i].last_updated.as_deref(), page, ordinal);
             }
         }
-        Ok(collectors
+        let fields = collectors
             .into_iter()
             .flat_map(FieldCollector::into_fields)
-            .collect())
+            .collect();
+        Ok((fields, chooser.finish()))
+    }
+
+    /// The ordinal of row `i` of `rows` (see [`RawRows::first_ordinal`]), which must fit in 32
+    /// bits to keep the per-id memory small.
+    fn ordinal_of(&self, rows: &RawRows, i: usize) -> Result<u32> {
+        u32::try_from(rows.first_ordinal + i as u64).map_err(|_| ParseError::TooManyRecords {
+            partition: self.raw.describe(),
+        })
     }
 
     /// Pass 2: explodes every kept row into `schema`'s columns, checking and writing each batch
     /// as soon as it is made.
+    ///
+    /// Every record is exploded, so every record is checked, but only the rows `selection`
+    /// keeps are written (one per id).
     async fn explode_into(
         &mut self,
         fields: &BTreeSet<String>,
         schema: &SchemaRef,
+        selection: &mut Selection,
         writer: &mut PartitionWriter,
         check: &mut QualityCheck,
     ) -> Result<()> {
@@ -330,6 +381,9 @@ impl<'a> RawReader<'a> {
             .map(|_| Exploder::new(fields.iter().cloned()))
             .collect();
         while let Some(rows) = self.next().await? {
+            let keep = (0..rows.records.len())
+                .map(|i| Ok(selection.keep(self.ordinal_of(&rows, i)?, rows.records.value(i))))
+                .collect::<Result<Vec<bool>>>()?;
             // Each share of the batch's rows is exploded on its own thread, then written in
             // row order.
             let shares = exploders
@@ -352,12 +406,17 @@ impl<'a> RawReader<'a> {
                         .iter()
                         .map(|c| c.slice(range.start, range.len())),
                 );
-                let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|source| {
-                    ParseError::Arrow {
-                        partition: self.raw.describe(),
-                        source,
-                    }
-                })?;
+                let arrow_error = |source| ParseError::Arrow {
+                    partition: self.raw.describe(),
+                    source,
+                };
+                let mut batch =
+                    RecordBatch::try_new(schema.clone(), columns).map_err(arrow_error)?;
+                let kept = &keep[range];
+                if kept.contains(&false) {
+                    let mask = BooleanArray::from(kept.to_vec());
+                    batch = filter_record_batch(&batch, &mask).map_err(arrow_error)?;
+                }
                 check.add(&batch);
                 writer.write(&batch).await?;
             }
@@ -432,13 +491,39 @@ impl<'a> RawReader<'a> {
                 *count
             })
             .collect();
+        let first_ordinal = self.ordinal;
+        self.ordinal += pages.len() as u64;
         Ok(RawRows {
             records: records.as_string::<i32>().clone(),
             pages,
             row_numbers,
+            first_ordinal,
             bookkeeping,
         })
     }
+}
+
+/// Logs and emits (as metrics) what the partition's duplicate rows came to: the counts are in
+/// the data-quality report too.
+fn report_collapsed(parsed: &PartitionRef, collapsed: &Collapsed) {
+    if collapsed.duplicates > 0 || collapsed.superseded > 0 {
+        tracing::info!(
+            partition = %parsed,
+            duplicates_collapsed = collapsed.duplicates,
+            duplicate_examples = ?collapsed.duplicate_examples,
+            superseded_versions_dropped = collapsed.superseded,
+            superseded_examples = ?collapsed.superseded_examples,
+            "one row kept per id"
+        );
+    }
+    common::metrics::emit(
+        "parse",
+        parsed.table.as_str(),
+        &[
+            ("DuplicateRecordsCollapsed", collapsed.duplicates),
+            ("SupersededVersionsDropped", collapsed.superseded),
+        ],
+    );
 }
 
 /// `rows` rows cut into at most `shares` contiguous ranges of similar size, in order.
@@ -694,8 +779,175 @@ tables:
         assert_eq!(results[0].num_rows(), 9);
     }
 
+    /// An appeal as the API sends it, with this `last_updated` (`None`: null) and reference.
+    fn appeal_version(id: u32, last_updated: Option<&str>, reference: &str) -> String {
+        serde_json::json!({
+            "id": id.to_string(),
+            "last_updated": last_updated,
+            "reference": reference,
+            "ward": null,
+        })
+        .to_string()
+    }
+
+    fn check<'r>(report: &'r QualityReport, name: &str) -> &'r common::quality::CheckResult {
+        report
+            .checks
+            .iter()
+            .find(|c| c.check == name)
+            .unwrap_or_else(|| panic!("no check {name} in {report:?}"))
+    }
+
+    fn pages_of(batch: &RecordBatch) -> Vec<i32> {
+        batch
+            .column_by_name("page_number")
+            .unwrap()
+            .as_primitive::<Int32Type>()
+            .values()
+            .to_vec()
+    }
+
     #[tokio::test]
-    async fn duplicate_ids_fail_the_gate_publish_nothing_and_keep_the_last_good_partition() {
+    async fn a_record_served_on_two_pages_is_stored_once_and_counted() {
+        let f = fixture();
+        // Offset paging over a live table: the same JSON text on pages 1 and 2.
+        let pages = [
+            RawPage::ok(1, vec![appeal(1), appeal(2)]),
+            RawPage::ok(2, vec![appeal(2), appeal(3)]),
+        ];
+        let message = publish_raw(&f.platform, &table("appeals"), date(), &pages)
+            .await
+            .unwrap();
+        let outcome = f.stage.parse(&message).await.unwrap();
+        assert!(outcome.report.passed(), "{:?}", outcome.report);
+        assert_eq!(outcome.published.rows, 3);
+        assert_eq!(outcome.report.rows, 3);
+
+        let batch = parsed_rows(&f, "appeals").await.unwrap();
+        assert_eq!(
+            column(&batch, "id").iter().collect::<Vec<_>>(),
+            [Some("1"), Some("2"), Some("3")]
+        );
+        assert_eq!(pages_of(&batch), [1, 2, 2], "the later page's copy is kept");
+
+        let collapsed = check(&outcome.report, "duplicate_records_collapsed");
+        assert!(collapsed.passed);
+        assert_eq!(collapsed.value, 1.0);
+        assert_eq!(collapsed.examples, ["2"]);
+        let superseded = check(&outcome.report, "superseded_versions_dropped");
+        assert!(superseded.passed);
+        assert_eq!(superseded.value, 0.0);
+        assert!(check(&outcome.report, "unique_id").passed);
+
+        // Recorded with the other checks.
+        let lines = reports(&f, "appeals").await;
+        assert_eq!(lines.len(), 5, "{lines:?}");
+        let recorded = lines
+            .iter()
+            .find(|l| l["check"]["check"] == "duplicate_records_collapsed")
+            .unwrap();
+        assert_eq!(recorded["check"]["value"], 1.0);
+        assert_eq!(recorded["check"]["examples"], serde_json::json!(["2"]));
+        assert_eq!(recorded["passed"], true);
+    }
+
+    #[tokio::test]
+    async fn two_versions_of_an_id_keep_the_later_last_updated_then_the_later_page() {
+        let f = fixture();
+        // Stored out of page order, as a retried page would be.
+        let pages = [
+            RawPage::ok(
+                3,
+                vec![appeal_version(
+                    6,
+                    Some("2026-11-20 08:00:00"),
+                    "6 on page 3",
+                )],
+            ),
+            RawPage::ok(
+                1,
+                vec![
+                    appeal_version(5, Some("2026-11-20 12:00:00"), "5 new"),
+                    appeal_version(6, Some("2026-11-20 08:00:00"), "6 on page 1"),
+                    appeal_version(7, Some("2026-11-19 17:00:00"), "7 dated"),
+                    appeal(8),
+                ],
+            ),
+            RawPage::ok(
+                2,
+                vec![
+                    appeal_version(5, Some("2026-11-20 09:00:00"), "5 old"),
+                    appeal_version(7, None, "7 undated"),
+                ],
+            ),
+        ];
+        let message = publish_raw(&f.platform, &table("appeals"), date(), &pages)
+            .await
+            .unwrap();
+        let outcome = f.stage.parse(&message).await.unwrap();
+        assert!(outcome.report.passed(), "{:?}", outcome.report);
+
+        let batch = parsed_rows(&f, "appeals").await.unwrap();
+        let kept: Vec<_> = column(&batch, "id")
+            .iter()
+            .zip(column(&batch, "reference").iter())
+            .map(|(id, reference)| (id.unwrap(), reference.unwrap()))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("6", "6 on page 3"),
+                ("5", "5 new"),
+                ("7", "7 dated"),
+                ("8", "A/8")
+            ]
+        );
+        assert_eq!(pages_of(&batch), [3, 1, 1, 1]);
+
+        let superseded = check(&outcome.report, "superseded_versions_dropped");
+        assert_eq!(superseded.value, 3.0);
+        assert_eq!(superseded.examples, ["6", "5", "7"]);
+        assert!(superseded.passed);
+        assert_eq!(
+            check(&outcome.report, "duplicate_records_collapsed").value,
+            0.0
+        );
+    }
+
+    #[tokio::test]
+    async fn the_duplicate_rule_does_not_depend_on_the_batch_size() {
+        let pages = [
+            RawPage::ok(
+                1,
+                vec![appeal(1), appeal(2), appeal_version(3, None, "old")],
+            ),
+            RawPage::ok(2, vec![appeal(2), appeal(3), appeal(4)]),
+            RawPage::ok(3, vec![appeal(1), appeal_version(4, None, "older")]),
+        ];
+        let mut results = Vec::new();
+        for f in [fixture_with(ParseSettings { batch_rows: 1 }), fixture()] {
+            let message = publish_raw(&f.platform, &table("appeals"), date(), &pages)
+                .await
+                .unwrap();
+            let outcome = f.stage.parse(&message).await.unwrap();
+            let counts = (
+                check(&outcome.report, "duplicate_records_collapsed").value,
+                check(&outcome.report, "superseded_versions_dropped").value,
+            );
+            results.push((parsed_rows(&f, "appeals").await.unwrap(), counts));
+        }
+        assert_eq!(results[0], results[1]);
+        let (batch, counts) = &results[0];
+        assert_eq!(counts, &(2.0, 2.0));
+        assert_eq!(
+            column(batch, "id").iter().collect::<Vec<_>>(),
+            [Some("2"), Some("3"), Some("4"), Some("1")]
+        );
+        assert_eq!(pages_of(batch), [2, 2, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_gate_publishes_nothing_and_keeps_the_last_good_partition() {
         let f = fixture();
         let good = publish_raw(
             &f.platform,
@@ -707,10 +959,11 @@ tables:
         .unwrap();
         let published = f.stage.parse(&good).await.unwrap().published;
 
-        // The same day re-ingested, now with id 2 on two pages.
+        // The same day re-ingested, now with a record without an id (and id 2 twice, which
+        // is not a failure: one row is kept).
         let pages = [
             RawPage::ok(1, vec![appeal(1), appeal(2)]),
-            RawPage::ok(2, vec![appeal(2), appeal(3)]),
+            RawPage::ok(2, vec![appeal(2), r#"{"reference":"A/?"}"#.into()]),
         ];
         let bad = publish_raw(&f.platform, &table("appeals"), date(), &pages)
             .await
@@ -721,10 +974,8 @@ tables:
             text.starts_with("appeals parsed import_date=20261121: data-quality gate failed"),
             "{text}"
         );
-        assert!(
-            text.contains("unique_id = 1 (threshold 0), e.g. 2"),
-            "{text}"
-        );
+        assert!(text.contains("missing_id = 1 (threshold 0)"), "{text}");
+        assert!(!text.contains("unique_id"), "{text}");
         assert!(matches!(err.into_failure(), Failure::Permanent(_)));
 
         let partition = f
@@ -753,16 +1004,22 @@ tables:
 
         // Both runs recorded their results, the failed one with its figures.
         let lines = reports(&f, "appeals").await;
-        assert_eq!(lines.len(), 6, "three checks per run");
+        assert_eq!(lines.len(), 10, "five checks per run");
         let failed: Vec<_> = lines.iter().filter(|l| l["passed"] == false).collect();
-        assert_eq!(failed.len(), 3);
-        let unique = failed
+        assert_eq!(failed.len(), 5);
+        let missing = failed
             .iter()
-            .find(|l| l["check"]["check"] == "unique_id")
+            .find(|l| l["check"]["check"] == "missing_id")
             .unwrap();
-        assert_eq!(unique["check"]["value"], 1.0);
-        assert_eq!(unique["partition_date"], "20261121");
-        assert_eq!(unique["stage"], "parse");
+        assert_eq!(missing["check"]["value"], 1.0);
+        assert_eq!(missing["partition_date"], "20261121");
+        assert_eq!(missing["stage"], "parse");
+        let collapsed = failed
+            .iter()
+            .find(|l| l["check"]["check"] == "duplicate_records_collapsed")
+            .unwrap();
+        assert_eq!(collapsed["check"]["value"], 1.0);
+        assert_eq!(collapsed["check"]["passed"], true);
     }
 
     #[tokio::test]

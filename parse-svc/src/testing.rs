@@ -20,7 +20,7 @@ use common::platform::Platform;
 use common::publish::{PartitionWriter, PublishError, new_run_id};
 use serde_json::{Map, Value};
 
-use crate::schema::BOOKKEEPING;
+use crate::schema::{BOOKKEEPING, STATUS_CODE};
 use crate::source::published_files;
 
 /// One API page as ingest-svc stores it: its records, or its failure.
@@ -53,12 +53,17 @@ impl RawPage {
     }
 }
 
-/// The raw layer's columns for `table`: the bookkeeping columns with the record column (named
-/// after the table) after `import_exception_thrown`.
+/// The raw layer's columns for `table` exactly as ingest-svc writes them (`ingest_svc::raw::schema`,
+/// which this crate cannot depend on: keep the two the same): the bookkeeping columns with the
+/// record column (named after the table) after `import_exception_thrown`; only the status, the
+/// exception and the record may be null.
 pub fn raw_schema(table: &TableName) -> SchemaRef {
     let mut fields: Vec<Field> = BOOKKEEPING
         .iter()
-        .map(|(name, t)| Field::new(*name, t.data_type(), true))
+        .map(|(name, t)| {
+            let nullable = matches!(*name, STATUS_CODE | "import_exception_thrown");
+            Field::new(*name, t.data_type(), nullable)
+        })
         .collect();
     fields.insert(4, Field::new(table.as_str(), DataType::Utf8, true));
     Arc::new(Schema::new(fields))
@@ -301,6 +306,27 @@ mod tests {
         assert_eq!(batch.num_rows(), 3);
         assert_eq!(batch.schema().field(4).name(), "appeals");
         assert_eq!(batch.column(4).null_count(), 1);
+        // ingest-svc's raw schema (`ingest_svc::raw::schema`), column by column.
+        let expected = [
+            ("page_number", DataType::Int32, false),
+            ("import_api_url_requested", DataType::Utf8, false),
+            ("import_api_status_code", DataType::Int32, true),
+            ("import_exception_thrown", DataType::Utf8, true),
+            ("appeals", DataType::Utf8, true),
+            (
+                "import_datetime",
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
+                false,
+            ),
+            ("import_timestamp", DataType::Utf8, false),
+        ];
+        let schema = raw_schema(&table);
+        let found: Vec<_> = schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().as_str(), f.data_type().clone(), f.is_nullable()))
+            .collect();
+        assert_eq!(found, expected);
     }
 
     #[test]

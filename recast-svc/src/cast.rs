@@ -8,27 +8,37 @@
 //! | boolean | `t`/`f`, `true`/`false`, `1`/`0`, `yes`/`no`, in any case | Boolean |
 //! | integer, long | an optional sign and decimal digits, within the type's range (`42`, `-7`, `+3`) | Int32, Int64 |
 //! | float, double | decimal numbers with an optional exponent (`1.5`, `-0.25`, `.5`, `2e3`), `NaN`, `inf` | Float32, Float64 |
-//! | timestamp | `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DDTHH:MM:SS`, each with an optional fraction of up to nine digits; a bare `YYYY-MM-DD` (midnight) | Timestamp(µs), no time zone |
-//! | date | `YYYY-MM-DD` (also `YYYYMMDD`, and a timestamp as above, whose date is taken) | Date32 |
+//! | timestamp | `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DDTHH:MM:SS`, each with an optional fraction of up to nine digits; a bare `YYYY-MM-DD` (midnight); either time form followed by a zone (`Z`, `+01:00`, `+0100`), converted to London wall-clock | Timestamp(µs), no time zone |
+//! | date | `YYYY-MM-DD` (also `YYYYMMDD`, and a timestamp as above, whose date is taken: for a timestamp with a zone, the London date of that instant) | Date32 |
 //!
-//! Timestamps are London wall-clock times as Tascomi sends them and are stored as they read,
-//! without a zone; a fraction beyond microseconds is truncated. A timestamp that carries an
-//! offset (`Z`, `+01:00`) is converted to UTC, as Arrow's parser does; Tascomi does not send
-//! offsets. Anything else, for example `1,000`, `12.0` for an integer, `0000-00-00 00:00:00`,
-//! `21/11/2026` or an out-of-range number, becomes null and is counted as a cast failure, with a
-//! few examples kept: never silently.
+//! Timestamps are London wall-clock times, the reading every stage uses
+//! ([`common::layout::parse_london_timestamp`]), stored without a zone; a fraction beyond
+//! microseconds is truncated. Tascomi's own text (`2026-07-01 11:00:00`) is stored as it reads,
+//! summer or winter. A timestamp with a zone names an instant and is stored as London's
+//! wall-clock time at that instant: `2026-07-01T11:00:00Z` is `2026-07-01 12:00:00` (British
+//! Summer Time), `2026-12-01T11:00:00Z` is `2026-12-01 11:00:00`; as a date,
+//! `2026-07-01T23:30:00Z` is `2026-07-02`. A value that is not plain date-and-time text (it has
+//! a zone, a letter other than the `T`, a `+`, or a `-` after the date) and that
+//! `parse_london_timestamp` cannot read is a failure, never left to Arrow's parser, which would
+//! store such an instant as UTC. Anything else, for example `1,000`, `12.0` for an integer,
+//! `0000-00-00 00:00:00`, `21/11/2026` or an out-of-range number, becomes null and is counted
+//! as a cast failure, with a few examples kept (as the value was sent): never silently.
 //!
 //! Numbers, timestamps and dates go through Arrow's cast kernels (`arrow::compute::cast` with
-//! `safe` on: a value that does not parse becomes null). Booleans do not: Arrow's kernel also
-//! takes prefixes and other words (`tr`, `fals`, `y`, `on`, `of`), which would let junk through,
-//! so this module matches the table above exactly.
+//! `safe` on: a value that does not parse becomes null). Values with a zone are first rewritten
+//! as the London wall-clock text (or date) they name; a column without one is not copied.
+//! Booleans do not go through Arrow: its kernel also takes prefixes and other words (`tr`,
+//! `fals`, `y`, `on`, `of`), which would let junk through, so this module matches the table
+//! above exactly.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray};
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::error::ArrowError;
 use common::dictionary::ColumnType;
+use common::layout::parse_london_timestamp;
 
 /// How many failed values a column keeps as examples.
 pub const MAX_EXAMPLES: usize = 3;
@@ -56,6 +66,10 @@ pub fn cast_text(values: &dyn Array, to: ColumnType) -> Result<Cast, ArrowError>
         )));
     };
     let text = normalize(text);
+    let london = match to {
+        ColumnType::Timestamp | ColumnType::Date => to_london(&text, to),
+        _ => None,
+    };
     let array: ArrayRef = match to {
         ColumnType::Boolean => Arc::new(
             text.iter()
@@ -63,7 +77,7 @@ pub fn cast_text(values: &dyn Array, to: ColumnType) -> Result<Cast, ArrowError>
                 .collect::<BooleanArray>(),
         ),
         _ => cast_with_options(
-            &text,
+            london.as_ref().unwrap_or(&text),
             &to.data_type(),
             &CastOptions {
                 safe: true,
@@ -100,6 +114,45 @@ fn normalize(text: &StringArray) -> StringArray {
     text.iter()
         .map(|v| v.map(str::trim).filter(|v| !v.is_empty()))
         .collect()
+}
+
+/// For a timestamp or date column with values that are not plain date-and-time text (see
+/// [`is_plain`]): the column with each of those rewritten as London wall-clock text (a date
+/// column: the London date), read by [`parse_london_timestamp`], or null when it cannot read
+/// it. `None` when every value is plain, the usual case: nothing is copied.
+fn to_london(text: &StringArray, to: ColumnType) -> Option<StringArray> {
+    if text.iter().flatten().all(is_plain) {
+        return None;
+    }
+    let format = match to {
+        ColumnType::Date => "%Y-%m-%d",
+        _ => "%Y-%m-%d %H:%M:%S%.f",
+    };
+    Some(
+        text.iter()
+            .map(|value| {
+                let value = value?;
+                if is_plain(value) {
+                    return Some(Cow::Borrowed(value));
+                }
+                let at = parse_london_timestamp(value)?;
+                Some(Cow::Owned(at.format(format).to_string()))
+            })
+            .collect(),
+    )
+}
+
+/// True for text that can only be a date or a zoneless date and time: digits, `:` and `.`,
+/// `-` within the date, and at most one ` ` or `T` between date and time. Everything Tascomi
+/// sends is plain; a zone (`Z`, `+01:00`, `-05:00`) never is.
+fn is_plain(value: &str) -> bool {
+    let mut in_time = false;
+    value.bytes().all(|b| match b {
+        b'0'..=b'9' | b':' | b'.' => true,
+        b'-' => !in_time,
+        b' ' | b'T' => !std::mem::replace(&mut in_time, true),
+        _ => false,
+    })
 }
 
 /// The accepted boolean words; see the module docs.
@@ -300,8 +353,34 @@ mod tests {
                 // Summer time is not shifted: the wall-clock time is stored as it reads.
                 ("2026-06-21 23:30:00", us("2026-06-21 23:30:00")),
                 ("2026-11-21", us("2026-11-21 00:00:00")),
+                // A zone names an instant: London's wall-clock time then. In winter London is
+                // on UTC, so `Z` reads as written.
                 ("2026-11-21T10:15:00Z", us("2026-11-21 10:15:00")),
                 ("2026-11-21T10:15:00+01:00", us("2026-11-21 09:15:00")),
+                ("2026-11-21 10:15:00z", us("2026-11-21 10:15:00")),
+                // In summer London is an hour ahead of UTC.
+                ("2026-07-01T11:00:00Z", us("2026-07-01 12:00:00")),
+                ("2026-07-01 11:00:00Z", us("2026-07-01 12:00:00")),
+                ("2026-07-01T11:00:00+01:00", us("2026-07-01 11:00:00")),
+                ("2026-07-01T11:00:00+0100", us("2026-07-01 11:00:00")),
+                ("2026-07-01T06:00:00-05:00", us("2026-07-01 12:00:00")),
+                ("2026-07-01T23:30:00Z", us("2026-07-02 00:30:00")),
+                (
+                    " 2026-07-01T11:00:00.123456Z ",
+                    us("2026-07-01 12:00:00.123456"),
+                ),
+                (
+                    "2026-07-01T11:00:00.123456789Z",
+                    us("2026-07-01 12:00:00.123456"),
+                ),
+                // The change of the clocks: 01:30Z on 29 March 2026 is 02:30 BST.
+                ("2026-03-29T00:30:00Z", us("2026-03-29 00:30:00")),
+                ("2026-03-29T01:30:00Z", us("2026-03-29 02:30:00")),
+                ("2026-07-01 11:00:00 +01:00", us("2026-07-01 11:00:00")),
+                // Zoned forms parse_london_timestamp does not read are failures, not UTC.
+                ("2026-07-01T11:00:00 Europe/London", None),
+                ("2026-07-01T11:00:00 BST", None),
+                ("2026-07-01Z", None),
                 ("0000-00-00 00:00:00", None),
                 ("2026-13-01 00:00:00", None),
                 ("2026-02-30 10:00:00", None),
@@ -326,6 +405,11 @@ mod tests {
                 (" 2026-11-21", day("2026-11-21")),
                 ("20261121", day("2026-11-21")),
                 ("2026-11-21 10:15:00", day("2026-11-21")),
+                // A timestamp with a zone: the London date of the instant.
+                ("2026-07-01T23:30:00Z", day("2026-07-02")),
+                ("2026-07-01T22:59:59Z", day("2026-07-01")),
+                ("2026-12-01T23:30:00Z", day("2026-12-01")),
+                ("2026-07-02T00:30:00+02:00", day("2026-07-01")),
                 ("2026-02-30", None),
                 ("21/11/2026", None),
                 ("0000-00-00", None),
@@ -355,6 +439,35 @@ mod tests {
         assert_eq!(cast.examples, ["x", "1,000", "y"]);
         let long = cast_text(&text(&[Some(&"long ".repeat(20))]), ColumnType::Integer).unwrap();
         assert_eq!(long.examples[0].chars().count(), MAX_EXAMPLE_CHARS + 3);
+    }
+
+    #[test]
+    fn zoned_values_are_rewritten_alongside_plain_ones_and_examples_keep_the_sent_text() {
+        let values = text(&[
+            Some("2026-07-01 11:00:00"),
+            Some("2026-07-01T11:00:00Z"),
+            None,
+            Some(" 2026-07-01T11:00:00 Europe/London"),
+            Some("2026-06-30"),
+            Some("junk"),
+        ]);
+        let cast = cast_text(&values, ColumnType::Timestamp).unwrap();
+        let typed = cast.array.as_primitive::<TimestampMicrosecondType>();
+        let micros = |s: &str| at(s).and_utc().timestamp_micros();
+        assert_eq!(typed.value(0), micros("2026-07-01 11:00:00"), "as read");
+        assert_eq!(typed.value(1), micros("2026-07-01 12:00:00"), "converted");
+        assert_eq!(typed.value(4), micros("2026-06-30 00:00:00"));
+        assert!(typed.is_null(2) && typed.is_null(3) && typed.is_null(5));
+        assert_eq!(cast.failures, 2);
+        assert_eq!(cast.examples, ["2026-07-01T11:00:00 Europe/London", "junk"]);
+
+        // Plain Tascomi text takes the fast path: no rewritten copy.
+        let plain = text(&[Some("2026-07-01 11:00:00"), Some("2026-07-01T11:00:00.5")]);
+        assert!(to_london(&plain, ColumnType::Timestamp).is_none());
+        assert!(is_plain("20261121"));
+        assert!(!is_plain("2026-07-01T11:00:00Z"));
+        assert!(!is_plain("2026-07-01T11:00:00-05:00"));
+        assert!(!is_plain("2026-07-01 11:00:00 11"));
     }
 
     #[test]

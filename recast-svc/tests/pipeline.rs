@@ -82,12 +82,14 @@ fn typed_column(dictionary: &ColumnTypes, name: &str, wanted: ColumnType) -> Str
         .unwrap()
 }
 
-/// The raw pages of a table: two pages of records and a failed page in between; for
-/// `applications`, two values that will not cast.
+/// The raw pages of a table: two pages of records and a failed page in between, the last record
+/// of the first page served again at the start of the last (offset paging over a live table);
+/// for `applications`, two values that will not cast.
 fn raw_pages(dictionary: &ColumnTypes, name: &str, fields: usize, records: usize) -> Vec<RawPage> {
     let shape = shape(dictionary, name, fields);
     let mut first = shape.records(1, records / 2);
-    let second = shape.records(1 + (records / 2) as u64, records - records / 2);
+    let mut second = shape.records(1 + (records / 2) as u64, records - records / 2);
+    second.insert(0, first[first.len() - 1].clone());
     if name == "applications" {
         let integer = typed_column(dictionary, name, ColumnType::Integer);
         let timestamp = typed_column(dictionary, name, ColumnType::Timestamp);
@@ -225,6 +227,17 @@ async fn raw_to_increment(platform: &Platform) {
 
         let parsed = parse.parse(&raw).await.unwrap();
         assert_eq!(parsed.published.rows, records as u64, "{name}");
+        let collapsed = parsed
+            .report
+            .checks
+            .iter()
+            .find(|c| c.check == "duplicate_records_collapsed")
+            .unwrap();
+        assert_eq!(
+            (collapsed.value, collapsed.examples.as_slice()),
+            (1.0, [(records / 2).to_string()].as_slice()),
+            "{name}: the record served twice is kept once"
+        );
         assert!(
             parsed.field_columns >= fields,
             "{name}: {} columns",
@@ -306,8 +319,9 @@ async fn raw_to_increment(platform: &Platform) {
     }
 }
 
-/// Duplicate ids in one table's raw partition: its parse fails the gate and its message goes to
-/// the dead-letter queue with the figures, while another table's message goes on to recast.
+/// Records without an id in one table's raw partition: its parse fails the gate and its message
+/// goes to the dead-letter queue with the figures, while another table's message goes on to
+/// recast. (Duplicate ids no longer fail a gate: parse keeps one row per id.)
 async fn gate_failure_dead_letters_while_others_go_on(
     platform: &Platform,
     parse_queues: [Arc<dyn Queue>; 3],
@@ -316,13 +330,18 @@ async fn gate_failure_dead_letters_while_others_go_on(
     let dictionary = production_dictionary();
     let pipeline = pipeline();
     let appeals = shape(&dictionary, "appeals", 60);
-    let mut duplicated = appeals.records(1, 20);
-    duplicated.extend(appeals.records(10, 2));
+    let mut records = appeals.records(1, 20);
+    for record in &mut records[9..11] {
+        let mut object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(record).unwrap();
+        object.insert("id".into(), serde_json::Value::Null);
+        *record = serde_json::Value::Object(object).to_string();
+    }
     let bad = publish_raw(
         platform,
         &table("appeals"),
         date(),
-        &[RawPage::ok(1, duplicated)],
+        &[RawPage::ok(1, records)],
     )
     .await
     .unwrap();
@@ -376,15 +395,12 @@ async fn gate_failure_dead_letters_while_others_go_on(
         reason.contains("appeals parsed import_date=20261121: data-quality gate failed"),
         "{reason}"
     );
-    assert!(
-        reason.contains("unique_id = 2 (threshold 0), e.g. 10, 11"),
-        "{reason}"
-    );
+    assert!(reason.contains("missing_id = 2 (threshold 0)"), "{reason}");
 
     let dead_letters = dead.receive(10, Duration::from_secs(1)).await.unwrap();
     assert_eq!(dead_letters.len(), 1);
     assert_eq!(dead_letters[0].attributes["failed_stage"], "parse");
-    assert!(dead_letters[0].attributes["failure_reason"].contains("unique_id = 2"));
+    assert!(dead_letters[0].attributes["failure_reason"].contains("missing_id = 2"));
     let body: PartitionReady = messages::decode(&dead_letters[0].body, |_| true).unwrap();
     assert_eq!(body.table.as_str(), "appeals");
     let parsed = platform
