@@ -9,13 +9,15 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use common::config::{Env, PipelineFile, TableConfig};
 use common::dictionary::ColumnTypes;
-use common::layout::{TableName, date_value, london_today};
-use common::messages::{self, IngestMode, IngestRequest};
+use common::layout::{TableName, date_value, london_today, parse_date};
+use common::messages::{self, IngestMode, IngestRequest, Message, PartitionReady};
+use common::queue::Queue;
 
-use crate::local::{LocalOptions, LocalPipeline};
+use crate::local::{DeadLetter, LocalApi, LocalOptions, LocalPipeline};
 use crate::ops;
 use crate::stage::Stage;
 use crate::target::{AwsTarget, Target};
+use crate::verdict::{self, Expectation, ImportCheck, Repair, Verdicts};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,6 +48,16 @@ pub struct TargetArgs {
     pub dictionary: Option<PathBuf>,
 }
 
+/// The Tascomi API, for the commands that run the ingest stage on the embedded default (keys
+/// from TASCOMI_PUBLIC_KEY and TASCOMI_PRIVATE_KEY; the client settings from the same
+/// TASCOMI_API_* variables as ingest-svc).
+#[derive(Debug, Args, Clone)]
+pub struct ApiArgs {
+    /// The API's base URL, e.g. https://council-planning.idoxcloud.com/rest/v1/ (with --local).
+    #[arg(long, env = "TASCOMI_API_BASE_URL")]
+    pub api_url: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the whole pipeline on the embedded default against a simulated Tascomi API, over a
@@ -58,7 +70,8 @@ pub enum Command {
         nights: u32,
     },
     /// One nightly run of every stage on the embedded default, against any Tascomi API (keys
-    /// from TASCOMI_PUBLIC_KEY and TASCOMI_PRIVATE_KEY).
+    /// from TASCOMI_PUBLIC_KEY and TASCOMI_PRIVATE_KEY). Exits non-zero unless every table's
+    /// snapshot of the day is published with no page failed, naming each table and why.
     Run {
         #[command(flatten)]
         target: TargetArgs,
@@ -68,16 +81,26 @@ pub enum Command {
         /// Tables to run (default: the pipeline file's tables due that day).
         #[arg(long, value_delimiter = ',')]
         tables: Vec<TableName>,
-        /// The London date the run takes as today (default: today).
-        #[arg(long)]
+        /// The London date the run takes as today (default: today), YYYY-MM-DD or YYYYMMDD.
+        #[arg(long, value_parser = parse_date_arg)]
         as_of: Option<NaiveDate>,
     },
-    /// Send an ingest request to the deployment's ingest queue.
+    /// Send an ingest request for a table to the deployment's ingest queue; with --local, run
+    /// it (and every later stage) here and report as `run` does.
     Ingest {
         #[arg(long)]
         table: TableName,
         #[arg(long, default_value = "incremental", value_parser = parse_mode)]
         mode: IngestMode,
+        /// Fetch again every day from this date up to the day before the run's date, whatever
+        /// earlier imports fetched (incremental only).
+        #[arg(long, value_parser = parse_date_arg)]
+        since: Option<NaiveDate>,
+        /// The London date the ingest takes as today (default: today).
+        #[arg(long, value_parser = parse_date_arg)]
+        as_of: Option<NaiveDate>,
+        #[command(flatten)]
+        api: ApiArgs,
         #[command(flatten)]
         target: TargetArgs,
     },
@@ -89,15 +112,16 @@ pub enum Command {
         table: Option<TableName>,
         #[arg(long)]
         all: bool,
-        #[arg(long)]
+        #[arg(long, value_parser = parse_date_arg)]
         from: NaiveDate,
-        #[arg(long)]
+        #[arg(long, value_parser = parse_date_arg)]
         to: Option<NaiveDate>,
         /// Print the messages instead of sending them.
         #[arg(long)]
         dry_run: bool,
-        /// The London date the replayed stages take as today (embedded default and backfills).
-        #[arg(long)]
+        /// The London date every replayed stage takes as today, so one snapshot of that date
+        /// (default: each partition's own date, so each snapshot is rebuilt under its date).
+        #[arg(long, value_parser = parse_date_arg)]
         as_of: Option<NaiveDate>,
         #[command(flatten)]
         target: TargetArgs,
@@ -108,12 +132,13 @@ pub enum Command {
         table: TableName,
         #[arg(long)]
         stage: Stage,
-        #[arg(long)]
+        #[arg(long, value_parser = parse_date_arg)]
         from: NaiveDate,
         /// Carry the plan out (without it, only print it).
         #[arg(long)]
         yes: bool,
-        #[arg(long)]
+        /// As for `replay` (default: each partition's own date).
+        #[arg(long, value_parser = parse_date_arg)]
         as_of: Option<NaiveDate>,
         #[command(flatten)]
         target: TargetArgs,
@@ -122,21 +147,26 @@ pub enum Command {
     Rollback {
         #[arg(long)]
         table: TableName,
-        #[arg(long)]
+        #[arg(long, value_parser = parse_date_arg)]
         to: NaiveDate,
         #[arg(long)]
         yes: bool,
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// Send a stage's dead-letter messages back to its queue (after a fix).
+    /// Send a stage's dead-letter messages back to its queue (after a fix). With --local they
+    /// are handled at once; one that fails again is back in the dead-letter queue with its
+    /// reason, and the command exits non-zero.
     Redrive {
         #[arg(long)]
         stage: Stage,
         #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
         target: TargetArgs,
     },
-    /// Per table and layer the latest partition; per stage the queues.
+    /// Per table and layer the latest partition; per stage the queues; the holes (a raw import
+    /// without its later layers) and snapshots older than the latest import (exit 1 if any).
     Status {
         #[command(flatten)]
         target: TargetArgs,
@@ -150,6 +180,21 @@ pub enum Command {
 
 fn parse_mode(text: &str) -> Result<IngestMode, String> {
     text.parse()
+}
+
+/// A date as `YYYY-MM-DD` or `YYYYMMDD`.
+pub fn parse_date_arg(text: &str) -> Result<NaiveDate, String> {
+    let trimmed = text.trim();
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let shaped = match trimmed.len() {
+        8 => digits(trimmed),
+        10 => trimmed.split('-').map(str::len).eq([4, 2, 2]) && digits(&trimmed.replace('-', "")),
+        _ => false,
+    };
+    shaped
+        .then(|| parse_date(trimmed))
+        .flatten()
+        .ok_or_else(|| format!("{text:?} is not a date: expected YYYY-MM-DD or YYYYMMDD"))
 }
 
 /// Parses the process arguments and runs the command.
@@ -192,21 +237,85 @@ fn load_dictionary(args: &TargetArgs, pipeline: &PipelineFile) -> anyhow::Result
 }
 
 async fn target(args: &TargetArgs, env: &Env) -> anyhow::Result<Target> {
-    let pipeline = load_pipeline(args)?;
     if args.local {
-        let dictionary = load_dictionary(args, &pipeline)?;
-        let local = LocalPipeline::build(LocalOptions {
-            data_dir: args.data_dir.clone(),
-            pipeline,
-            dictionary,
-            api: None,
-        })
-        .await?;
+        let local = build_local(args, env, None, &[]).await?;
         Ok(Target::Local(Box::new(local)))
     } else {
+        let pipeline = load_pipeline(args)?;
         Ok(Target::Aws(Box::new(
             AwsTarget::from_env(env, pipeline).await?,
         )))
+    }
+}
+
+/// The embedded default on `args.data_dir`; with `api_url`, its ingest stage talks to that API
+/// (keys and client settings from the environment). `tables` the pipeline file does not name
+/// run with the defaults.
+async fn build_local(
+    args: &TargetArgs,
+    env: &Env,
+    api_url: Option<&str>,
+    tables: &[TableName],
+) -> anyhow::Result<LocalPipeline> {
+    let mut pipeline = load_pipeline(args)?;
+    let dictionary = load_dictionary(args, &pipeline)?;
+    add_unlisted(&mut pipeline, tables);
+    let api = match api_url {
+        Some(url) => Some(local_api(env, url, &pipeline)?),
+        None => None,
+    };
+    LocalPipeline::build(LocalOptions {
+        data_dir: args.data_dir.clone(),
+        pipeline,
+        dictionary,
+        api,
+    })
+    .await
+}
+
+/// The API settings ingest-svc would read (`TASCOMI_API_*`, `TASCOMI_MAX_LOOKBACK_DAYS`), with
+/// `url` as the base URL, and the keys.
+fn local_api(env: &Env, url: &str, pipeline: &PipelineFile) -> anyhow::Result<LocalApi> {
+    let credentials = ingest_svc::Credentials::new(
+        env.secret("TASCOMI_PUBLIC_KEY")
+            .context("TASCOMI_PUBLIC_KEY is required to call the Tascomi API")?,
+        env.secret("TASCOMI_PRIVATE_KEY")
+            .context("TASCOMI_PRIVATE_KEY is required to call the Tascomi API")?,
+    );
+    let mut env = env.clone();
+    env.set("TASCOMI_API_BASE_URL", url);
+    let settings = ingest_svc::IngestSettings::from_env(&env, pipeline)?;
+    Ok(LocalApi {
+        settings,
+        credentials,
+    })
+}
+
+/// The flags that make a suggested command act where this one did (no secrets: keys stay in
+/// the environment).
+fn repair_flags(args: &TargetArgs, api_url: Option<&str>) -> Repair {
+    let mut flags = format!(
+        "--local --data-dir {} --pipeline {}",
+        args.data_dir.display(),
+        args.pipeline.display()
+    );
+    if let Some(url) = api_url {
+        flags.push_str(&format!(" --api-url {url}"));
+    }
+    Repair {
+        target_flags: flags,
+    }
+}
+
+fn progress() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+fn exit_code(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -223,25 +332,21 @@ async fn run(command: Command, env: &Env) -> anyhow::Result<ExitCode> {
         Command::Ingest {
             table,
             mode,
+            since,
+            as_of,
+            api,
             target: args,
         } => {
-            if args.local {
-                bail!(
-                    "`ingest` sends to the deployment's queue; on the embedded default use `tascomi run --local --tables {table}`"
-                );
-            }
-            let target = target(&args, env).await?;
-            let request = IngestRequest {
-                table: table.clone(),
+            ingest(
+                env,
+                &args,
+                api.api_url.as_deref(),
+                table,
                 mode,
-                requested_by: format!("operator:{}", env.get("USER").unwrap_or("unknown")),
-                as_of: None,
-            };
-            target
-                .send(Stage::Ingest, &messages::encode(&request))
-                .await?;
-            println!("sent an ingest request for {table} ({mode:?})");
-            Ok(ExitCode::SUCCESS)
+                since,
+                as_of,
+            )
+            .await
         }
         Command::Replay {
             stage,
@@ -256,16 +361,53 @@ async fn run(command: Command, env: &Env) -> anyhow::Result<ExitCode> {
             let target = target(&args, env).await?;
             let tables = ops::tables(&target, table.as_ref());
             let replay = ops::replay_messages(&target, stage, &tables, from, to, as_of).await?;
+            if replay.is_empty() {
+                bail!(
+                    "nothing to replay: no {} partition of {} dated {}{} (see `tascomi status`)",
+                    stage.layer().upstream().map_or("input", |l| l.name()),
+                    tables
+                        .iter()
+                        .map(TableName::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    date_value(from),
+                    to.map_or(" or later".into(), |to| format!(" to {}", date_value(to)))
+                );
+            }
             for message in &replay {
                 println!("{}", messages::encode(message));
             }
+            print!(
+                "{}",
+                ops::describe_snapshot_dates(&ops::snapshot_dates(&replay))
+            );
             if dry_run {
                 println!("dry run: {} message(s) not sent", replay.len());
-            } else {
-                ops::send_all(&target, stage, &replay).await?;
-                println!("sent {} message(s) to {stage}", replay.len());
+                return Ok(ExitCode::SUCCESS);
             }
-            Ok(ExitCode::SUCCESS)
+            match &target {
+                Target::Local(local) => {
+                    let mark = local.mark();
+                    ops::send_all(&target, stage, &replay).await?;
+                    println!("sent {} message(s) to {stage}", replay.len());
+                    let verdicts = verdict::judge(
+                        local,
+                        &replayed(replay.iter()),
+                        &mark,
+                        &repair_flags(&args, None),
+                    )
+                    .await?;
+                    Ok(report(&verdicts, "snapshot(s) replayed"))
+                }
+                Target::Aws(_) => {
+                    ops::send_all(&target, stage, &replay).await?;
+                    println!(
+                        "sent {} message(s) to {stage}: the services write the snapshots above; `tascomi status` shows them, and the dead-letter queues any failure",
+                        replay.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
         }
         Command::Reset {
             table,
@@ -277,7 +419,7 @@ async fn run(command: Command, env: &Env) -> anyhow::Result<ExitCode> {
         } => {
             let target = target(&args, env).await?;
             let plan = ops::plan_reset(&target, &table, stage, from, as_of).await?;
-            confirm_and_execute(&target, &plan, yes).await
+            confirm_and_execute(&target, &plan, yes, &repair_flags(&args, None)).await
         }
         Command::Rollback {
             table,
@@ -287,29 +429,18 @@ async fn run(command: Command, env: &Env) -> anyhow::Result<ExitCode> {
         } => {
             let target = target(&args, env).await?;
             let plan = ops::plan_rollback(&target, &table, to).await?;
-            confirm_and_execute(&target, &plan, yes).await
+            confirm_and_execute(&target, &plan, yes, &Repair::default()).await
         }
         Command::Redrive {
             stage,
+            api,
             target: args,
-        } => {
-            let target = target(&args, env).await?;
-            let moved = target.redrive(stage).await?;
-            for letter in &moved {
-                println!(
-                    "redriven: {} (failed: {})",
-                    letter.table().unwrap_or_else(|| "?".into()),
-                    letter.reason()
-                );
-            }
-            target.settle().await?;
-            println!("{} message(s) sent back to {stage}", moved.len());
-            Ok(ExitCode::SUCCESS)
-        }
+        } => redrive(env, &args, api.api_url.as_deref(), stage).await,
         Command::Status { target: args } => {
             let target = target(&args, env).await?;
-            print!("{}", status_report(&target, london_today()).await?);
-            Ok(ExitCode::SUCCESS)
+            let (text, gaps) = status_text(&target, london_today()).await?;
+            print!("{text}");
+            Ok(exit_code(gaps.is_empty()))
         }
         Command::Drift { target: args } => {
             let target = target(&args, env).await?;
@@ -349,24 +480,270 @@ async fn run(command: Command, env: &Env) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// What replaying `messages` must produce: each table's snapshot under the message's date.
+fn replayed<'a>(messages: impl IntoIterator<Item = &'a PartitionReady>) -> Vec<Expectation> {
+    messages
+        .into_iter()
+        .map(|m| Expectation {
+            table: m.table.clone(),
+            snapshot: m.as_of.unwrap_or_else(|| m.date()),
+            import: ImportCheck::None,
+        })
+        .collect()
+}
+
+/// Prints the verdicts and a total line, `<count> <what>, <failed> failed`; the exit code says
+/// whether all is well.
+#[allow(clippy::print_stdout)]
+fn report(verdicts: &Verdicts, what: &str) -> ExitCode {
+    print!("{}", verdicts.describe());
+    let failed = verdicts.failed_tables() + verdicts.other_letters.len();
+    println!("{} {what}, {failed} failed", verdicts.tables.len());
+    exit_code(verdicts.ok())
+}
+
+/// `tascomi ingest`: on AWS, sends the request; with --local, runs it here and judges it.
+#[allow(clippy::print_stdout)]
+async fn ingest(
+    env: &Env,
+    args: &TargetArgs,
+    api_url: Option<&str>,
+    table: TableName,
+    mode: IngestMode,
+    since: Option<NaiveDate>,
+    as_of: Option<NaiveDate>,
+) -> anyhow::Result<ExitCode> {
+    let today = as_of.unwrap_or_else(london_today);
+    if let Some(since) = since
+        && since >= today
+    {
+        bail!(
+            "--since {since} must be before the run's date {today}: an ingest fetches the days before its date"
+        );
+    }
+    let request = IngestRequest {
+        table: table.clone(),
+        mode,
+        requested_by: format!("operator:{}", env.get("USER").unwrap_or("unknown")),
+        // Locally the run's date is fixed here, so the verdict checks the snapshot it writes.
+        as_of: if args.local { Some(today) } else { as_of },
+        since,
+    };
+    request
+        .validate()
+        .map_err(|reason| anyhow::anyhow!("not a valid ingest request: {reason}"))?;
+    let describe = format!(
+        "{table} ({}{}{})",
+        mode_name(mode),
+        since.map_or(String::new(), |d| format!(", every day since {d}")),
+        as_of.map_or(String::new(), |d| format!(", as of {d}"))
+    );
+    if !args.local {
+        let target = target(args, env).await?;
+        target
+            .send(Stage::Ingest, &messages::encode(&request))
+            .await?;
+        println!("sent an ingest request for {describe}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(api_url) = api_url else {
+        bail!(
+            "`ingest --local` runs the ingest stage here: pass --api-url (or TASCOMI_API_BASE_URL) and the keys"
+        );
+    };
+    let local = build_local(args, env, Some(api_url), std::slice::from_ref(&table)).await?;
+    let mark = local.mark();
+    local
+        .queue(Stage::Ingest)
+        .send(
+            &messages::encode(&request),
+            &std::collections::BTreeMap::new(),
+        )
+        .await?;
+    println!("running an ingest for {describe}");
+    local.settle(progress()).await?;
+    let expected = [Expectation {
+        table,
+        snapshot: today,
+        import: if mode == IngestMode::RetryFailed {
+            ImportCheck::Latest
+        } else {
+            ImportCheck::On(today)
+        },
+    }];
+    let verdicts =
+        verdict::judge(&local, &expected, &mark, &repair_flags(args, Some(api_url))).await?;
+    Ok(report(
+        &verdicts,
+        &format!("table(s) ingested for {}", date_value(today)),
+    ))
+}
+
+fn mode_name(mode: IngestMode) -> &'static str {
+    match mode {
+        IngestMode::Incremental => "incremental",
+        IngestMode::Full => "full",
+        IngestMode::RetryFailed => "retry-failed",
+    }
+}
+
+/// `tascomi redrive`. With --local the messages are handled here and judged; on AWS they are
+/// moved back to the stage's queue for its service.
+#[allow(clippy::print_stdout)]
+async fn redrive(
+    env: &Env,
+    args: &TargetArgs,
+    api_url: Option<&str>,
+    stage: Stage,
+) -> anyhow::Result<ExitCode> {
+    if !args.local {
+        let target = target(args, env).await?;
+        let moved = target.redrive(stage).await?;
+        print_redriven(&moved);
+        println!(
+            "{} message(s) sent back to {stage}: the {stage} service handles them; one that fails again returns to the dead-letter queue with its reason (`tascomi status` counts them)",
+            moved.len()
+        );
+        if let Some((_, _, Some(left))) = target
+            .queue_depths()
+            .await?
+            .into_iter()
+            .find(|(s, _, _)| *s == stage)
+            && left > 0
+        {
+            println!(
+                "{left} message(s) still in the {stage} dead-letter queue (failed again already, or repeats of a message sent back): run redrive again after the fix"
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if stage == Stage::Ingest && api_url.is_none() {
+        bail!(
+            "redriving ingest on the embedded default runs the ingest stage: pass --api-url (or TASCOMI_API_BASE_URL) and the keys; the dead letters are left as they are"
+        );
+    }
+    // Tables a run named beyond the pipeline file (`run --tables`) ran with the defaults; their
+    // redriven messages do too, rather than fail again as unknown tables.
+    let named: Vec<TableName> = build_local(args, env, None, &[])
+        .await?
+        .dead_letters(stage)
+        .iter()
+        .filter_map(|letter| TableName::new(letter.table()?).ok())
+        .collect();
+    let target = Target::Local(Box::new(build_local(args, env, api_url, &named).await?));
+    let moved = target.redrive(stage).await?;
+    let Some(local) = target.local() else {
+        bail!("redrive --local: the target is not the embedded default")
+    };
+    print_redriven(&moved);
+    // After the move: the letters from here on are those that failed again.
+    let mark = local.mark();
+    local.settle(progress()).await?;
+    let today = london_today();
+    let expected: Vec<Expectation> = moved
+        .iter()
+        .filter_map(|letter| redriven_expectation(stage, letter, today))
+        .collect();
+    let verdicts = verdict::judge(local, &expected, &mark, &repair_flags(args, api_url)).await?;
+    print!("{}", verdicts.describe());
+    let again = local.dead_letters_since(&mark).len();
+    println!(
+        "{} message(s) sent back to {stage} and handled: {again} failed again and are back in a dead-letter queue with the reason",
+        moved.len()
+    );
+    Ok(exit_code(verdicts.ok()))
+}
+
+#[allow(clippy::print_stdout)]
+fn print_redriven(moved: &[DeadLetter]) {
+    for letter in moved {
+        println!(
+            "redriven: {} (failed: {})",
+            letter.table().unwrap_or_else(|| "?".into()),
+            letter.reason()
+        );
+    }
+}
+
+/// What handling a redriven message must produce: the snapshot of its date. `None` for a body
+/// that does not decode (it fails again, and is reported as a dead letter).
+fn redriven_expectation(
+    stage: Stage,
+    letter: &DeadLetter,
+    today: NaiveDate,
+) -> Option<Expectation> {
+    if stage == Stage::Ingest {
+        let request: IngestRequest = messages::decode(&letter.body, |_| true).ok()?;
+        let snapshot = request.as_of.unwrap_or(today);
+        Some(Expectation {
+            table: request.table,
+            snapshot,
+            import: if request.mode == IngestMode::RetryFailed {
+                ImportCheck::Latest
+            } else {
+                ImportCheck::On(snapshot)
+            },
+        })
+    } else {
+        let ready: PartitionReady = messages::decode(&letter.body, |_| true).ok()?;
+        Some(Expectation {
+            table: ready.table,
+            snapshot: ready.as_of.unwrap_or(today),
+            import: ImportCheck::None,
+        })
+    }
+}
+
 #[allow(clippy::print_stdout)]
 async fn confirm_and_execute(
     target: &Target,
     plan: &ops::Plan,
     yes: bool,
+    repair: &Repair,
 ) -> anyhow::Result<ExitCode> {
     print!("{}", plan.describe());
     if !yes {
         println!("nothing changed: run again with --yes to carry out this plan");
         return Ok(ExitCode::SUCCESS);
     }
-    plan.execute(target).await?;
-    println!("done");
-    Ok(ExitCode::SUCCESS)
+    match target {
+        Target::Local(local) => {
+            let mark = local.mark();
+            plan.execute(target).await?;
+            let verdicts = verdict::judge(
+                local,
+                &replayed(plan.replay.iter().map(|(_, m)| m)),
+                &mark,
+                repair,
+            )
+            .await?;
+            Ok(report(&verdicts, "snapshot(s) rebuilt"))
+        }
+        Target::Aws(_) => {
+            plan.execute(target).await?;
+            if plan.replay.is_empty() {
+                println!("done");
+            } else {
+                println!(
+                    "done: {} message(s) sent; the services write the snapshots above (`tascomi status` shows them)",
+                    plan.replay.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// `status` as text.
 pub async fn status_report(target: &Target, today: NaiveDate) -> anyhow::Result<String> {
+    Ok(status_text(target, today).await?.0)
+}
+
+/// `status` as text, and the gaps it flags (holes, snapshots behind their imports).
+pub async fn status_text(
+    target: &Target,
+    today: NaiveDate,
+) -> anyhow::Result<(String, Vec<ops::Gap>)> {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(
@@ -391,6 +768,13 @@ pub async fn status_report(target: &Target, today: NaiveDate) -> anyhow::Result<
             }
         );
     }
+    let gaps = ops::gaps(target).await?;
+    if !gaps.is_empty() {
+        out.push('\n');
+        for gap in &gaps {
+            let _ = writeln!(out, "{}", gap.describe());
+        }
+    }
     let _ = writeln!(
         out,
         "\n{:<10} {:>8} {:>9} {:>12}",
@@ -406,7 +790,7 @@ pub async fn status_report(target: &Target, today: NaiveDate) -> anyhow::Result<
             dead.map_or("?".into(), |d| d.to_string())
         );
     }
-    Ok(out)
+    Ok((out, gaps))
 }
 
 /// The tables a night runs: the named ones (tables the pipeline file does not name run with
@@ -426,14 +810,19 @@ pub fn tables_for_night(
             .map(|t| t.name.clone())
             .collect();
     }
-    for table in named {
+    add_unlisted(pipeline, named);
+    named.to_vec()
+}
+
+/// Adds the tables the pipeline file does not name, with the defaults.
+fn add_unlisted(pipeline: &mut PipelineFile, tables: &[TableName]) {
+    for table in tables {
         if !pipeline.contains(table) {
             pipeline
                 .tables
                 .push(TableConfig::with_defaults(table.clone()));
         }
     }
-    named.to_vec()
 }
 
 #[allow(clippy::print_stdout)]
@@ -449,37 +838,57 @@ async fn run_local_night(
             "`run` runs on the embedded default: pass --local (on AWS the schedule runs the night)"
         );
     }
-    let credentials = ingest_svc::Credentials::new(
-        env.secret("TASCOMI_PUBLIC_KEY")
-            .context("TASCOMI_PUBLIC_KEY is required")?,
-        env.secret("TASCOMI_PRIVATE_KEY")
-            .context("TASCOMI_PRIVATE_KEY is required")?,
-    );
-    let mut pipeline = load_pipeline(args)?;
-    let dictionary = load_dictionary(args, &pipeline)?;
     let today = as_of.unwrap_or_else(london_today);
+    let mut pipeline = load_pipeline(args)?;
     let tables = tables_for_night(&mut pipeline, named, today);
-    let local = LocalPipeline::build(LocalOptions {
-        data_dir: args.data_dir.clone(),
-        pipeline,
-        dictionary,
-        api: Some((api_url.to_owned(), credentials)),
-    })
-    .await?;
-    let failures =
-        crate::demo::run_night(&local, &tables, as_of, std::io::stderr().is_terminal()).await?;
-    for (table, reason) in &failures {
-        println!("FAILED {table}: {reason}");
+    let local = build_local(args, env, Some(api_url), &tables).await?;
+    let repair = repair_flags(args, Some(api_url));
+    let verdicts = crate::demo::run_night(&local, &tables, today, progress(), &repair).await?;
+    Ok(report(
+        &verdicts,
+        &format!("table(s) run for {}", date_value(today)),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_read_in_both_formats() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+        assert_eq!(parse_date_arg("2026-11-21"), Ok(day));
+        assert_eq!(parse_date_arg("20261121"), Ok(day));
+        for bad in [
+            "2026-13-01",
+            "21/11/2026",
+            "",
+            "2026112",
+            "2026-1-012",
+            "+2026-11-21",
+        ] {
+            let err = parse_date_arg(bad).unwrap_err();
+            assert!(err.contains("YYYY-MM-DD or YYYYMMDD"), "{bad}: {err}");
+        }
     }
-    println!(
-        "{} table(s) run for {}, {} failed",
-        tables.len(),
-        date_value(today),
-        failures.len()
-    );
-    Ok(if failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+
+    #[test]
+    fn ingest_takes_since_and_as_of() {
+        let cli = Cli::try_parse_from([
+            "tascomi",
+            "ingest",
+            "--table",
+            "appeals",
+            "--since",
+            "20261101",
+            "--as-of",
+            "2026-11-10",
+        ])
+        .unwrap();
+        let Command::Ingest { since, as_of, .. } = cli.command else {
+            panic!("not an ingest: {:?}", cli.command)
+        };
+        assert_eq!(since, NaiveDate::from_ymd_opt(2026, 11, 1));
+        assert_eq!(as_of, NaiveDate::from_ymd_opt(2026, 11, 10));
+    }
 }

@@ -8,3 +8,4 @@ pub mod local;
 pub mod ops;
 pub mod stage;
 pub mod target;
+pub mod verdict;

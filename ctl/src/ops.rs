@@ -2,7 +2,7 @@
 //! will touch, printed) and then acts; the plan is computed from the catalog, so what is
 //! printed is what is done.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use anyhow::{Context, bail};
@@ -62,6 +62,9 @@ pub fn tables(target: &Target, table: Option<&TableName>) -> Vec<TableName> {
 
 /// The "partition ready" messages that make `stage` run again on its input partitions dated
 /// `from..=to` (`to` open when `None`).
+///
+/// Each message's `as_of` is `as_of` when given, else the partition's own date: a replayed
+/// partition of the 9th rebuilds the layers, and the snapshot, of the 9th, not of today.
 pub async fn replay_messages(
     target: &Target,
     stage: Stage,
@@ -92,11 +95,39 @@ pub async fn replay_messages(
                 &partition_ref,
                 p.info.location.clone(),
                 run_id,
-                as_of,
+                Some(as_of.unwrap_or(p.date)),
             ));
         }
     }
     Ok(out)
+}
+
+/// The snapshots replaying `messages` writes: per table, the dates (each message's `as_of`,
+/// else its partition's date), oldest first.
+pub fn snapshot_dates<'a>(
+    messages: impl IntoIterator<Item = &'a PartitionReady>,
+) -> BTreeMap<TableName, BTreeSet<NaiveDate>> {
+    let mut out: BTreeMap<TableName, BTreeSet<NaiveDate>> = BTreeMap::new();
+    for m in messages {
+        out.entry(m.table.clone())
+            .or_default()
+            .insert(m.as_of.unwrap_or_else(|| m.date()));
+    }
+    out
+}
+
+/// `appeals: 20261109, 20261110` per table, one line each.
+pub fn describe_snapshot_dates(dates: &BTreeMap<TableName, BTreeSet<NaiveDate>>) -> String {
+    let mut text = String::new();
+    for (table, dates) in dates {
+        let dates: Vec<String> = dates.iter().map(|d| date_value(*d)).collect();
+        let _ = writeln!(
+            text,
+            "writes the snapshot of {table} dated {}",
+            dates.join(", ")
+        );
+    }
+    text
 }
 
 /// Sends the messages to the stage and lets them take effect.
@@ -140,13 +171,31 @@ impl Plan {
         for (stage, m) in &self.replay {
             let _ = writeln!(
                 text,
-                "replay {} {} {} to {stage}",
+                "replay {} {} {} to {stage} (as of {})",
                 m.table,
                 m.layer,
-                date_value(m.date())
+                date_value(m.date()),
+                date_value(m.as_of.unwrap_or_else(|| m.date()))
             );
         }
+        let writes = self.snapshot_dates();
+        text.push_str(&describe_snapshot_dates(&writes));
+        for p in self.remove.iter().filter(|p| p.layer == Layer::Snapshot) {
+            if !writes.get(&p.table).is_some_and(|d| d.contains(&p.date)) {
+                let _ = writeln!(
+                    text,
+                    "note: the snapshot of {} dated {} is removed and not written again",
+                    p.table,
+                    date_value(p.date)
+                );
+            }
+        }
         text
+    }
+
+    /// The snapshots the replay writes, per table (see [`snapshot_dates`]).
+    pub fn snapshot_dates(&self) -> BTreeMap<TableName, BTreeSet<NaiveDate>> {
+        snapshot_dates(self.replay.iter().map(|(_, m)| m))
     }
 
     /// Carries the plan out: unpublish in the catalog first (readers stop seeing the data),
@@ -277,6 +326,107 @@ pub async fn status(target: &Target, today: NaiveDate) -> anyhow::Result<Vec<Lay
         }
     }
     Ok(out)
+}
+
+/// Something `status` flags on a table: data that is published in one layer and missing from
+/// the next, so the snapshot does not hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gap {
+    /// A raw import without the later layer's partition of its date (a "hole": e.g. a night
+    /// killed after ingest, or a partition removed by hand). `missing` is the first layer
+    /// that lacks it.
+    Hole {
+        table: TableName,
+        import_date: NaiveDate,
+        missing: Layer,
+    },
+    /// The latest snapshot (if any) is older than the latest raw import.
+    Behind {
+        table: TableName,
+        snapshot: Option<NaiveDate>,
+        import_date: NaiveDate,
+        /// Where a rebuild starts: the day after the latest snapshot, else the first import.
+        rebuild_from: NaiveDate,
+    },
+}
+
+impl Gap {
+    /// One line: what is missing and the command that repairs it (printing its plan first).
+    pub fn describe(&self) -> String {
+        match self {
+            Gap::Hole {
+                table,
+                import_date,
+                missing,
+            } => {
+                let stage = Stage::publishing(*missing);
+                format!(
+                    "HOLE    {table}: the raw import {} has no {missing} partition, so no snapshot holds it; repair: tascomi reset --table {table} --stage {stage} --from {import_date}",
+                    date_value(*import_date),
+                )
+            }
+            Gap::Behind {
+                table,
+                snapshot,
+                import_date,
+                rebuild_from,
+            } => format!(
+                "BEHIND  {table}: the latest snapshot ({}) is older than the latest raw import {}; the dead-letter queues say why (tascomi redrive after the fix); without a hole, rebuild: tascomi replay --stage snapshot --table {table} --from {rebuild_from}",
+                snapshot.map_or("none".into(), date_value),
+                date_value(*import_date),
+            ),
+        }
+    }
+}
+
+/// The holes and lagging snapshots of every table of the pipeline file. A run still in progress
+/// shows as `Behind` (and, between two stages, as a hole) until it finishes.
+pub async fn gaps(target: &Target) -> anyhow::Result<Vec<Gap>> {
+    let mut out = Vec::new();
+    for config in &target.pipeline().tables {
+        let table = &config.name;
+        let raw = partitions(target, table, Layer::Raw).await?;
+        let parsed = dates(&partitions(target, table, Layer::Parsed).await?);
+        let increments = dates(&partitions(target, table, Layer::Increment).await?);
+        for p in &raw {
+            let missing = if !parsed.contains(&p.date) {
+                Some(Layer::Parsed)
+            } else if !increments.contains(&p.date) {
+                Some(Layer::Increment)
+            } else {
+                None
+            };
+            if let Some(missing) = missing {
+                out.push(Gap::Hole {
+                    table: table.clone(),
+                    import_date: p.date,
+                    missing,
+                });
+            }
+        }
+        let latest_snapshot = partitions(target, table, Layer::Snapshot)
+            .await?
+            .last()
+            .map(|p| p.date);
+        if let Some(latest_raw) = raw.last()
+            && latest_snapshot.is_none_or(|s| s < latest_raw.date)
+        {
+            let first_raw = raw.first().map_or(latest_raw.date, |p| p.date);
+            out.push(Gap::Behind {
+                table: table.clone(),
+                snapshot: latest_snapshot,
+                import_date: latest_raw.date,
+                rebuild_from: latest_snapshot
+                    .and_then(|s| s.succ_opt())
+                    .unwrap_or(first_raw),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn dates(published: &[Published]) -> BTreeSet<NaiveDate> {
+    published.iter().map(|p| p.date).collect()
 }
 
 /// What `drift` found for one table.

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use common::config::{Env, PipelineFile};
 use common::platform::Platform;
 use common::queue::{Queue, QueueDepth, SqsQueue};
@@ -81,6 +83,14 @@ impl Target {
         }
     }
 
+    /// The embedded default, when that is the target.
+    pub fn local(&self) -> Option<&LocalPipeline> {
+        match self {
+            Target::Local(local) => Some(local),
+            Target::Aws(_) => None,
+        }
+    }
+
     pub fn pipeline(&self) -> &PipelineFile {
         match self {
             Target::Local(local) => &local.pipeline,
@@ -107,37 +117,76 @@ impl Target {
         Ok(())
     }
 
-    /// Takes every message out of a stage's dead-letter queue: `Ok` means the caller now owns
-    /// them (they are deleted from the queue only after `put_back` or `forward` sent them on).
+    /// Moves every message of a stage's dead-letter queue back to the stage's queue and returns
+    /// them as they were (with the reason they failed).
+    ///
+    /// Never loses one: each message is sent to the stage's queue first and deleted from the
+    /// dead-letter queue only after the send succeeded, so a failure (or a crash) in between
+    /// leaves it in both places (a duplicate, which every stage makes harmless), never in
+    /// neither. On AWS, where the services run while this moves messages, a message whose body
+    /// this call already sent back (one that failed again meanwhile) is not sent twice: it is
+    /// left in the dead-letter queue, visible again, and the redrive stops.
+    ///
+    /// This only moves messages: on the embedded default the caller then runs the stages
+    /// (`settle`); on AWS the services pick them up.
     pub async fn redrive(&self, stage: Stage) -> anyhow::Result<Vec<DeadLetter>> {
         let (dlq, queue): (Arc<dyn Queue>, Arc<dyn Queue>) = match self {
-            Target::Local(local) => (
-                Arc::new(local.dead_letter_queue(stage).clone()),
-                Arc::new(local.queue(stage).clone()),
-            ),
+            Target::Local(local) => {
+                anyhow::ensure!(
+                    local.runs(stage),
+                    "the {stage} stage does not run here, so its messages cannot be redriven: the embedded default runs ingest only with --api-url and the keys (TASCOMI_PUBLIC_KEY, TASCOMI_PRIVATE_KEY)"
+                );
+                (
+                    Arc::new(local.dead_letter_queue(stage).clone()),
+                    Arc::new(local.queue(stage).clone()),
+                )
+            }
             Target::Aws(aws) => (
                 aws.dead_letter_queue(stage)?.clone(),
                 aws.queue(stage)?.clone(),
             ),
         };
-        let mut moved = Vec::new();
-        loop {
+        let mut moved: Vec<DeadLetter> = Vec::new();
+        let mut sent = std::collections::BTreeSet::new();
+        'receive: loop {
             let received = dlq.receive(10, Duration::from_secs(1)).await?;
             if received.is_empty() {
                 break;
             }
-            for message in received {
-                let mut attributes = message.attributes.clone();
+            for (i, message) in received.iter().enumerate() {
+                if matches!(self, Target::Aws(_)) && sent.contains(&message.body) {
+                    // Back already: leave this one and the rest of the batch where they are.
+                    for left in &received[i..] {
+                        if let Err(err) = dlq.extend_visibility(&left.receipt, Duration::ZERO).await
+                        {
+                            tracing::warn!(error = %err, "could not make a dead letter visible again; it will be after the queue's visibility timeout");
+                        }
+                    }
+                    break 'receive;
+                }
                 let letter = DeadLetter {
                     body: message.body.clone(),
-                    attributes: attributes.clone(),
+                    attributes: message.attributes.clone(),
                 };
                 // The reason belonged to the failed attempt.
+                let mut attributes = message.attributes.clone();
                 attributes.remove("failure_reason");
                 attributes.remove("failed_stage");
-                // Sent before deleted: a crash in between duplicates, never loses.
-                queue.send(&message.body, &attributes).await?;
-                dlq.acknowledge(&message.receipt).await?;
+                queue
+                    .send(&message.body, &attributes)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "sending a dead letter back to the {stage} queue ({} moved before this one; the rest are still in the dead-letter queue)",
+                            moved.len()
+                        )
+                    })?;
+                dlq.acknowledge(&message.receipt).await.with_context(|| {
+                    format!(
+                        "deleting a redriven message from the {stage} dead-letter queue (it is on the {stage} queue too: a duplicate, harmless)"
+                    )
+                })?;
+                sent.insert(message.body.clone());
                 moved.push(letter);
             }
         }

@@ -1,18 +1,13 @@
 //! `tascomi run --local` night after night against the simulated API, then the operations on
 //! the embedded default, through the real binary.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
-use std::sync::Arc;
+mod support;
 
-use arrow::array::{Array, AsArray};
+use std::path::Path;
+
 use chrono::NaiveDate;
-use common::layout::{Layer, TableName, date_value};
-use common::parquet_io::read_all;
-use common::platform::Platform;
-use common::publish::published_partitions;
-use common::storage::{LocalStorage, Storage, split_s3_uri};
+use common::layout::{Layer, date_value};
+use support::{expected, published_dates, snapshot};
 use tascomi_sim::{SimApi, SimConfig};
 
 const PIPELINE: &str = "\
@@ -28,84 +23,7 @@ fn tascomi(
     sim: &tascomi_sim::SimHandle,
     args: &[&str],
 ) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_tascomi"))
-        .args(args)
-        .args(["--local", "--data-dir"])
-        .arg(data_dir)
-        .arg("--pipeline")
-        .arg(pipeline)
-        .env("TASCOMI_PUBLIC_KEY", &sim.public_key)
-        .env("TASCOMI_PRIVATE_KEY", &sim.private_key)
-        .env_remove("TASCOMI_COLUMN_TYPE_DICTIONARY")
-        .env_remove("TASCOMI_PIPELINE_FILE")
-        .output()
-        .expect("tascomi runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
-
-/// id -> last_updated of the snapshot partition of `date`, read from the published files.
-async fn snapshot(data_dir: &Path, table: &str, date: NaiveDate) -> BTreeMap<i64, Option<String>> {
-    let platform = Platform::local(data_dir);
-    let table = TableName::new(table).unwrap();
-    let partition = platform.layout.partition(&table, Layer::Snapshot, date);
-    let partitions = published_partitions(platform.catalog.as_ref(), &partition)
-        .await
-        .unwrap();
-    let (_, info) = partitions
-        .iter()
-        .find(|(d, _)| *d == date)
-        .expect("snapshot published");
-    let (bucket, prefix) = split_s3_uri(&info.location).unwrap();
-    let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(data_dir));
-    let mut rows = BTreeMap::new();
-    for object in storage.list(bucket, prefix).await.unwrap() {
-        for batch in read_all(storage.clone(), bucket, &object.key)
-            .await
-            .unwrap()
-        {
-            let ids = arrow::compute::cast(
-                batch.column_by_name("id").unwrap(),
-                &arrow::datatypes::DataType::Int64,
-            )
-            .unwrap();
-            let updated = arrow::compute::cast(
-                batch.column_by_name("last_updated").unwrap(),
-                &arrow::datatypes::DataType::Utf8,
-            )
-            .unwrap();
-            let ids = ids.as_primitive::<arrow::datatypes::Int64Type>();
-            let updated = updated.as_string::<i32>();
-            for i in 0..batch.num_rows() {
-                let value = (!updated.is_null(i)).then(|| updated.value(i).replace('T', " "));
-                assert!(
-                    rows.insert(ids.value(i), value).is_none(),
-                    "id {} twice",
-                    ids.value(i)
-                );
-            }
-        }
-    }
-    rows
-}
-
-fn expected(
-    sim: &tascomi_sim::SimHandle,
-    table: &str,
-    date: NaiveDate,
-) -> BTreeMap<i64, Option<String>> {
-    sim.expected_snapshot(table, date)
-        .into_iter()
-        .map(|record| {
-            let id = record["id"].as_str().unwrap().parse().unwrap();
-            let updated = record["last_updated"].as_str().map(str::to_owned);
-            (id, updated)
-        })
-        .collect()
+    support::tascomi(data_dir, pipeline, sim, args, &[])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,7 +87,8 @@ async fn consecutive_nights_match_what_the_api_holds_and_operations_work() {
     let (ok, out) = tascomi(&data_dir, &pipeline, &sim, &["drift"]);
     assert!(ok, "drift reported on matching data:\n{out}");
 
-    // replay --dry-run prints the messages and changes nothing.
+    // replay --dry-run prints the messages, each as of its partition's own date, and the
+    // snapshots it would write, and changes nothing.
     let from = days[1].to_string();
     let (ok, out) = tascomi(
         &data_dir,
@@ -192,9 +111,26 @@ async fn consecutive_nights_match_what_the_api_holds_and_operations_work() {
         2,
         "{out}"
     );
+    for day in &days[1..] {
+        assert!(out.contains(&format!("\"as_of\":\"{day}\"")), "{out}");
+    }
+    assert!(
+        out.contains(&format!(
+            "writes the snapshot of appeals dated {}, {}",
+            date_value(days[1]),
+            date_value(days[2])
+        )),
+        "{out}"
+    );
 
-    // reset without --yes only prints the plan.
-    let before = snapshot(&data_dir, "appeals", last).await;
+    // reset without --yes only prints the plan, with the snapshot dates it will write.
+    let snapshots_before: Vec<_> = {
+        let mut v = Vec::new();
+        for day in &days {
+            v.push(snapshot(&data_dir, "appeals", *day).await);
+        }
+        v
+    };
     let (ok, out) = tascomi(
         &data_dir,
         &pipeline,
@@ -209,24 +145,56 @@ async fn consecutive_nights_match_what_the_api_holds_and_operations_work() {
         out.contains("unpublish and remove appeals increment"),
         "{out}"
     );
-    assert_eq!(snapshot(&data_dir, "appeals", last).await, before);
+    assert!(
+        out.contains(&format!(
+            "writes the snapshot of appeals dated {}, {}",
+            date_value(days[1]),
+            date_value(days[2])
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        snapshot(&data_dir, "appeals", last).await,
+        snapshots_before[2]
+    );
 
-    // reset --yes removes and rebuilds: the same snapshot comes back.
-    let as_of = last.to_string();
+    // reset --yes from a past date removes and rebuilds each snapshot under its own date (not
+    // one dated today): the same snapshots come back.
     let (ok, out) = tascomi(
         &data_dir,
         &pipeline,
         &sim,
         &[
             "reset", "--table", "appeals", "--stage", "recast", "--from", &from, "--yes",
-            "--as-of", &as_of,
         ],
     );
     assert!(ok, "{out}");
-    assert_eq!(snapshot(&data_dir, "appeals", last).await, before);
+    assert!(out.contains("2 snapshot(s) rebuilt, 0 failed"), "{out}");
+    assert_eq!(
+        published_dates(&data_dir, "appeals", Layer::Snapshot).await,
+        days
+    );
+    for (day, before) in days.iter().zip(&snapshots_before) {
+        assert_eq!(&snapshot(&data_dir, "appeals", *day).await, before, "{day}");
+    }
 
-    // rollback to the first night's snapshot.
-    let to = days[0].to_string();
+    // replay (not dry) of the snapshot stage: the same dates again, nothing dated today.
+    let (ok, out) = tascomi(
+        &data_dir,
+        &pipeline,
+        &sim,
+        &[
+            "replay", "--stage", "snapshot", "--table", "appeals", "--from", &from,
+        ],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(
+        published_dates(&data_dir, "appeals", Layer::Snapshot).await,
+        days
+    );
+
+    // rollback to the first night's snapshot (the date written as YYYYMMDD).
+    let to = date_value(days[0]);
     let (ok, out) = tascomi(
         &data_dir,
         &pipeline,
@@ -234,15 +202,8 @@ async fn consecutive_nights_match_what_the_api_holds_and_operations_work() {
         &["rollback", "--table", "appeals", "--to", &to, "--yes"],
     );
     assert!(ok, "{out}");
-    let platform = Platform::local(&data_dir);
-    let any = platform
-        .layout
-        .partition(&TableName::new("appeals").unwrap(), Layer::Snapshot, last);
-    let left = published_partitions(platform.catalog.as_ref(), &any)
-        .await
-        .unwrap();
     assert_eq!(
-        left.iter().map(|(d, _)| *d).collect::<Vec<_>>(),
+        published_dates(&data_dir, "appeals", Layer::Snapshot).await,
         vec![days[0]]
     );
 
