@@ -182,6 +182,8 @@ pub struct TableConfig {
     pub completeness_column: String,
     /// Skip recasting: the increment keeps the parsed text columns.
     pub keep_as_text: bool,
+    /// This table's override of [`PipelineFile::row_count_drop_threshold`], if any.
+    pub row_count_drop_threshold: Option<Fraction>,
 }
 
 impl TableConfig {
@@ -192,11 +194,44 @@ impl TableConfig {
             schedule: Schedule::Daily,
             completeness_column: "id".into(),
             keep_as_text: false,
+            row_count_drop_threshold: None,
         }
     }
 }
 
 pub const DEFAULT_MAX_LOOKBACK_DAYS: u32 = 60;
+
+/// By default a snapshot may not hold fewer rows than the previous one: a merge never removes
+/// rows, so any drop means data went missing.
+pub const DEFAULT_ROW_COUNT_DROP_THRESHOLD: Fraction = Fraction(0.0);
+
+/// A share between 0 and 1 inclusive (0.05 = 5 %). Checked when read, so never NaN: that is
+/// what makes it `Eq`.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default)]
+pub struct Fraction(f64);
+
+impl Eq for Fraction {}
+
+impl Fraction {
+    /// `Err` (saying why) unless `value` is a number from 0 to 1.
+    pub fn new(value: f64) -> Result<Self, String> {
+        if (0.0..=1.0).contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(format!("{value} is not a share between 0 and 1"))
+        }
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Fraction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
 
 /// The pipeline file: the tables, their schedules and overrides. The same YAML is read by
 /// Terraform (`yamldecode`) to generate the schedules, so adding a table is one line:
@@ -204,16 +239,22 @@ pub const DEFAULT_MAX_LOOKBACK_DAYS: u32 = 60;
 /// ```yaml
 /// column_type_dictionary: column-type-dictionary.json   # relative to this file
 /// max_lookback_days: 60
+/// row_count_drop_threshold: 0.0                       # optional; the default
 /// tables:
 ///   appeals: daily
 ///   applications: { schedule: daily, completeness_column: application_reference_number }
 ///   asset_constraints: { schedule: daily, keep_as_text: true }
+///   wards: { schedule: weekly, row_count_drop_threshold: 0.1 }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineFile {
     /// Where the column-type dictionary is, resolved against the pipeline file's folder.
     pub column_type_dictionary: Option<PathBuf>,
     pub max_lookback_days: u32,
+    /// The share of the previous snapshot's rows a new snapshot may lose and still pass the
+    /// snapshot's data-quality gate (check `row_count_change`): 0 (the default) fails any drop,
+    /// 0.1 lets a snapshot hold 10 % fewer rows than its base. A table may override it.
+    pub row_count_drop_threshold: Fraction,
     pub tables: Vec<TableConfig>,
 }
 
@@ -224,6 +265,8 @@ struct RawPipelineFile {
     column_type_dictionary: Option<PathBuf>,
     #[serde(default = "default_lookback")]
     max_lookback_days: u32,
+    #[serde(default)]
+    row_count_drop_threshold: Option<f64>,
     tables: OrderedEntries,
 }
 
@@ -239,6 +282,8 @@ struct RawTableSettings {
     completeness_column: Option<String>,
     #[serde(default)]
     keep_as_text: bool,
+    #[serde(default)]
+    row_count_drop_threshold: Option<f64>,
 }
 
 /// A table's entry: `daily`, `weekly`, or a map of settings.
@@ -258,6 +303,7 @@ impl<'de> Deserialize<'de> for RawTableEntry {
                     schedule,
                     completeness_column: None,
                     keep_as_text: false,
+                    row_count_drop_threshold: None,
                 }))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawTableEntry, A::Error> {
@@ -333,6 +379,15 @@ impl PipelineFile {
         // serde_norway's messages carry "at line L column C".
         let raw: RawPipelineFile =
             serde_norway::from_str(text).map_err(|e| error(e.to_string()))?;
+        let threshold = |value: f64, whose: &str| {
+            Fraction::new(value).map_err(|reason| {
+                format!("row_count_drop_threshold{whose}: {reason} (the share of the previous snapshot's rows a snapshot may lose: 0 = none, 0.05 = 5 %)")
+            })
+        };
+        let row_count_drop_threshold = match raw.row_count_drop_threshold {
+            None => DEFAULT_ROW_COUNT_DROP_THRESHOLD,
+            Some(value) => threshold(value, "").map_err(error)?,
+        };
         let mut seen = BTreeSet::new();
         let mut tables = Vec::new();
         for (name, RawTableEntry(settings)) in raw.tables.0 {
@@ -350,18 +405,33 @@ impl PipelineFile {
                     line(0)
                 )));
             }
+            let table_threshold = settings
+                .row_count_drop_threshold
+                .map(|value| threshold(value, &format!(" of {name}")))
+                .transpose()
+                .map_err(|message| error(format!("{}{message}", line(0))))?;
             tables.push(TableConfig {
                 name: table,
                 schedule: settings.schedule,
                 completeness_column,
                 keep_as_text: settings.keep_as_text,
+                row_count_drop_threshold: table_threshold,
             });
         }
         Ok(Self {
             column_type_dictionary: raw.column_type_dictionary,
             max_lookback_days: raw.max_lookback_days,
+            row_count_drop_threshold,
             tables,
         })
+    }
+
+    /// The share of the previous snapshot's rows `table`'s snapshot may lose: the table's
+    /// override, else the file's `row_count_drop_threshold`, else 0.
+    pub fn row_count_drop_threshold(&self, table: &TableName) -> Fraction {
+        self.table(table)
+            .and_then(|t| t.row_count_drop_threshold)
+            .unwrap_or(self.row_count_drop_threshold)
     }
 
     pub fn table(&self, name: &TableName) -> Option<&TableConfig> {
@@ -413,6 +483,56 @@ tables:
         assert_eq!(wards.schedule, Schedule::Weekly);
         let other = file.table_or_default(&"notes".parse().unwrap());
         assert_eq!(other, TableConfig::with_defaults("notes".parse().unwrap()));
+        // No threshold anywhere: any drop fails.
+        assert_eq!(
+            file.row_count_drop_threshold(&"applications".parse().unwrap()),
+            DEFAULT_ROW_COUNT_DROP_THRESHOLD
+        );
+        assert_eq!(DEFAULT_ROW_COUNT_DROP_THRESHOLD.get(), 0.0);
+    }
+
+    #[test]
+    fn row_count_drop_threshold_is_global_with_table_overrides() {
+        let text = EXAMPLE.replace(
+            "tables:\n",
+            "row_count_drop_threshold: 0.02\ntables:\n  notes: { schedule: daily, row_count_drop_threshold: 0 }\n",
+        )
+        .replace("wards: weekly", "wards: { schedule: weekly, row_count_drop_threshold: 1 }");
+        let file = PipelineFile::parse(&text, "pipeline.yaml").unwrap();
+        let of = |t: &str| file.row_count_drop_threshold(&t.parse().unwrap()).get();
+        assert_eq!(of("appeals"), 0.02);
+        assert_eq!(of("unlisted"), 0.02);
+        assert_eq!(of("notes"), 0.0);
+        assert_eq!(of("wards"), 1.0);
+        for (text, expected) in [
+            (
+                EXAMPLE.replace("tables:\n", "row_count_drop_threshold: 1.5\ntables:\n"),
+                "row_count_drop_threshold: 1.5 is not a share between 0 and 1",
+            ),
+            (
+                EXAMPLE.replace(
+                    "wards: weekly",
+                    "wards: { schedule: weekly, row_count_drop_threshold: -0.1 }",
+                ),
+                "line 8: row_count_drop_threshold of wards: -0.1 is not a share",
+            ),
+            (
+                EXAMPLE.replace(
+                    "wards: weekly",
+                    "wards: { schedule: weekly, row_count_drop_threshold: .nan }",
+                ),
+                "NaN is not a share",
+            ),
+            (
+                EXAMPLE.replace("tables:\n", "row_count_drop_threshold: lots\ntables:\n"),
+                "row_count_drop_threshold",
+            ),
+        ] {
+            let err = PipelineFile::parse(&text, "pipeline.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "expected {expected:?} in {err:?}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use common::parquet_io::ParquetIoError;
 use common::publish::PublishError;
 use common::storage::StorageError;
 
+use crate::coverage::Holes;
 use crate::schema::SchemaError;
 
 pub type Result<T, E = SnapshotError> = std::result::Result<T, E>;
@@ -58,6 +59,22 @@ pub enum SnapshotError {
     Publish(Box<PublishError>),
     #[error("{partition}: data-quality gate failed, nothing published: {failures}")]
     Quality { partition: String, failures: String },
+    /// An import the snapshot must hold has not reached the increment layer (see
+    /// [`crate::coverage`]): nothing is published. Transient when every missing partition is
+    /// in flight ([`Holes::is_transient`]).
+    #[error("{0}")]
+    Hole(Box<Holes>),
+    /// No base snapshot, and no full load among the table's raw imports up to today: a first
+    /// snapshot made of increments alone would be a fraction of the table.
+    #[error(
+        "{table} snapshot snapshot_date={snapshot_date}: not built, nothing published: a first snapshot needs a full load, and no raw import of {table} up to {snapshot_date} is one (raw partition parameter import_kind=full, or mode=full on older partitions); repair: {repair}"
+    )]
+    NoFullLoad {
+        table: String,
+        snapshot_date: String,
+        /// The command that loads the table in full.
+        repair: String,
+    },
     #[error(
         "{table}: today's snapshot (snapshot_date={snapshot_date}) was published by run {other_run} while this merge ran; another merge of the table ran at the same time, so this one publishes nothing and is retried"
     )]
@@ -83,13 +100,15 @@ impl SnapshotError {
             SnapshotError::Publish(source) => source.is_transient(),
             // The other merge has published; a retry finds its snapshot and decides again.
             SnapshotError::Raced { .. } => true,
+            SnapshotError::Hole(holes) => holes.is_transient(),
             SnapshotError::WrongLayer { .. }
             | SnapshotError::NotPublished { .. }
             | SnapshotError::BadLocation { .. }
             | SnapshotError::Schema { .. }
             | SnapshotError::MissingColumn { .. }
             | SnapshotError::Arrow { .. }
-            | SnapshotError::Quality { .. } => false,
+            | SnapshotError::Quality { .. }
+            | SnapshotError::NoFullLoad { .. } => false,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The snapshot stage's own settings, read from the injected environment.
 
+use std::time::Duration;
+
 use common::config::{ConfigError, Env};
 use common::parquet_io::WriteOptions;
 
@@ -18,11 +20,16 @@ pub struct SnapshotSettings {
     /// (`TASCOMI_SNAPSHOT_TARGET_FILE_BYTES`, default 64 MiB). The writer buffers one file, so
     /// this bounds the output side of the merge's memory.
     pub target_file_bytes: usize,
+    /// How recently the input of a missing partition must have been published for a hole to
+    /// count as work in flight (`TASCOMI_SNAPSHOT_HOLE_GRACE_SECS`, default 1800): the snapshot
+    /// is then retried later instead of dead-lettered at once. 0 makes every hole permanent.
+    pub hole_grace: Duration,
 }
 
 pub const DEFAULT_BATCH_ROWS: usize = 8192;
 pub const DEFAULT_FILE_ROWS: usize = 100_000;
 pub const DEFAULT_TARGET_FILE_BYTES: usize = 64 * 1024 * 1024;
+pub const DEFAULT_HOLE_GRACE_SECS: u64 = 1800;
 
 impl Default for SnapshotSettings {
     fn default() -> Self {
@@ -30,6 +37,7 @@ impl Default for SnapshotSettings {
             batch_rows: DEFAULT_BATCH_ROWS,
             file_rows: DEFAULT_FILE_ROWS,
             target_file_bytes: DEFAULT_TARGET_FILE_BYTES,
+            hole_grace: Duration::from_secs(DEFAULT_HOLE_GRACE_SECS),
         }
     }
 }
@@ -43,6 +51,7 @@ impl SnapshotSettings {
                 "TASCOMI_SNAPSHOT_TARGET_FILE_BYTES",
                 DEFAULT_TARGET_FILE_BYTES,
             )?,
+            hole_grace: env.secs_or("TASCOMI_SNAPSHOT_HOLE_GRACE_SECS", DEFAULT_HOLE_GRACE_SECS)?,
         };
         for (variable, value) in [
             ("TASCOMI_SNAPSHOT_BATCH_ROWS", settings.batch_rows),
@@ -92,6 +101,20 @@ mod tests {
         let env = Env::from_pairs([("TASCOMI_SNAPSHOT_BATCH_ROWS", "0")]);
         let err = SnapshotSettings::from_env(&env).unwrap_err().to_string();
         assert!(err.contains("TASCOMI_SNAPSHOT_BATCH_ROWS"), "{err}");
+        let env = Env::from_pairs([("TASCOMI_SNAPSHOT_HOLE_GRACE_SECS", "soon")]);
+        let err = SnapshotSettings::from_env(&env).unwrap_err().to_string();
+        assert!(err.contains("TASCOMI_SNAPSHOT_HOLE_GRACE_SECS"), "{err}");
+    }
+
+    #[test]
+    fn hole_grace_is_read_in_seconds() {
+        let env = Env::from_pairs([("TASCOMI_SNAPSHOT_HOLE_GRACE_SECS", "0")]);
+        let settings = SnapshotSettings::from_env(&env).unwrap();
+        assert_eq!(settings.hole_grace, Duration::ZERO);
+        assert_eq!(
+            SnapshotSettings::default().hole_grace,
+            Duration::from_secs(1800)
+        );
     }
 
     #[test]

@@ -6,12 +6,16 @@
 //! 2. Plan from the catalog: the base is T's latest snapshot before D, however old; the
 //!    increments to apply are those imported from the base's date up to D that the base does
 //!    not already hold (the base records the increments it holds, with their run ids). Without a
-//!    base, every increment up to D.
+//!    base, every increment from the latest full load up to D.
 //! 3. If today's snapshot already holds the message's increment run, or holds exactly what the
 //!    plan would apply on the same base, there is nothing to do: the message is acknowledged
 //!    without work ([`SnapshotOutcome::UpToDate`]).
-//! 4. Otherwise merge (see [`crate::merge`]) into a new run folder of today's partition, check
-//!    the data-quality gate, record the report, and publish (replacing any earlier run of today,
+//! 4. Never on a hole (see [`crate::coverage`]): every raw import after the base (without a
+//!    base, from the latest full load) up to D must have its increment published, else the run
+//!    stops with [`SnapshotError::Hole`] or [`SnapshotError::NoFullLoad`], publishing nothing.
+//! 5. Otherwise merge (see [`crate::merge`]) into a new run folder of today's partition, check
+//!    the data-quality gate (ids, completeness, and no fewer rows than the base:
+//!    [`row_count_check`]), record the report, and publish (replacing any earlier run of today,
 //!    so a re-run never doubles the snapshot) or discard.
 //!
 //! Idempotent: the same plan gives the same rows; a partition holds one run's files.
@@ -24,9 +28,9 @@ use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{NaiveDate, Utc};
 use common::catalog::PartitionInfo;
-use common::config::{Env, PipelineFile};
+use common::config::{Env, Fraction, PipelineFile};
 use common::layout::{Layer, PartitionRef, TableName, date_value, london_today, parse_date};
 use common::messages::PartitionReady;
 use common::parquet_io::{BatchStream, read_file_columns};
@@ -34,12 +38,13 @@ use common::platform::Platform;
 use common::publish::{
     PartitionWriter, Published, StagedPartition, new_run_id, published_partitions,
 };
-use common::quality::{GateError, QualityReport};
+use common::quality::{CheckResult, GateError, QualityReport};
 use common::runner::{Failure, Handler};
 use common::storage::split_s3_uri;
 use futures::TryStreamExt;
 use parquet::file::metadata::ParquetMetaData;
 
+use crate::coverage::{Published as Catalogued, Window, find_holes, full_load_command};
 use crate::error::{Result, SnapshotError};
 use crate::increment::{InOrderWinners, KeyEncoder, PreparedIncrement, Preparer};
 use crate::merge::{
@@ -150,6 +155,12 @@ struct Plan {
     base: Option<(NaiveDate, PartitionInfo)>,
     apply: Vec<(NaiveDate, PartitionInfo)>,
     included: Included,
+    /// The imports the snapshot must hold (see [`crate::coverage`]).
+    window: Window,
+    /// The table's raw imports up to today, by date.
+    raw: BTreeMap<NaiveDate, PartitionInfo>,
+    /// The table's published increments, by date.
+    increments: BTreeMap<NaiveDate, PartitionInfo>,
 }
 
 /// One lock per table, so that no two merges of a table run at once in this process.
@@ -193,6 +204,7 @@ impl SnapshotStage {
             batch_rows = settings.batch_rows,
             file_rows = settings.file_rows,
             target_file_bytes = settings.target_file_bytes,
+            hole_grace_secs = settings.hole_grace.as_secs(),
             refined_bucket = %platform.layout.refined_bucket,
             "snapshot stage configured"
         );
@@ -204,7 +216,10 @@ impl SnapshotStage {
     }
 
     /// Makes today's snapshot of a table unless it is up to date. Waits for any other merge of
-    /// the same table in this process first. See the module docs.
+    /// the same table in this process first. See the module docs. Refuses, publishing nothing,
+    /// when an import the snapshot must hold has not reached the increment layer
+    /// ([`SnapshotError::Hole`]) or when a first snapshot has no full load to start from
+    /// ([`SnapshotError::NoFullLoad`]), even when forced.
     pub async fn snapshot(&self, request: &SnapshotRequest) -> Result<SnapshotOutcome> {
         let lock = self.locks.of(&request.table);
         let _guard = lock.lock().await;
@@ -220,7 +235,67 @@ impl SnapshotStage {
             );
             return Ok(SnapshotOutcome::UpToDate(reason));
         }
+        self.check_coverage(request, &plan).await?;
         self.run(request, plan).await
+    }
+
+    /// `Ok` when every import of the plan's window has its increment published; otherwise the
+    /// error that names what is missing and how to repair it. Lists the parsed partitions only
+    /// when there is a hole.
+    async fn check_coverage(&self, request: &SnapshotRequest, plan: &Plan) -> Result<()> {
+        let table = &request.table;
+        let snapshot_date = date_value(request.today);
+        if plan.window == Window::NoFullLoad {
+            let err = SnapshotError::NoFullLoad {
+                table: table.to_string(),
+                snapshot_date,
+                repair: full_load_command(table),
+            };
+            tracing::error!(table = %table, error = %err, "first snapshot refused: no full load");
+            return Err(err);
+        }
+        let lacking = plan
+            .raw
+            .keys()
+            .any(|date| plan.window.holds(*date) && !plan.increments.contains_key(date));
+        if !lacking {
+            return Ok(());
+        }
+        let parsed_of = self
+            .platform
+            .layout
+            .partition(table, Layer::Parsed, request.today);
+        let parsed: BTreeMap<NaiveDate, PartitionInfo> =
+            published_partitions(self.platform.catalog.as_ref(), &parsed_of)
+                .await
+                .map_err(|source| SnapshotError::Catalog {
+                    table: table.to_string(),
+                    source: Box::new(source),
+                })?
+                .into_iter()
+                .collect();
+        let published = Catalogued {
+            raw: &plan.raw,
+            parsed: &parsed,
+            increments: &plan.increments,
+        };
+        let Some(holes) = find_holes(
+            table,
+            request.today,
+            plan.window,
+            published,
+            Utc::now(),
+            self.settings.hole_grace,
+        ) else {
+            return Ok(());
+        };
+        let err = SnapshotError::Hole(Box::new(holes));
+        if err.is_transient() {
+            tracing::warn!(table = %table, snapshot_date, error = %err, "snapshot waits for work in flight");
+        } else {
+            tracing::error!(table = %table, snapshot_date, error = %err, "snapshot refused: a hole");
+        }
+        Err(err)
     }
 
     async fn plan(&self, request: &SnapshotRequest) -> Result<Plan> {
@@ -245,6 +320,14 @@ impl SnapshotStage {
         let increments = published_partitions(catalog, &increment_of)
             .await
             .map_err(catalog_error)?;
+        let raw_of = layout.partition(&request.table, Layer::Raw, request.today);
+        let raw: Vec<(NaiveDate, PartitionInfo)> = published_partitions(catalog, &raw_of)
+            .await
+            .map_err(catalog_error)?
+            .into_iter()
+            .filter(|(date, _)| *date <= request.today)
+            .collect();
+        let window = Window::of(base.as_ref().map(|(date, _)| *date), &raw);
         // A message naming an increment that does not exist is poison, not "nothing to do":
         // it goes to the dead-letter queue where an operator sees it.
         if let Some(increment) = &request.increment
@@ -267,9 +350,15 @@ impl SnapshotStage {
             .unwrap_or_default();
         let mut included = held.clone();
         let mut apply = Vec::new();
-        for (date, info) in increments {
-            let after_base = base.as_ref().is_none_or(|(b, _)| date >= *b);
-            if !after_base || date > request.today {
+        // From the base's date (its increments not yet held), or without a base from the latest
+        // full load: an older increment is already in that load.
+        let from = match window {
+            Window::AfterBase(date) | Window::FromFullLoad(date) => Some(date),
+            Window::NoFullLoad => None,
+        };
+        for (date, info) in &increments {
+            let (date, info) = (*date, info.clone());
+            if from.is_some_and(|from| date < from) || date > request.today {
                 continue;
             }
             let run = run_of(&info);
@@ -284,6 +373,9 @@ impl SnapshotStage {
             base,
             apply,
             included,
+            window,
+            raw: raw.into_iter().collect(),
+            increments: increments.into_iter().collect(),
         })
     }
 
@@ -310,6 +402,19 @@ impl SnapshotStage {
                 request.table
             )));
         };
+        // The base's rows as published (its `rows` parameter), else as its files hold them: a
+        // base whose files went missing since still counts what it was published with.
+        let base_rows = plan.base.as_ref().map(|(date, info)| {
+            let recorded = info.parameters.get("rows").and_then(|r| r.parse().ok());
+            let in_files = || {
+                inputs
+                    .base
+                    .iter()
+                    .map(|(_, metadata)| metadata.file_metadata().num_rows().max(0) as u64)
+                    .sum()
+            };
+            (*date, recorded.unwrap_or_else(in_files))
+        });
         let ids = Arc::new(inputs.id_encoder()?);
         let writer = PartitionWriter::new(
             storage.clone(),
@@ -351,7 +456,16 @@ impl SnapshotStage {
             }
         };
 
-        if let Err(err) = self.gate(&plan, &run_id, &report).await {
+        let mut checks = report.checks.clone();
+        if let Some((base_date, base_rows)) = base_rows {
+            checks.push(row_count_check(
+                base_date,
+                base_rows,
+                report.rows,
+                self.pipeline.row_count_drop_threshold(&request.table),
+            ));
+        }
+        if let Err(err) = self.gate(&plan, &run_id, report.rows, checks).await {
             staged.discard().await?;
             return Err(err);
         }
@@ -530,10 +644,16 @@ impl SnapshotStage {
     }
 
     /// Records the data-quality report, passed or failed; `Err` when the gate failed.
-    async fn gate(&self, plan: &Plan, run_id: &str, report: &MergeReport) -> Result<()> {
+    async fn gate(
+        &self,
+        plan: &Plan,
+        run_id: &str,
+        rows: u64,
+        checks: Vec<CheckResult>,
+    ) -> Result<()> {
         let mut quality = QualityReport::new(STAGE, &plan.snapshot, run_id);
-        quality.rows = report.rows;
-        quality.checks = report.checks.clone();
+        quality.rows = rows;
+        quality.checks = checks;
         quality
             .record_and_check(&self.platform, &plan.snapshot)
             .await
@@ -785,6 +905,39 @@ fn partition_parameters(
     ])
 }
 
+/// The name of the gate's check on the snapshot's row count against its base's.
+pub const ROW_COUNT_CHANGE: &str = "row_count_change";
+
+/// The gate's check that a snapshot holds no fewer rows than its base, bar the allowed share:
+/// the value is the relative change `(rows - base_rows) / base_rows` (rounded to 4 places), the
+/// threshold the lowest change allowed (`-allowed_drop`); the example gives both counts. A merge
+/// never removes a row, so with the default (0) any drop fails. An empty base cannot drop.
+pub fn row_count_check(
+    base_date: NaiveDate,
+    base_rows: u64,
+    rows: u64,
+    allowed_drop: Fraction,
+) -> CheckResult {
+    let change = if base_rows == 0 {
+        0.0
+    } else {
+        (rows as f64 - base_rows as f64) / base_rows as f64
+    };
+    let allowed = allowed_drop.get();
+    let dropped = base_rows.saturating_sub(rows);
+    CheckResult {
+        check: ROW_COUNT_CHANGE.to_owned(),
+        // On the counts, not the rounded ratio: one row fewer fails the default.
+        passed: dropped == 0 || dropped as f64 <= allowed * base_rows as f64,
+        value: (change * 10_000.0).round() / 10_000.0,
+        threshold: if allowed == 0.0 { 0.0 } else { -allowed },
+        examples: vec![format!(
+            "{rows} rows against {base_rows} in the base snapshot_date={}",
+            date_value(base_date)
+        )],
+    }
+}
+
 /// Why the run has nothing to do, if so: today's snapshot holds the triggering increment run,
 /// or holds exactly what the plan would apply on the same base.
 fn up_to_date(plan: &Plan, request: &SnapshotRequest) -> Option<String> {
@@ -882,5 +1035,28 @@ mod tests {
             1
         );
         assert!(decode_included(None).is_empty());
+    }
+
+    #[test]
+    fn row_count_check_fails_a_drop_beyond_the_allowed_share() {
+        let base = NaiveDate::from_ymd_opt(2026, 11, 8).unwrap();
+        let none = Fraction::new(0.0).unwrap();
+        let check = row_count_check(base, 4200, 298, none);
+        assert!(!check.passed);
+        assert_eq!(check.check, "row_count_change");
+        assert_eq!(check.value, -0.929);
+        assert_eq!(check.threshold, 0.0);
+        assert_eq!(
+            check.examples,
+            ["298 rows against 4200 in the base snapshot_date=20261108"]
+        );
+        assert!(!row_count_check(base, 4200, 4199, none).passed);
+        assert!(row_count_check(base, 4200, 4200, none).passed);
+        assert!(row_count_check(base, 4200, 4300, none).passed);
+        assert!(row_count_check(base, 0, 0, none).passed);
+        let tenth = Fraction::new(0.1).unwrap();
+        assert!(row_count_check(base, 1000, 900, tenth).passed);
+        assert!(!row_count_check(base, 1000, 899, tenth).passed);
+        assert_eq!(row_count_check(base, 1000, 899, tenth).threshold, -0.1);
     }
 }

@@ -1,6 +1,8 @@
 //! Scenarios of the snapshot stage, run against any platform: the local one (tests/local.rs)
 //! and moto (tests/moto.rs). Each scenario publishes increment partitions the way recast-svc
-//! does (PartitionWriter), delivers "partition ready" messages and reads the snapshot back.
+//! does (PartitionWriter), with the raw and parsed partitions of the same import as ingest and
+//! parse publish them (the snapshot checks every import reached the increment layer), delivers
+//! "partition ready" messages and reads the snapshot back.
 #![allow(dead_code, clippy::print_stdout)]
 
 use std::collections::BTreeMap;
@@ -58,6 +60,7 @@ pub fn small_settings() -> SnapshotSettings {
         batch_rows: 4,
         file_rows: 10,
         target_file_bytes: 64 * 1024 * 1024,
+        hole_grace: Duration::from_secs(1800),
     }
 }
 
@@ -136,13 +139,118 @@ pub fn increment_batch(records: &[Rec], extra: &[(&str, &str)]) -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
 }
 
-/// Publishes an increment partition as recast-svc would, and returns its message.
+/// The published partition of `layer` and `date`, if any.
+pub async fn published(
+    platform: &Platform,
+    layer: Layer,
+    date: NaiveDate,
+) -> Option<PartitionInfo> {
+    let partition = platform.layout.partition(&table(), layer, date);
+    published_partitions(platform.catalog.as_ref(), &partition)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(d, _)| *d == date)
+        .map(|(_, info)| info)
+}
+
+/// Publishes a small partition of `layer` (raw or parsed: one text column, as far as the
+/// snapshot cares) with these catalog parameters, as ingest-svc or parse-svc would.
+pub async fn publish_upstream(
+    platform: &Platform,
+    layer: Layer,
+    date: NaiveDate,
+    parameters: &[(&str, &str)],
+) -> PartitionReady {
+    let partition = platform.layout.partition(&table(), layer, date);
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new(
+            "record",
+            DataType::Utf8,
+            true,
+        )])),
+        vec![Arc::new(StringArray::from(vec!["{\"id\": \"1\"}"]))],
+    )
+    .unwrap();
+    let mut writer = PartitionWriter::new(
+        platform.storage.clone(),
+        partition.clone(),
+        new_run_id(),
+        batch.schema(),
+        platform.write_options,
+    );
+    writer.write(&batch).await.unwrap();
+    let parameters = parameters
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let published = writer
+        .finish()
+        .await
+        .unwrap()
+        .publish(
+            platform.catalog.as_ref(),
+            &platform.layout,
+            parameters,
+            platform.orphan_grace,
+        )
+        .await
+        .unwrap();
+    PartitionReady::new(&partition, published.location, published.run_id, None)
+}
+
+/// Publishes a raw import of `date` with ingest's `import_kind` parameter (`full` or
+/// `incremental`).
+pub async fn publish_raw(platform: &Platform, date: NaiveDate, kind: &str) -> PartitionReady {
+    publish_upstream(
+        platform,
+        Layer::Raw,
+        date,
+        &[("import_kind", kind), ("mode", kind)],
+    )
+    .await
+}
+
+/// Rewrites the catalog's record of when the partition of `layer` and `date` was published, as
+/// if it had been `hours` ago (a night that was killed yesterday).
+pub async fn published_hours_ago(platform: &Platform, layer: Layer, date: NaiveDate, hours: i64) {
+    let partition = platform.layout.partition(&table(), layer, date);
+    let mut info = published(platform, layer, date)
+        .await
+        .unwrap_or_else(|| panic!("no {layer} partition of {date}"));
+    let then = chrono::Utc::now() - chrono::Duration::hours(hours);
+    info.parameters
+        .insert("published_at".into(), then.to_rfc3339());
+    platform
+        .catalog
+        .publish_partition(&partition.database, &partition.catalog_table, &info)
+        .await
+        .unwrap();
+}
+
+/// Publishes an increment partition as recast-svc would, and returns its message. The raw and
+/// parsed partitions of the same import are published first when they are not yet (the
+/// table's first import is a full load, later ones incremental), an hour ago: the snapshot
+/// requires every import to have reached the increment layer.
 pub async fn publish_increment(
     platform: &Platform,
     date: NaiveDate,
     batches: &[RecordBatch],
     as_of: Option<NaiveDate>,
 ) -> PartitionReady {
+    if published(platform, Layer::Raw, date).await.is_none() {
+        let raw_of = platform.layout.partition(&table(), Layer::Raw, date);
+        let first = published_partitions(platform.catalog.as_ref(), &raw_of)
+            .await
+            .unwrap()
+            .is_empty();
+        publish_raw(platform, date, if first { "full" } else { "incremental" }).await;
+        published_hours_ago(platform, Layer::Raw, date, 1).await;
+    }
+    if published(platform, Layer::Parsed, date).await.is_none() {
+        publish_upstream(platform, Layer::Parsed, date, &[]).await;
+        published_hours_ago(platform, Layer::Parsed, date, 1).await;
+    }
     let partition = platform.layout.partition(&table(), Layer::Increment, date);
     let schema = batches[0].schema();
     let mut writer = PartitionWriter::new(
@@ -742,6 +850,333 @@ pub async fn a_failed_gate_publishes_nothing_and_records_the_report(lake: &Lake)
     assert!(left.is_empty(), "{left:?}");
 }
 
+// ------------------------------------------------------- holes and the row-count gate
+
+/// The failure of a handled message, expected permanent; its text (the dead-letter reason).
+async fn permanent_failure(stage: &SnapshotStage, message: PartitionReady) -> String {
+    match stage.handle(message).await {
+        Err(Failure::Permanent(err)) => format!("{err:#}"),
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+}
+
+/// Nothing of the snapshot was published or left behind (the run's files are discarded).
+async fn assert_no_snapshot_files(lake: &Lake, date: NaiveDate) {
+    assert!(
+        published(&lake.platform, Layer::Snapshot, date)
+            .await
+            .is_none(),
+        "no snapshot of {date} should be published"
+    );
+}
+
+/// A night killed half-way: ingest published night 1's raw partition (the table's full load),
+/// parse never ran. Night 2 runs normally. Its snapshot is not built from night 2's increment
+/// alone: it is refused, naming night 1's missing partition and the replay that repairs it, and
+/// nothing is published. Once the replay has published night 1's increment (and its snapshot),
+/// the redelivered night 2 message makes the full table.
+pub async fn a_killed_night_is_a_hole_until_replayed(lake: &Lake) {
+    let stage = stage(lake);
+    publish_raw(&lake.platform, day(1), "full").await;
+    published_hours_ago(&lake.platform, Layer::Raw, day(1), 26).await;
+    let night2 = increment(
+        lake,
+        day(2),
+        &[
+            rec(3, Some("2026-11-01 20:00:00"), "changed"),
+            rec(43, Some("2026-11-01 20:00:00"), "new"),
+        ],
+        day(2),
+    )
+    .await;
+
+    let text = permanent_failure(&stage, night2.clone()).await;
+    for expected in [
+        "applications snapshot snapshot_date=20261102: not built on a hole, nothing published",
+        "1 import it must hold (no base: those from the latest full load, import_date=20261101, up to today) did not reach the increment layer",
+        "applications parsed import_date=20261101 is not published (nor its increment)",
+        "repair: tascomi replay --stage parse --table applications --from 2026-11-01 --to 2026-11-01",
+    ] {
+        assert!(text.contains(expected), "expected {expected:?} in {text}");
+    }
+    assert_eq!(snapshot_partition_count(&lake.platform).await, 0);
+    let left = lake
+        .platform
+        .storage
+        .list(
+            &lake.platform.layout.refined_bucket,
+            &Layer::Snapshot.table_prefix(&table()),
+        )
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    // Callers branch on the variant: the missing partition, its layer and date, the repair.
+    let request = snapshot_svc::SnapshotRequest {
+        table: table(),
+        today: day(2),
+        increment: None,
+        force: true,
+    };
+    match stage.snapshot(&request).await {
+        Err(snapshot_svc::SnapshotError::Hole(holes)) => {
+            assert!(!holes.is_transient());
+            assert_eq!(holes.window, snapshot_svc::Window::FromFullLoad(day(1)));
+            assert_eq!(holes.missing.len(), 1);
+            assert_eq!(holes.missing[0].layer, Layer::Parsed);
+            assert_eq!(holes.missing[0].import_date, day(1));
+        }
+        other => panic!("expected a hole, got {other:?}"),
+    }
+
+    // The replay: parse and recast publish night 1, whose snapshot is made...
+    let night1 = increment(lake, day(1), &records(1..=42, "v1"), day(1)).await;
+    snapshot(&stage, night1).await;
+    assert_eq!(read_snapshot(&lake.platform, day(1)).await.rows(), 42);
+    // ...and the dead-lettered night 2 message, redriven, makes the whole table.
+    snapshot(&stage, night2).await;
+    let snap = read_snapshot(&lake.platform, day(2)).await;
+    assert_eq!(snap.rows(), 43);
+    assert_eq!(snap.ids(), (1..=43).collect::<Vec<_>>());
+    assert_eq!(snap.text(3, "value").as_deref(), Some("changed"));
+    assert_eq!(snap.parameter(parameters::BASE_SNAPSHOT_DATE), "20261101");
+}
+
+/// A missing increment whose parsed partition exists (recast never ran for night 2) names the
+/// recast replay; with a base, the window is the imports after it.
+pub async fn a_missing_increment_names_the_recast_replay(lake: &Lake) {
+    let stage = stage(lake);
+    let night1 = increment(lake, day(1), &records(1..=12, "v1"), day(1)).await;
+    snapshot(&stage, night1).await;
+    publish_raw(&lake.platform, day(2), "incremental").await;
+    publish_upstream(&lake.platform, Layer::Parsed, day(2), &[]).await;
+    for layer in [Layer::Raw, Layer::Parsed] {
+        published_hours_ago(&lake.platform, layer, day(2), 20).await;
+    }
+    let night3 = increment(lake, day(3), &[rec(13, None, "new")], day(3)).await;
+    let text = permanent_failure(&stage, night3).await;
+    for expected in [
+        "(those after the base snapshot_date=20261101, up to today)",
+        "applications increment import_date=20261102 is not published;",
+        "repair: tascomi replay --stage recast --table applications --from 2026-11-02 --to 2026-11-02",
+    ] {
+        assert!(text.contains(expected), "expected {expected:?} in {text}");
+    }
+    assert_no_snapshot_files(lake, day(3)).await;
+}
+
+/// A first snapshot needs a full load: with only incremental imports (here partitions written
+/// before ingest recorded `import_kind`, `mode=incremental`), it is refused, naming the full
+/// load command. A first night whose full load never reached the increment layer (its parse
+/// gate failed) is a hole; a new full load starts a new window and makes the whole table.
+pub async fn a_first_snapshot_needs_a_full_load(lake: &Lake) {
+    let stage = stage(lake);
+    publish_upstream(
+        &lake.platform,
+        Layer::Raw,
+        day(1),
+        &[("mode", "incremental")],
+    )
+    .await;
+    let only_increments = increment(lake, day(1), &records(1..=5, "v1"), day(1)).await;
+    let text = permanent_failure(&stage, only_increments).await;
+    for expected in [
+        "applications snapshot snapshot_date=20261101: not built, nothing published: a first snapshot needs a full load",
+        "repair: tascomi ingest --table applications --mode full",
+    ] {
+        assert!(text.contains(expected), "expected {expected:?} in {text}");
+    }
+    assert_eq!(snapshot_partition_count(&lake.platform).await, 0);
+
+    // A full load whose parse failed its gate (raw only), then a normal night: a hole.
+    publish_raw(&lake.platform, day(2), "full").await;
+    published_hours_ago(&lake.platform, Layer::Raw, day(2), 25).await;
+    let night3 = increment(lake, day(3), &records(4..=6, "v3"), day(3)).await;
+    let text = permanent_failure(&stage, night3).await;
+    assert!(
+        text.contains("applications parsed import_date=20261102 is not published"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "tascomi replay --stage parse --table applications --from 2026-11-02 --to 2026-11-02"
+        ),
+        "{text}"
+    );
+    assert_eq!(snapshot_partition_count(&lake.platform).await, 0);
+
+    // The operator loads the table in full again (an older partition saying `mode=full` counts
+    // as a full load too): the window starts there, the older imports are not needed.
+    publish_upstream(&lake.platform, Layer::Raw, day(4), &[("mode", "full")]).await;
+    let full = increment(lake, day(4), &records(1..=30, "v4"), day(4)).await;
+    snapshot(&stage, full).await;
+    let snap = read_snapshot(&lake.platform, day(4)).await;
+    assert_eq!(snap.ids(), (1..=30).collect::<Vec<_>>());
+    assert_eq!(snap.text(5, "value").as_deref(), Some("v4"));
+    assert_eq!(
+        snap.parameter(parameters::APPLIED_INCREMENTS)
+            .split(',')
+            .count(),
+        1,
+        "only the full load's increment: older ones are in it"
+    );
+}
+
+/// A hole whose work is in flight is transient: tonight's raw import was published a moment
+/// ago and parse is still running when a replayed increment of last night asks for tonight's
+/// snapshot. The message is retried; once tonight's increment is published, the snapshot is.
+pub async fn an_in_flight_hole_is_transient(lake: &Lake) {
+    let stage = stage(lake);
+    let night1 = increment(lake, day(1), &records(1..=12, "v1"), day(1)).await;
+    snapshot(&stage, night1.clone()).await;
+    publish_raw(&lake.platform, day(2), "incremental").await;
+    let replayed = PartitionReady {
+        as_of: Some(day(2)),
+        ..night1
+    };
+    match stage.handle(replayed.clone()).await {
+        Err(Failure::Transient(err)) => {
+            let text = format!("{err:#}");
+            assert!(
+                text.contains("applications parsed import_date=20261102 is not published (nor its increment) (probably in flight: raw import_date=20261102 published"),
+                "{text}"
+            );
+            assert!(text.contains("retried"), "{text}");
+        }
+        other => panic!("expected a transient failure, got {other:?}"),
+    }
+    assert_no_snapshot_files(lake, day(2)).await;
+    // With no grace, the same hole is permanent.
+    let impatient = SnapshotStage::new(
+        lake.platform.clone(),
+        pipeline("id"),
+        SnapshotSettings {
+            hole_grace: Duration::ZERO,
+            ..small_settings()
+        },
+    );
+    permanent_failure(&impatient, replayed.clone()).await;
+
+    let night2 = increment(lake, day(2), &[rec(13, None, "new")], day(2)).await;
+    snapshot(&stage, night2).await;
+    assert_eq!(read_snapshot(&lake.platform, day(2)).await.rows(), 13);
+    // The retried message now finds its increment in tonight's snapshot.
+    assert!(matches!(
+        stage.handle(replayed).await,
+        Err(Failure::Discard(_))
+    ));
+}
+
+/// The gate's row-count check: a snapshot holding fewer rows than its base (here a base file
+/// that went missing, as an expiry rule or a hand deletion would do) fails, publishes nothing
+/// and says the figures; the report is recorded. A per-table threshold allows a given drop.
+pub async fn a_row_count_drop_fails_the_gate(lake: &Lake) {
+    let stage = stage(lake);
+    let night1 = increment(lake, day(1), &records(1..=45, "v1"), day(1)).await;
+    snapshot(&stage, night1).await;
+    let base = read_snapshot(&lake.platform, day(1)).await;
+    assert_eq!(base.keys.len(), 5);
+    let (bucket, _) = split_s3_uri(&base.location).unwrap();
+    lake.platform
+        .storage
+        .delete(bucket, &base.keys[1..2])
+        .await
+        .unwrap();
+    let night2 = increment(lake, day(2), &[rec(46, None, "new")], day(2)).await;
+    let text = permanent_failure(&stage, night2.clone()).await;
+    for expected in [
+        "applications snapshot snapshot_date=20261102: data-quality gate failed, nothing published",
+        "row_count_change = -0.2 (threshold 0), e.g. 36 rows against 45 in the base snapshot_date=20261101",
+    ] {
+        assert!(text.contains(expected), "expected {expected:?} in {text}");
+    }
+    assert_no_snapshot_files(lake, day(2)).await;
+    let refined = &lake.platform.layout.refined_bucket;
+    let reports = lake
+        .platform
+        .storage
+        .list(
+            refined,
+            &format!("{}snapshot/{TABLE}/20261102-", lake.platform.metrics_prefix),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reports.len(), 1);
+    let body = lake
+        .platform
+        .storage
+        .get(refined, &reports[0].key)
+        .await
+        .unwrap();
+    let report = String::from_utf8(body.to_vec()).unwrap();
+    assert!(
+        report.contains("\"check\":\"row_count_change\""),
+        "{report}"
+    );
+
+    // The table's override allows a 25 % drop: the same night publishes.
+    let tolerant = SnapshotStage::new(
+        lake.platform.clone(),
+        PipelineFile::parse(
+            &format!("row_count_drop_threshold: 0\ntables:\n  {TABLE}: {{ schedule: daily, row_count_drop_threshold: 0.25 }}\n"),
+            "test pipeline",
+        )
+        .unwrap(),
+        small_settings(),
+    );
+    snapshot(&tolerant, night2).await;
+    assert_eq!(read_snapshot(&lake.platform, day(2)).await.rows(), 36);
+}
+
+/// Three ordinary nights: every import reaches the increment layer, each snapshot is published
+/// and its gate report carries a passed `row_count_change`.
+pub async fn a_normal_nightly_run_is_unaffected(lake: &Lake) {
+    let stage = stage(lake);
+    let night1 = increment(lake, day(1), &records(1..=20, "v1"), day(1)).await;
+    snapshot(&stage, night1).await;
+    for (d, id) in [(2, 21), (3, 22)] {
+        let night = increment(
+            lake,
+            day(d),
+            &[
+                rec(id, None, "new"),
+                rec(d as i32, Some("2026-11-02 09:00:00"), "changed"),
+            ],
+            day(d),
+        )
+        .await;
+        snapshot(&stage, night).await;
+    }
+    let snap = read_snapshot(&lake.platform, day(3)).await;
+    assert_eq!(snap.ids(), (1..=22).collect::<Vec<_>>());
+    assert_eq!(snap.parameter(parameters::BASE_SNAPSHOT_DATE), "20261102");
+    let refined = &lake.platform.layout.refined_bucket;
+    let reports = lake
+        .platform
+        .storage
+        .list(
+            refined,
+            &format!("{}snapshot/{TABLE}/20261103-", lake.platform.metrics_prefix),
+        )
+        .await
+        .unwrap();
+    let body = lake
+        .platform
+        .storage
+        .get(refined, &reports[0].key)
+        .await
+        .unwrap();
+    let report = String::from_utf8(body.to_vec()).unwrap();
+    let line = report
+        .lines()
+        .find(|l| l.contains("row_count_change"))
+        .unwrap_or_else(|| panic!("no row_count_change in {report}"));
+    assert!(line.contains("\"passed\":true"), "{line}");
+    assert!(
+        line.contains("22 rows against 21 in the base snapshot_date=20261102"),
+        "{line}"
+    );
+}
+
 fn runner_of(
     stage: Arc<SnapshotStage>,
     input: &MemoryQueue,
@@ -907,6 +1342,12 @@ macro_rules! scenarios {
             a_failed_gate_publishes_nothing_and_records_the_report,
             duplicate_and_concurrent_deliveries_merge_once,
             independent_reader_sees_one_row_per_id,
+            a_killed_night_is_a_hole_until_replayed,
+            a_missing_increment_names_the_recast_replay,
+            a_first_snapshot_needs_a_full_load,
+            an_in_flight_hole_is_transient,
+            a_row_count_drop_fails_the_gate,
+            a_normal_nightly_run_is_unaffected,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
