@@ -1,6 +1,6 @@
 //! Deterministic synthetic raw partitions: a full load and nightly increments.
 //!
-//! The records come from [`RecordShape`] (the parse stage's synthetic-record generator, driven by
+//! The records come from [`RecordShape`] (the tests' synthetic-record generator, driven by
 //! the production column-type dictionary), so every typed column holds text of its type. The
 //! same arguments always give the same records; only the run ids differ between runs.
 
@@ -11,8 +11,9 @@ use chrono::NaiveDate;
 use common::layout::{Layer, TableName};
 use common::platform::Platform;
 use common::publish::{PartitionWriter, new_run_id};
-use parse_svc::testing::{RawPage, RecordShape, raw_batch, raw_schema};
+use common::raw::schema as raw_schema;
 use serde_json::{Map, Value};
+use tascomi_test_support::{RawPage, RecordShape, raw_batch};
 
 /// Records per API page, and so per raw batch written.
 pub const PAGE_RECORDS: usize = 1000;
@@ -111,7 +112,11 @@ pub async fn publish_night(
         .publish(
             platform.catalog.as_ref(),
             &platform.layout,
-            BTreeMap::new(),
+            // As ingest-svc marks its imports: night 0 is the full load a first snapshot needs.
+            BTreeMap::from([(
+                "import_kind".to_owned(),
+                if night == 0 { "full" } else { "incremental" }.to_owned(),
+            )]),
             platform.orphan_grace,
         )
         .await?;

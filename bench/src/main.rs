@@ -17,7 +17,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use common::layout::{TableName, date_value, parse_date};
-use parse_svc::testing::RecordShape;
+use tascomi_test_support::RecordShape;
 
 use crate::data::{NightPlan, night_date, publish_night};
 use crate::night::StageRun;

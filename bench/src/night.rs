@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::Context;
 use chrono::NaiveDate;
 use common::layout::TableName;
-use parse_svc::testing::RecordShape;
+use tascomi_test_support::RecordShape;
 use tokio::sync::Semaphore;
 
 use crate::Paths;

@@ -18,8 +18,8 @@ use chrono::NaiveDate;
 use common::layout::{Layer, TableName, parse_date};
 use common::platform::Platform;
 use common::publish::{PartitionWriter, new_run_id};
+use common::raw::schema as raw_schema;
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use parse_svc::testing::raw_schema;
 
 /// Where the raw tables are below the raw layer's root.
 pub const RAW_TABLES: &str = "planning/tascomi/api-responses";
@@ -139,6 +139,13 @@ pub async fn import_partition(
 ) -> anyhow::Result<(u64, u64)> {
     let table = &partition.table;
     let target = platform.layout.partition(table, Layer::Raw, partition.date);
+    // A table's first import is its full load (what a first snapshot is built from), as
+    // ingest-svc marks it; the later ones are increments.
+    let earlier = common::publish::published_partitions(platform.catalog.as_ref(), &target)
+        .await?
+        .into_iter()
+        .any(|(date, _)| date < partition.date);
+    let import_kind = if earlier { "incremental" } else { "full" };
     let mut writer = PartitionWriter::new(
         platform.storage.clone(),
         target.clone(),
@@ -171,7 +178,10 @@ pub async fn import_partition(
         .publish(
             platform.catalog.as_ref(),
             &platform.layout,
-            BTreeMap::from([("stage".to_owned(), "bench import".to_owned())]),
+            BTreeMap::from([
+                ("stage".to_owned(), "bench import".to_owned()),
+                ("import_kind".to_owned(), import_kind.to_owned()),
+            ]),
             platform.orphan_grace,
         )
         .await?;
