@@ -1,13 +1,26 @@
 //! The Tascomi REST client: one page per call, authenticated afresh, retried, rate-limited.
 //!
-//! Contract of [`TascomiClient::fetch_page`]:
-//! - `Ok(page)`: the API answered. A 202, an empty body and a `null` body are a page with no
-//!   records. The first page of a query also tells how many pages there are
-//!   ([`PageResponse::page_count`]), so callers never fetch page 1 twice.
-//! - 5xx, 429 and network errors (connect, timeout, a body cut off) are retried with exponential
-//!   backoff and jitter, honouring `Retry-After`, up to `max_attempts`; then
-//!   `Err(FetchError::Failed)` with the URL, the last status and the error, which the caller
-//!   records as a failed page. Other statuses and a body that is not a JSON list fail at once.
+//! Contract of [`TascomiClient::fetch_page`], which is told what kind of page it fetches
+//! ([`PageKind`]):
+//! - [`PageKind::Count`] (page 1, the count request): a 202 is "no results" (a page with no
+//!   records and a count of 0). A 200 must carry both count headers, `X-Number-Of-Results` and
+//!   `X-Results-Per-Page`, as numbers (digits, optionally with comma thousands separators:
+//!   `1,021` is 1021, see [`parse_count_header`]); a header missing or not a number is a failed
+//!   attempt naming the table, the query and the header, never "one page". When the count
+//!   announces records, the body must be a JSON list; when it announces 0, an empty, blank or
+//!   `null` body is an empty page.
+//! - [`PageKind::Inside`] (a page inside the announced count, or a page of an earlier import
+//!   fetched again): the body must be a JSON list of objects. A 202, an empty or blank body, a
+//!   `null` body, malformed JSON, an HTML page (or any other body that is not a list) is a failed
+//!   attempt, never "no more data". An explicit empty list `[]` is a page with no records (a
+//!   table that shrank); the caller's drift check compares what arrived with the count.
+//! - `Ok(page)`: the page as described. Its count headers, when sent, are in the response
+//!   ([`PageResponse::total_results`]), so callers never fetch page 1 twice and notice a count
+//!   that changes between pages.
+//! - 5xx, 429, network errors (connect, timeout, a body cut off) and the bad bodies and headers
+//!   above are retried with exponential backoff and jitter, honouring `Retry-After`, up to
+//!   `max_attempts`; then `Err(FetchError::Failed)` with the URL, the last status and the error,
+//!   which the caller records as a failed page. Other 4xx statuses fail at once.
 //! - A 401 is retried once with a fresh hash (the minute may have turned); a second 401 is
 //!   `Err(FetchError::Authentication)`: the keys or the clock are wrong and no page will succeed.
 //!
@@ -25,7 +38,7 @@ use common::TableName;
 use common::config::{ConfigError, Env};
 use rand::Rng;
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
@@ -170,29 +183,78 @@ impl Query {
     }
 }
 
+impl std::fmt::Display for Query {
+    /// How logs and errors name a query: `all records` or `last_updated=YYYY-MM-DD`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Query::All => f.write_str("all records"),
+            Query::UpdatedOn(day) => write!(f, "last_updated={}", day.format("%Y-%m-%d")),
+        }
+    }
+}
+
+/// What kind of page a request fetches, which decides what a valid answer is (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageKind {
+    /// Page 1 of a query: the count request. 202 means "no results"; a 200 must carry the count
+    /// headers.
+    Count,
+    /// A page inside the announced count (or a page fetched again): it must hold a JSON list.
+    Inside,
+}
+
 /// One page as the API answered it.
 #[derive(Debug, Clone)]
 pub struct PageResponse {
     pub url: String,
     pub status: u16,
-    /// `X-Number-Of-Results`, when sent.
+    /// `X-Number-Of-Results` as a number, when sent and readable. Always `Some` on a page fetched
+    /// as [`PageKind::Count`] (0 for a 202: no results).
     pub total_results: Option<u64>,
-    /// `X-Results-Per-Page`, when sent.
+    /// `X-Results-Per-Page` as a number, when sent and readable. Always `Some` on a 200 fetched
+    /// as [`PageKind::Count`].
     pub per_page: Option<u64>,
     /// The records: JSON objects, in the API's order.
     pub records: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl PageResponse {
-    /// How many pages the query has: ceil(results / per page) from the headers; without them,
-    /// 1 when this page had records, else 0.
+    /// How many pages the query has: ceil(results / per page) from the count headers; 0 when
+    /// they announce no results (or are absent, which a [`PageKind::Count`] page never is).
     pub fn page_count(&self) -> u32 {
         match (self.total_results, self.per_page) {
             (Some(total), Some(per_page)) if per_page > 0 => {
                 u32::try_from(total.div_ceil(per_page)).unwrap_or(u32::MAX)
             }
-            _ => u32::from(!self.records.is_empty()),
+            _ => 0,
         }
+    }
+}
+
+/// A count header's value as a number: ASCII digits, optionally grouped by comma thousands
+/// separators as some Tascomi hosts send them (`1,021` is 1021; `1,02`, `1,,021`, `,1` and
+/// `1.021` are not numbers). Surrounding blanks are ignored. `None` for anything else.
+pub fn parse_count_header(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if value.contains(',') {
+        let mut groups = value.split(',');
+        let first = groups.next()?;
+        if !(digits(first) && first.len() <= 3) {
+            return None;
+        }
+        let mut number = first.to_owned();
+        for group in groups {
+            if !(digits(group) && group.len() == 3) {
+                return None;
+            }
+            number.push_str(group);
+        }
+        number.parse().ok()
+    } else if digits(value) {
+        value.parse().ok()
+    } else {
+        None
     }
 }
 
@@ -271,12 +333,14 @@ impl TascomiClient {
         url
     }
 
-    /// Fetches one page. See the module docs for what `Ok` and each error mean.
+    /// Fetches one page of `query`, of the given kind. See the module docs for what `Ok` and
+    /// each error mean.
     pub async fn fetch_page(
         &self,
         table: &TableName,
         query: Query,
         page: u32,
+        kind: PageKind,
     ) -> Result<PageResponse, FetchError> {
         let url = self.page_url(table, query, page);
         let mut attempts = 0u32;
@@ -286,7 +350,7 @@ impl TascomiClient {
             let attempt = {
                 // Closed only if the semaphore is dropped, which cannot happen while self lives.
                 let _permit = self.limiter.acquire().await.ok();
-                self.attempt(&url).await
+                self.attempt(&url, query, kind).await
             };
             let (status, message, retry_after) = match attempt {
                 Attempt::Done(response) => {
@@ -296,6 +360,7 @@ impl TascomiClient {
                         url = %url,
                         status = response.status,
                         records = response.records.len(),
+                        announced = response.total_results,
                         attempts,
                         "page fetched"
                     );
@@ -342,6 +407,7 @@ impl TascomiClient {
             let delay = self.backoff(attempts, retry_after);
             tracing::warn!(
                 table = %table,
+                query = %query,
                 page,
                 url = %url,
                 status = status.map(i64::from).unwrap_or(-1),
@@ -372,7 +438,7 @@ impl TascomiClient {
         }
     }
 
-    async fn attempt(&self, url: &str) -> Attempt {
+    async fn attempt(&self, url: &str, query: Query, kind: PageKind) -> Attempt {
         let mut headers = HeaderMap::new();
         let auth = self.credentials.headers_at(Utc::now());
         for (name, value, what) in [
@@ -421,15 +487,18 @@ impl TascomiClient {
                 message: format!("http {}", status.as_u16()),
             };
         }
-        let header = |name: &str| {
-            response
-                .headers()
+        let headers = response.headers();
+        let header_text = |name: &str| {
+            headers
                 .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         };
-        let total_results = header(RESULTS_HEADER);
-        let per_page = header(PER_PAGE_HEADER);
+        let total_text = header_text(RESULTS_HEADER);
+        let per_page_text = header_text(PER_PAGE_HEADER);
+        let html = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains("html"));
         let body = match response.bytes().await {
             Ok(body) => body,
             Err(err) => {
@@ -440,39 +509,101 @@ impl TascomiClient {
                 };
             }
         };
-        let page = |records| {
+        let code = status.as_u16();
+        let retry = |message: String| Attempt::Retry {
+            status: Some(code),
+            message,
+            retry_after: None,
+        };
+        let done = |total_results, per_page, records| {
             Attempt::Done(PageResponse {
                 url: url.to_owned(),
-                status: status.as_u16(),
+                status: code,
                 total_results,
                 per_page,
                 records,
             })
         };
-        if status == StatusCode::ACCEPTED {
-            return page(Vec::new());
-        }
-        match parse_records(&body) {
-            Ok(records) => page(records),
-            Err(message) => Attempt::Fail {
-                status: Some(status.as_u16()),
-                message,
+        let total_results = total_text.as_deref().and_then(parse_count_header);
+        let per_page = per_page_text.as_deref().and_then(parse_count_header);
+        match kind {
+            PageKind::Count if status == StatusCode::ACCEPTED => {
+                done(Some(0), per_page, Vec::new())
+            }
+            PageKind::Inside if status == StatusCode::ACCEPTED => retry(format!(
+                "http 202 (\"no results\") on a page inside the announced count of {query}"
+            )),
+            PageKind::Count => {
+                // The body first: an HTML error page has no count headers either, and says more.
+                let records = match read_body(&body, html) {
+                    Ok(records) => records,
+                    Err(message) => return retry(format!("{query}, the count request: {message}")),
+                };
+                let (total, per_page) =
+                    match count_headers(total_text.as_deref(), per_page_text.as_deref()) {
+                        Ok(count) => count,
+                        Err(message) => {
+                            return retry(format!("{query}, the count request: {message}"));
+                        }
+                    };
+                match records {
+                    Some(records) => done(Some(total), Some(per_page), records),
+                    None if total == 0 => done(Some(0), Some(per_page), Vec::new()),
+                    None => retry(format!(
+                        "{query}, the count request: {} although {RESULTS_HEADER} announces {total} records",
+                        empty_body_kind(&body)
+                    )),
+                }
+            }
+            PageKind::Inside => match read_body(&body, html) {
+                Ok(Some(records)) => done(total_results, per_page, records),
+                Ok(None) => retry(format!(
+                    "{} on a page inside the announced count of {query}",
+                    empty_body_kind(&body)
+                )),
+                Err(message) => retry(format!("{query}: {message}")),
             },
         }
     }
 }
 
-/// The records of a body: a JSON list of objects; empty, blank or `null` means none.
-pub fn parse_records(
+/// Both count headers of a count request as numbers, or why not (naming the header).
+fn count_headers(total: Option<&str>, per_page: Option<&str>) -> Result<(u64, u64), String> {
+    let read = |name: &str, value: Option<&str>| match value {
+        None => Err(format!("the count header {name} is missing")),
+        Some(text) => parse_count_header(text).ok_or_else(|| {
+            format!(
+                "the count header {name} is not a number: {:?}",
+                text.chars().take(40).collect::<String>()
+            )
+        }),
+    };
+    let total = read(RESULTS_HEADER, total)?;
+    let per_page = read(PER_PAGE_HEADER, per_page)?;
+    if per_page == 0 && total > 0 {
+        return Err(format!(
+            "the count header {PER_PAGE_HEADER} is 0 while {RESULTS_HEADER} announces {total} records"
+        ));
+    }
+    Ok((total, per_page))
+}
+
+/// The records of a 200's body: `Ok(None)` for an empty, blank or `null` body (whether that is
+/// acceptable depends on the page), an error saying why for anything but a list of objects.
+fn read_body(
     body: &[u8],
-) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, String> {
+    html: bool,
+) -> Result<Option<Vec<serde_json::Map<String, serde_json::Value>>>, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Vec::new());
+        return Ok(None);
+    }
+    if html || body.trim_ascii_start().first() == Some(&b'<') {
+        return Err("an HTML page rather than JSON".into());
     }
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|err| format!("malformed JSON: {err}"))?;
     match value {
-        serde_json::Value::Null => Ok(Vec::new()),
+        serde_json::Value::Null => Ok(None),
         serde_json::Value::Array(items) => items
             .into_iter()
             .enumerate()
@@ -483,12 +614,29 @@ pub fn parse_records(
                     json_kind(&other)
                 )),
             })
-            .collect(),
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
         other => Err(format!(
             "the body is a JSON {} rather than a list of records",
             json_kind(&other)
         )),
     }
+}
+
+fn empty_body_kind(body: &[u8]) -> &'static str {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        "an empty body"
+    } else {
+        "a null body"
+    }
+}
+
+/// The records of a body: a JSON list of objects; empty, blank or `null` means none (whether a
+/// page may be empty is the client's decision, see the module docs). An HTML page is an error.
+pub fn parse_records(
+    body: &[u8],
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, String> {
+    read_body(body, false).map(Option::unwrap_or_default)
 }
 
 fn json_kind(value: &serde_json::Value) -> &'static str {
@@ -557,9 +705,88 @@ mod tests {
         assert_eq!(page(Some(250), Some(100), 100).page_count(), 3);
         assert_eq!(page(Some(200), Some(100), 100).page_count(), 2);
         assert_eq!(page(Some(0), Some(100), 0).page_count(), 0);
-        assert_eq!(page(None, None, 5).page_count(), 1);
-        assert_eq!(page(None, None, 0).page_count(), 0);
-        assert_eq!(page(Some(10), Some(0), 10).page_count(), 1);
+        assert_eq!(page(Some(1), Some(100), 1).page_count(), 1);
+        // Never "one page" from records alone: a count page always has both headers.
+        assert_eq!(page(None, None, 5).page_count(), 0);
+        assert_eq!(page(Some(10), Some(0), 10).page_count(), 0);
+    }
+
+    #[test]
+    fn count_headers_are_digits_with_optional_thousands_separators() {
+        for (text, number) in [
+            ("0", 0),
+            ("7", 7),
+            ("1021", 1021),
+            (" 1021 ", 1021),
+            ("1,021", 1021),
+            ("12,345,678", 12_345_678),
+            ("999", 999),
+            ("000", 0),
+        ] {
+            assert_eq!(parse_count_header(text), Some(number), "{text:?}");
+        }
+        for text in [
+            "",
+            " ",
+            "-1",
+            "+1",
+            "1.021",
+            "1,02",
+            "1,0211",
+            "1,,021",
+            ",021",
+            "1,021,",
+            "1234,567",
+            "1 021",
+            "about 130",
+            "n/a",
+            "0x10",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(parse_count_header(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_count_request_needs_both_headers_as_numbers_naming_the_missing_one() {
+        assert_eq!(count_headers(Some("1,021"), Some("100")), Ok((1021, 100)));
+        assert_eq!(count_headers(Some("0"), Some("0")), Ok((0, 0)));
+        let err = count_headers(None, Some("100")).unwrap_err();
+        assert_eq!(err, "the count header X-Number-Of-Results is missing");
+        let err = count_headers(Some("130"), None).unwrap_err();
+        assert_eq!(err, "the count header X-Results-Per-Page is missing");
+        let err = count_headers(Some("lots"), Some("100")).unwrap_err();
+        assert!(
+            err.contains("X-Number-Of-Results is not a number: \"lots\""),
+            "{err}"
+        );
+        let err = count_headers(Some("130"), Some("0")).unwrap_err();
+        assert!(err.contains("X-Results-Per-Page is 0"), "{err}");
+    }
+
+    #[test]
+    fn bodies_that_hold_no_list_are_told_apart() {
+        assert_eq!(read_body(b"", false), Ok(None));
+        assert_eq!(read_body(b" null\n", false), Ok(None));
+        assert_eq!(read_body(b"[]", false), Ok(Some(Vec::new())));
+        let html = b"<!DOCTYPE html><html><body>Service Unavailable</body></html>";
+        assert_eq!(
+            read_body(html, false).unwrap_err(),
+            "an HTML page rather than JSON"
+        );
+        assert!(read_body(b"[]", true).is_err(), "a text/html content type");
+        assert!(
+            read_body(b"[{\"id\"", false)
+                .unwrap_err()
+                .starts_with("malformed JSON")
+        );
+        assert_eq!(empty_body_kind(b" "), "an empty body");
+        assert_eq!(empty_body_kind(b"null"), "a null body");
+        assert_eq!(Query::All.to_string(), "all records");
+        assert_eq!(
+            Query::UpdatedOn(NaiveDate::from_ymd_opt(2026, 11, 5).unwrap()).to_string(),
+            "last_updated=2026-11-05"
+        );
     }
 
     #[test]

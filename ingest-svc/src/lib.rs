@@ -6,18 +6,21 @@
 //! - [`keys`]: the API keys, from the environment or Secrets Manager;
 //! - [`client`]: the Tascomi REST client (timeouts, retries, one process-wide concurrency limit);
 //! - [`raw`]: the raw layer's rows and columns;
-//! - [`state`]: per-table ingest state (imports, completed days, failed pages);
+//! - [`drift`]: noticing that a query's pages did not add up (paging drift);
+//! - [`state`]: per-table ingest state (imports, completed days, failed pages, the full load's
+//!   outstanding pages);
 //! - [`stage`]: the handler: full, incremental and retry-failed runs.
 //!
 //! See docs/ingest.md.
 
 pub mod auth;
 pub mod client;
+pub mod drift;
 pub mod keys;
 pub mod raw;
 pub mod stage;
 pub mod state;
 
 pub use auth::Credentials;
-pub use client::{ClientSettings, Query, TascomiClient};
+pub use client::{ClientSettings, PageKind, Query, TascomiClient};
 pub use stage::{IngestError, IngestOutcome, IngestSettings, IngestStage};

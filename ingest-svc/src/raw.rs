@@ -14,6 +14,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 use chrono::{DateTime, NaiveDate, Utc};
 use common::TableName;
+use common::layout::parse_london_timestamp;
 use serde_json::{Map, Value};
 
 pub const PAGE_NUMBER: &str = "page_number";
@@ -45,9 +46,13 @@ pub fn schema(table: &TableName) -> SchemaRef {
 /// What one page contributes.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PageRows {
+    /// Rows written (future-dated records included).
     pub written: u64,
-    /// Records updated on or after the run's "today" (tomorrow's run fetches them whole).
+    /// Records updated on the run's "today" (tomorrow's run fetches them whole).
     pub skipped_today: u64,
+    /// Records whose `last_updated` is after the run's today: kept (a date typed wrong in
+    /// Tascomi would otherwise keep them out of the lake for ever), and counted.
+    pub future_dated: u64,
 }
 
 /// Builds the rows of one import: every row carries the same import instant.
@@ -55,16 +60,16 @@ pub struct PageRows {
 pub struct RowBuilder {
     schema: SchemaRef,
     import_datetime: DateTime<Utc>,
-    /// Records whose `last_updated` falls on this day or later are skipped.
-    skip_from: NaiveDate,
+    /// The run's today: records whose `last_updated` falls on this London day are skipped.
+    today: NaiveDate,
 }
 
 impl RowBuilder {
-    pub fn new(table: &TableName, import_datetime: DateTime<Utc>, skip_from: NaiveDate) -> Self {
+    pub fn new(table: &TableName, import_datetime: DateTime<Utc>, today: NaiveDate) -> Self {
         Self {
             schema: schema(table),
             import_datetime,
-            skip_from,
+            today,
         }
     }
 
@@ -72,8 +77,8 @@ impl RowBuilder {
         &self.schema
     }
 
-    /// The rows of a fetched page: records updated "today" skipped, the dropped field removed,
-    /// every other field kept as the JSON text of the record.
+    /// The rows of a fetched page: records updated "today" skipped, future-dated ones kept and
+    /// counted, the dropped field removed, every other field kept as the JSON text of the record.
     pub fn page(
         &self,
         page_number: u32,
@@ -84,9 +89,13 @@ impl RowBuilder {
         let mut rows = PageRows::default();
         let mut texts = Vec::with_capacity(records.len());
         for mut record in records {
-            if updated_on_or_after(&record, self.skip_from) {
-                rows.skipped_today += 1;
-                continue;
+            match updated_when(&record, self.today) {
+                Updated::Today => {
+                    rows.skipped_today += 1;
+                    continue;
+                }
+                Updated::After => rows.future_dated += 1,
+                Updated::Before | Updated::Unknown => {}
             }
             record.shift_remove(DROPPED_FIELD);
             texts.push(Some(Value::Object(record).to_string()));
@@ -144,15 +153,40 @@ impl RowBuilder {
     }
 }
 
-/// True when the record's `last_updated` (`YYYY-MM-DD HH:MM:SS`) is on `day` or later. A null
-/// or unreadable `last_updated` is kept: it cannot be "today".
-pub fn updated_on_or_after(record: &Map<String, Value>, day: NaiveDate) -> bool {
-    record
-        .get("last_updated")
-        .and_then(Value::as_str)
-        .and_then(|text| text.get(..10))
-        .and_then(|date| NaiveDate::parse_from_str(date, "%Y-%m-%d").ok())
-        .is_some_and(|updated| updated >= day)
+/// When a record was last updated, compared with the run's today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Updated {
+    Before,
+    /// On the run's today: skipped, tomorrow's run fetches the record whole.
+    Today,
+    /// After the run's today (a wrong date, or a clock ahead): kept and counted.
+    After,
+    /// Null, or not a date: kept (it cannot be "today").
+    Unknown,
+}
+
+/// The London day of a record's `last_updated`, compared with `today`.
+///
+/// Read with [`common::layout::parse_london_timestamp`], the reading every stage uses: Tascomi's
+/// `YYYY-MM-DD HH:MM:SS` is London wall-clock as written, and a timestamp with a zone (`Z`,
+/// `+01:00`) is converted to London wall-clock first, so `2026-07-05T23:30:00Z` is 6 July. Any
+/// other text whose first ten characters are a date is read as that date.
+pub fn updated_when(record: &Map<String, Value>, today: NaiveDate) -> Updated {
+    let Some(text) = record.get("last_updated").and_then(Value::as_str) else {
+        return Updated::Unknown;
+    };
+    let day = parse_london_timestamp(text)
+        .map(|at| at.date())
+        .or_else(|| {
+            text.get(..10)
+                .and_then(|date| NaiveDate::parse_from_str(date, "%Y-%m-%d").ok())
+        });
+    match day {
+        None => Updated::Unknown,
+        Some(day) if day < today => Updated::Before,
+        Some(day) if day == today => Updated::Today,
+        Some(_) => Updated::After,
+    }
 }
 
 #[cfg(test)]
@@ -162,6 +196,33 @@ mod tests {
 
     fn record(json: &str) -> Map<String, Value> {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn today_is_the_london_day_and_the_future_is_kept() {
+        let today = NaiveDate::from_ymd_opt(2026, 7, 6).unwrap();
+        let at =
+            |text: &str| updated_when(&record(&format!(r#"{{"last_updated":"{text}"}}"#)), today);
+        assert_eq!(at("2026-07-05 23:59:59"), Updated::Before);
+        assert_eq!(at("2026-07-06 00:00:00"), Updated::Today);
+        assert_eq!(at("2026-07-07 00:00:00"), Updated::After);
+        assert_eq!(at("2099-01-01 00:00:00"), Updated::After);
+        // 23:30 UTC on the 5th is 00:30 on the 6th in London (British Summer Time): today.
+        assert_eq!(at("2026-07-05T23:30:00Z"), Updated::Today);
+        assert_eq!(at("2026-07-05 22:30:00+00:00"), Updated::Before);
+        assert_eq!(at("2026-07-06T23:30:00Z"), Updated::After);
+        // Another format: its first ten characters as a date.
+        assert_eq!(at("2026-07-06"), Updated::Today);
+        assert_eq!(at("2026-07-05 at noon"), Updated::Before);
+        assert_eq!(at("yesterday"), Updated::Unknown);
+        assert_eq!(
+            updated_when(&record(r#"{"last_updated":null}"#), today),
+            Updated::Unknown
+        );
+        assert_eq!(
+            updated_when(&record(r#"{"id":"1"}"#), today),
+            Updated::Unknown
+        );
     }
 
     #[test]
@@ -176,6 +237,7 @@ mod tests {
             ),
             record(r#"{"id":"2","last_updated":"2026-11-21 00:00:01"}"#),
             record(r#"{"id":"3","last_updated":null}"#),
+            record(r#"{"id":"4","last_updated":"2031-01-01 10:00:00"}"#),
         ];
         let (batch, rows) = builder
             .page(4, "http://x/applications?page=4", 200, records)
@@ -183,8 +245,9 @@ mod tests {
         assert_eq!(
             rows,
             PageRows {
-                written: 2,
-                skipped_today: 1
+                written: 3,
+                skipped_today: 1,
+                future_dated: 1,
             }
         );
         assert_eq!(batch.schema().field(4).name(), "applications");
@@ -199,6 +262,10 @@ mod tests {
             r#"{"id":"1","last_updated":"2026-11-20 23:59:59","z":"é \"q\"","a":null}"#
         );
         assert_eq!(json.value(1), r#"{"id":"3","last_updated":null}"#);
+        assert_eq!(
+            json.value(2),
+            r#"{"id":"4","last_updated":"2031-01-01 10:00:00"}"#
+        );
         let seconds = batch
             .column(6)
             .as_any()

@@ -2,8 +2,9 @@
 //! its records or an error naming the table, the page and why, never a panic.
 //!
 //! Two levels: [`parse_records`] on arbitrary bytes and JSON (many cases, no I/O), and
-//! [`TascomiClient::fetch_page`] against a local HTTP server answering arbitrary bodies and
-//! statuses (fewer cases: each is a real request).
+//! [`TascomiClient::fetch_page`] against a local HTTP server answering arbitrary bodies,
+//! statuses and count headers, for a count request and a page inside the count (fewer cases:
+//! each is a real request).
 //!
 //! The regular run tries 256 cases (64 over HTTP) with a fixed seed; a longer run:
 //! `PROPTEST_CASES=20000 cargo test -p ingest-svc --test fuzz_pages` (over HTTP a quarter of
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use common::TableName;
 use common::config::Secret;
-use ingest_svc::client::{FetchError, parse_records};
+use ingest_svc::client::{FetchError, PageKind, parse_count_header, parse_records};
 use ingest_svc::{ClientSettings, Credentials, Query, TascomiClient};
 use proptest::prelude::*;
 use proptest::test_runner::{RngSeed, TestRunner};
@@ -130,6 +131,9 @@ proptest! {
 #[derive(Debug, Clone)]
 struct Answer {
     status: u16,
+    /// `X-Number-Of-Results` and `X-Results-Per-Page`, when sent.
+    results: Option<String>,
+    per_page: Option<String>,
     body: Vec<u8>,
 }
 
@@ -153,8 +157,17 @@ async fn serve(answer: Arc<Mutex<Answer>>) -> String {
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
+                let mut headers = String::new();
+                for (name, value) in [
+                    ("X-Number-Of-Results", &answer.results),
+                    ("X-Results-Per-Page", &answer.per_page),
+                ] {
+                    if let Some(value) = value {
+                        headers.push_str(&format!("{name}: {value}\r\n"));
+                    }
+                }
                 let mut response = format!(
-                    "HTTP/1.1 {} Fuzz\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    "HTTP/1.1 {} Fuzz\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n",
                     answer.status,
                     answer.body.len()
                 )
@@ -168,8 +181,72 @@ async fn serve(answer: Arc<Mutex<Answer>>) -> String {
     format!("http://{address}/rest/v1/")
 }
 
-/// Over HTTP: a 200 is the body's records or a failure naming table and page at once; a 202 is
-/// an empty page; another 4xx fails at once naming the status.
+/// Count header values: numbers, numbers with thousands separators, and text that is not one.
+fn count_value() -> impl Strategy<Value = Option<String>> {
+    prop_oneof![
+        Just(None),
+        (0u64..5_000).prop_map(|n| Some(n.to_string())),
+        (1_000u64..2_000_000).prop_map(|n| {
+            let digits = n.to_string();
+            let mut out = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                    out.push(',');
+                }
+                out.push(c);
+            }
+            Some(out)
+        }),
+        "[ -~]{0,8}".prop_map(Some),
+    ]
+}
+
+/// What a fetch should come to, decided from the answer independently of the client: the
+/// records, or a part of the error's text.
+fn expected_fetch(kind: PageKind, answer: &Answer) -> Result<Vec<Map<String, Value>>, String> {
+    let blank_or_null = |body: &[u8]| {
+        body.iter().all(u8::is_ascii_whitespace)
+            || serde_json::from_slice::<Value>(body).is_ok_and(|v| v.is_null())
+    };
+    match (answer.status, kind) {
+        (404, _) => Err("http 404".into()),
+        (202, PageKind::Count) => Ok(Vec::new()),
+        (202, PageKind::Inside) => Err("http 202".into()),
+        (_, PageKind::Inside) if blank_or_null(&answer.body) => {
+            Err("on a page inside the announced count".into())
+        }
+        (_, PageKind::Inside) => expected_records(&answer.body).ok_or_else(String::new),
+        (_, PageKind::Count) => {
+            let records = if blank_or_null(&answer.body) {
+                None
+            } else {
+                Some(expected_records(&answer.body).ok_or_else(String::new)?)
+            };
+            let total = match &answer.results {
+                None => return Err("X-Number-Of-Results is missing".into()),
+                Some(text) => parse_count_header(text)
+                    .ok_or_else(|| "X-Number-Of-Results is not a number".to_owned())?,
+            };
+            let per_page = match &answer.per_page {
+                None => return Err("X-Results-Per-Page is missing".into()),
+                Some(text) => parse_count_header(text)
+                    .ok_or_else(|| "X-Results-Per-Page is not a number".to_owned())?,
+            };
+            if per_page == 0 && total > 0 {
+                return Err("X-Results-Per-Page is 0".into());
+            }
+            match records {
+                Some(records) => Ok(records),
+                None if total == 0 => Ok(Vec::new()),
+                None => Err(format!("X-Number-Of-Results announces {total} records")),
+            }
+        }
+    }
+}
+
+/// Over HTTP: a page is the body's records or a failure naming table, page and why; a 202 is
+/// "no results" on a count request and a failure inside the count; a count request without
+/// readable count headers fails naming the header; another 4xx fails naming the status.
 #[test]
 fn fetched_pages_are_records_or_errors_naming_the_page() {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -178,6 +255,8 @@ fn fetched_pages_are_records_or_errors_naming_the_page() {
         .unwrap();
     let answer = Arc::new(Mutex::new(Answer {
         status: 200,
+        results: None,
+        per_page: None,
         body: Vec::new(),
     }));
     let base_url = runtime.block_on(serve(answer.clone()));
@@ -197,41 +276,55 @@ fn fetched_pages_are_records_or_errors_naming_the_page() {
     config.cases = (config.cases / 4).max(1);
     let mut runner = TestRunner::new(config);
     let status = prop::sample::select(vec![200u16, 200, 200, 202, 404]);
+    let kind = prop::sample::select(vec![PageKind::Count, PageKind::Inside]);
     runner
-        .run(&(status, 1u32..10_000, body()), |(status, page, body)| {
-            *answer.lock().unwrap() = Answer {
+        .run(
+            &(
                 status,
-                body: body.clone(),
-            };
-            let fetched = runtime.block_on(client.fetch_page(&table, Query::All, page));
-            let expected = match status {
-                202 => Some(Vec::new()),
-                200 => expected_records(&body),
-                _ => None,
-            };
-            match (fetched, expected) {
-                (Ok(page), Some(records)) => {
-                    prop_assert_eq!(page.status, status);
-                    prop_assert_eq!(page.records, records);
-                }
-                (Err(err @ FetchError::Failed { .. }), None) => {
-                    let text = err.to_string();
-                    prop_assert!(
-                        text.starts_with(&format!(
-                            "page {page} of table appeals failed after 1 attempt(s)"
-                        )),
-                        "{text}"
-                    );
-                    if status == 404 {
-                        prop_assert!(text.ends_with("http 404"), "{text}");
+                kind,
+                1u32..10_000,
+                count_value(),
+                count_value(),
+                body(),
+            ),
+            |(status, kind, page, results, per_page, body)| {
+                let sent = Answer {
+                    status,
+                    results,
+                    per_page,
+                    body,
+                };
+                *answer.lock().unwrap() = sent.clone();
+                let page = if kind == PageKind::Count { 1 } else { page };
+                let fetched = runtime.block_on(client.fetch_page(&table, Query::All, page, kind));
+                match (fetched, expected_fetch(kind, &sent)) {
+                    (Ok(got), Ok(records)) => {
+                        prop_assert_eq!(got.status, status);
+                        prop_assert_eq!(got.records, records);
+                        if kind == PageKind::Count && status == 200 {
+                            prop_assert!(got.total_results.is_some() && got.per_page.is_some());
+                        }
                     }
-                    prop_assert!(!text.contains("fuzz-p"), "{text}");
+                    (Err(err @ FetchError::Failed { .. }), Err(part)) => {
+                        let text = err.to_string();
+                        prop_assert!(
+                            text.starts_with(&format!(
+                                "page {page} of table appeals failed after 1 attempt(s)"
+                            )),
+                            "{text}"
+                        );
+                        prop_assert!(text.contains(&part), "{text} should say {part:?}");
+                        prop_assert!(!text.contains("fuzz-p"), "{text}");
+                    }
+                    (got, expected) => {
+                        prop_assert!(
+                            false,
+                            "{got:?} for {sent:?} ({kind:?}): expected {expected:?}"
+                        )
+                    }
                 }
-                (got, expected) => {
-                    prop_assert!(false, "{got:?} for status {status} holding {expected:?}")
-                }
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
         .unwrap();
 }

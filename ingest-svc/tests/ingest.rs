@@ -218,14 +218,22 @@ async fn a_page_that_keeps_failing_is_recorded_then_fetched_by_retry_failed() {
     let expected = expected_by_id(f.sim.expected_snapshot("appeals", day(6)));
     assert_eq!(records_by_id(&rows).len(), expected.len() - 25);
 
-    // The next night's incremental still loads in full: the full load is not complete.
+    // The full load is the base all the same (its count request succeeded): the next night
+    // would fetch page 2 beside its day, never the whole table again.
     let table_state = state::load(&f.platform.storage, "raw-zone", &table("appeals"))
         .await
         .unwrap();
-    assert!(matches!(
-        table_state.plan_incremental(day(7), 60),
-        state::Plan::Full { .. }
-    ));
+    assert_eq!(table_state.latest().unwrap().full_pages_outstanding, [2]);
+    assert_eq!(
+        table_state.plan_incremental(day(7), 60, None),
+        state::Plan::Incremental {
+            days: vec![day(6)],
+            cut: vec![],
+            base: day(6),
+            full_pages: vec![2],
+            refetched: vec![],
+        }
+    );
 
     // The API recovers; retry-failed fetches exactly page 2, a day later.
     f.sim.set_faults(Faults::default());
@@ -254,8 +262,8 @@ async fn a_page_that_keeps_failing_is_recorded_then_fetched_by_retry_failed() {
         .unwrap();
     assert!(table_state.latest().unwrap().failed_pages.is_empty());
     assert!(matches!(
-        table_state.plan_incremental(day(7), 60),
-        state::Plan::Incremental { .. }
+        table_state.plan_incremental(day(7), 60, None),
+        state::Plan::Incremental { full_pages, .. } if full_pages.is_empty()
     ));
 
     // Retrying again fetches nothing and announces the same partition.
@@ -425,7 +433,7 @@ async fn one_concurrency_limit_is_shared_by_every_table() {
 }
 
 #[tokio::test]
-async fn a_malformed_page_is_recorded_and_a_null_page_holds_no_records() {
+async fn a_malformed_page_and_a_null_page_are_retried_recorded_and_repaired() {
     let mut config = sim_config();
     config.faults.malformed_pages = vec![PageFault::always("appeals", 2)];
     config.faults.null_pages = vec![PageFault::always("appeals", 3)];
@@ -436,11 +444,15 @@ async fn a_malformed_page_is_recorded_and_a_null_page_holds_no_records() {
         .ingest(&request("appeals", IngestMode::Full, day(6)))
         .await
         .unwrap();
-    assert_eq!(outcome.failed_pages.len(), 1);
-    assert_eq!(outcome.failed_pages[0].page_number, 2);
+    // A null page inside the count is no "no records": both pages are failures, after retries.
+    let failed: Vec<u32> = outcome.failed_pages.iter().map(|p| p.page_number).collect();
+    assert_eq!(failed, [2, 3]);
+    let counts = request_counts(&f.sim);
+    assert_eq!(counts[&("appeals".to_string(), 2, None)], 4, "max_attempts");
+    assert_eq!(counts[&("appeals".to_string(), 3, None)], 4, "max_attempts");
     let rows = raw_rows(&f.platform, "appeals", day(6)).await;
     let bad: Vec<_> = rows.iter().filter(|r| r.record.is_none()).collect();
-    assert_eq!(bad.len(), 1);
+    assert_eq!(bad.len(), 2);
     assert_eq!((bad[0].page, bad[0].status), (2, Some(200)));
     assert!(
         bad[0]
@@ -451,8 +463,30 @@ async fn a_malformed_page_is_recorded_and_a_null_page_holds_no_records() {
         "{:?}",
         bad[0]
     );
-    assert!(rows.iter().all(|r| r.page != 3));
+    assert_eq!((bad[1].page, bad[1].status), (3, Some(200)));
+    assert!(
+        bad[1]
+            .exception
+            .as_ref()
+            .unwrap()
+            .contains("a null body on a page inside the announced count of all records"),
+        "{:?}",
+        bad[1]
+    );
     assert!(rows.iter().any(|r| r.page == 4));
+
+    // The API recovers: retry-failed fetches both pages, and the partition is the clean one.
+    f.sim.set_faults(Faults::default());
+    let retry = f
+        .stage
+        .ingest(&request("appeals", IngestMode::RetryFailed, day(6)))
+        .await
+        .unwrap();
+    assert!(retry.failed_pages.is_empty());
+    let rows = raw_rows(&f.platform, "appeals", day(6)).await;
+    let expected = expected_by_id(f.sim.expected_snapshot("appeals", day(6)));
+    assert_eq!(records_by_id(&rows), expected);
+    assert_eq!(rows.len(), expected.len());
 }
 
 #[tokio::test]

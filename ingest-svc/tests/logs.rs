@@ -19,7 +19,9 @@ use common::runner::Handler;
 use ingest_svc::auth::{london_minute, x_hash};
 use ingest_svc::client::FetchError;
 use ingest_svc::keys::{KeySource, PRIVATE_KEY_VAR, PUBLIC_KEY_VAR, parse_secret};
-use ingest_svc::{ClientSettings, Credentials, IngestSettings, IngestStage, Query, TascomiClient};
+use ingest_svc::{
+    ClientSettings, Credentials, IngestSettings, IngestStage, PageKind, Query, TascomiClient,
+};
 use tascomi_sim::PageFault;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -259,7 +261,7 @@ async fn failing_requests_errors_hold_no_secret() {
         settings.request_timeout = StdDuration::from_millis(300);
         let client = TascomiClient::new(settings, credentials(PRIVATE)).unwrap();
         let err = client
-            .fetch_page(&table, Query::All, 7)
+            .fetch_page(&table, Query::All, 7, PageKind::Inside)
             .await
             .expect_err(what);
         match (what, &err) {

@@ -201,3 +201,50 @@ pub fn python() -> Option<String> {
         }
     }
 }
+
+/// The catalog parameters of a published raw partition (`mode`, `import_kind`, `run_id`, ...).
+pub async fn partition_parameters(
+    platform: &Platform,
+    name: &str,
+    date: NaiveDate,
+) -> BTreeMap<String, String> {
+    let partition = platform.layout.partition(&table(name), Layer::Raw, date);
+    platform
+        .catalog
+        .list_partitions(&partition.database, &partition.catalog_table)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.values == partition.values())
+        .map(|p| p.parameters)
+        .unwrap_or_default()
+}
+
+/// The records of several raw partitions by id, a later partition's version replacing an
+/// earlier one's (what a snapshot built night after night holds).
+pub async fn records_over(
+    platform: &Platform,
+    name: &str,
+    dates: &[NaiveDate],
+) -> BTreeMap<String, Map<String, Value>> {
+    let mut all = BTreeMap::new();
+    for date in dates {
+        all.extend(records_by_id(&raw_rows(platform, name, *date).await));
+    }
+    all
+}
+
+/// A table's ingest state.
+pub async fn table_state(platform: &Platform, name: &str) -> ingest_svc::state::TableState {
+    ingest_svc::state::load(&platform.storage, "raw-zone", &table(name))
+        .await
+        .unwrap()
+}
+
+/// `(page, day)` of every request the simulator answered, in order.
+pub fn requested(sim: &SimHandle) -> Vec<(u32, Option<NaiveDate>)> {
+    sim.requests()
+        .iter()
+        .map(|r| (r.page, r.last_updated))
+        .collect()
+}

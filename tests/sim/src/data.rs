@@ -11,6 +11,12 @@
 //! "today's" records exist (the run skips them), and every version dated before D is the
 //! current version of its id: what a nightly pipeline holds after day D's run is exactly
 //! [`Tables::snapshot`] of D.
+//!
+//! Two options give records as production has them now and then: `future_dated` initial records
+//! whose `last_updated` is a hundred years after `start` (a date typed wrong; they exist from the
+//! start, and a snapshot holds them), and `zulu_every`, one record version in that many whose
+//! `last_updated` is sent as the same instant in UTC with a `Z` (`2026-07-05T23:30:00Z` for
+//! 00:30 London time on 6 July), where Tascomi sends London wall-clock time.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +43,12 @@ pub struct History {
     pub null_last_updated_every: u32,
     /// One record version in this many carries a `gis_map_image_base64` (0: none).
     pub image_every: u32,
+    /// This many initial records (spread over the ids) have a `last_updated` a hundred years
+    /// after `start`, after any clock's today in the tests; they are never updated.
+    pub future_dated: u32,
+    /// One record version in this many has its `last_updated` sent in UTC with a `Z` (0: none;
+    /// 1: every one). The instant, and so its London day, is the same.
+    pub zulu_every: u32,
     /// Updates happen after this London time of day; before it, only creations.
     pub run_time: NaiveTime,
 }
@@ -51,6 +63,8 @@ impl Default for History {
             updated_twice_per_day: 2,
             null_last_updated_every: 20,
             image_every: 10,
+            future_dated: 0,
+            zulu_every: 0,
             run_time: NaiveTime::from_hms_opt(6, 0, 0).unwrap_or_default(),
         }
     }
@@ -82,7 +96,8 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-fn text_hash(text: &str) -> u64 {
+/// A deterministic 64-bit hash of a text (FNV-1a).
+pub fn text_hash(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
@@ -168,6 +183,10 @@ impl Tables {
         if existing > 0 {
             for j in 0..u64::from(history.updated_per_day) {
                 let id = 1 + self.h(table, &[2, day_key, j]) % existing;
+                if self.is_future_dated(table, id) {
+                    // Future-dated records keep their date: never updated.
+                    continue;
+                }
                 let first = after_run(self.h(table, &[3, day_key, j]));
                 events.push((first, id, false));
                 if j < u64::from(history.updated_twice_per_day) {
@@ -185,6 +204,16 @@ impl Tables {
         }
         events.sort();
         events
+    }
+
+    /// Whether initial record `id` is one of the `future_dated` ones: ids spread evenly.
+    fn is_future_dated(&self, table: &str, id: u64) -> bool {
+        let history = self.history(table);
+        let (n, initial) = (
+            u64::from(history.future_dated),
+            u64::from(history.initial_records),
+        );
+        n > 0 && id <= initial && (id * n) % initial.max(1) < n
     }
 
     fn initial_last_updated(&self, table: &str, id: u64) -> Option<NaiveDateTime> {
@@ -210,6 +239,15 @@ impl Tables {
         for id in 1..=u64::from(history.initial_records) {
             let last_updated = self.initial_last_updated(table, id);
             if last_updated.is_none_or(|t| t <= at) {
+                let last_updated = if self.is_future_dated(table, id) {
+                    // Created when the others were; dated a century on.
+                    Some(
+                        (history.start + Duration::days(36_525)).and_time(NaiveTime::MIN)
+                            + Duration::seconds((id % 86_400) as i64),
+                    )
+                } else {
+                    last_updated
+                };
                 versions.insert(
                     id,
                     Version {
@@ -268,6 +306,9 @@ impl Tables {
             let value = match field.as_str() {
                 "id" => Value::String(v.id.to_string()),
                 "last_updated" => match v.last_updated {
+                    Some(t) if self.is_zulu(table, v) => {
+                        Value::String(london_to_utc(t).format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                    }
                     Some(t) => Value::String(t.format("%Y-%m-%d %H:%M:%S").to_string()),
                     None => Value::Null,
                 },
@@ -299,6 +340,31 @@ impl Tables {
         }
         record
     }
+}
+
+impl Tables {
+    /// Whether this version's `last_updated` is sent in UTC with a `Z`.
+    fn is_zulu(&self, table: &str, v: &Version) -> bool {
+        let every = u64::from(self.history(table).zulu_every);
+        every > 0
+            && self
+                .h(table, &[8, v.id, u64::from(v.version)])
+                .is_multiple_of(every)
+    }
+}
+
+/// A London wall-clock time as UTC (the earlier instant when the clocks go back).
+fn london_to_utc(local: NaiveDateTime) -> NaiveDateTime {
+    use chrono::TimeZone as _;
+    chrono_tz::Europe::London
+        .from_local_datetime(&local)
+        .earliest()
+        .or_else(|| {
+            chrono_tz::Europe::London
+                .from_local_datetime(&(local + Duration::hours(1)))
+                .earliest()
+        })
+        .map_or(local, |t| t.naive_utc())
 }
 
 fn typed_value(t: ColumnType, h: u64) -> String {
@@ -390,6 +456,49 @@ mod tests {
             ..t.clone()
         };
         assert_ne!(a, other.snapshot("appeals", day(10)));
+    }
+
+    #[test]
+    fn future_dated_records_exist_from_the_start_and_zulu_times_name_the_same_instant() {
+        let mut t = tables();
+        t.history.future_dated = 3;
+        t.history.zulu_every = 1;
+        t.history.start = NaiveDate::from_ymd_opt(2026, 7, 1).unwrap();
+        t.history.run_time = NaiveTime::from_hms_opt(1, 0, 0).unwrap();
+        let day6 = NaiveDate::from_ymd_opt(2026, 7, 6).unwrap();
+        let at_run = day6.and_time(t.history.run_time);
+        let current = t.versions_at("appeals", at_run);
+        let future: Vec<_> = current
+            .values()
+            .filter(|v| v.last_updated.is_some_and(|lu| lu.date() > day6))
+            .collect();
+        assert_eq!(future.len(), 3);
+        let snapshot = t.snapshot("appeals", day6);
+        assert_eq!(
+            snapshot
+                .iter()
+                .filter(|r| r["last_updated"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("2126")))
+                .count(),
+            3
+        );
+        // Today's creation happened before 01:00 London (BST): in UTC, the day before.
+        let today: Vec<_> = current
+            .values()
+            .filter(|v| v.last_updated.is_some_and(|lu| lu.date() == day6))
+            .collect();
+        assert!(!today.is_empty());
+        for v in today {
+            let text = t.record("appeals", v)["last_updated"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(
+                text.starts_with("2026-07-05T23:") && text.ends_with('Z'),
+                "{text}"
+            );
+        }
     }
 
     #[test]

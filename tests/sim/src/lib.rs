@@ -9,8 +9,12 @@
 //! - deterministic records for every table of the column-type dictionary (see [`data`]), as of a
 //!   clock that can pretend "now" is any instant ([`SimHandle::set_today`]);
 //! - faults by configuration ([`Faults`]): a share of 500s, bursts of 500s, 429s with
-//!   `Retry-After`, slow and hanging responses, `null` bodies, malformed JSON pages, pages that
-//!   keep failing, 401s (also from the real hash check at a minute that has passed).
+//!   `Retry-After`, slow and hanging responses, `null`, empty and HTML bodies, 202s inside the
+//!   count, malformed JSON pages, pages that keep failing, count headers missing, garbled or
+//!   written with thousands separators, paging drift (a record served twice and another never
+//!   in one pass), 401s (also from the real hash check at a minute that has passed);
+//! - records as production has them now and then ([`History`]): a `last_updated` in the future,
+//!   a `last_updated` written in UTC with a `Z`.
 //!
 //! [`SimHandle::expected_snapshot`] says what a table holds as of a day, so end-to-end tests can
 //! compare the pipeline's snapshot with it. `GET /_sim/expected/<table>?as_of=YYYY-MM-DD` answers
@@ -29,7 +33,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike as _, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Europe::London;
 use common::config::Secret;
 use common::dictionary::ColumnTypes;
@@ -76,7 +80,8 @@ impl PageFault {
     }
 }
 
-/// Faults to inject. Shares are probabilities per request, drawn from a seeded generator.
+/// Faults to inject. Shares are probabilities per request, drawn from a seeded generator. The
+/// default injects none.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Faults {
     /// Share of requests answered 500.
@@ -96,8 +101,31 @@ pub struct Faults {
     pub failing_pages: Vec<PageFault>,
     /// Pages answered 200 with a body that is not valid JSON.
     pub malformed_pages: Vec<PageFault>,
-    /// Pages answered 200 with the body `null`.
+    /// Pages answered 200 with the body `null` (count headers sent).
     pub null_pages: Vec<PageFault>,
+    /// Pages answered 200 with an empty body (count headers sent).
+    pub empty_pages: Vec<PageFault>,
+    /// Pages answered 202 with an empty body, the API's "no results", although the page is
+    /// inside the count (on page 1 it is indistinguishable from a query with no results).
+    pub accepted_pages: Vec<PageFault>,
+    /// Pages answered 200 with an HTML error page (`text/html`, no count headers), as a proxy or
+    /// a maintenance page in front of the API does.
+    pub html_pages: Vec<PageFault>,
+    /// Pages answered without the count headers `X-Number-Of-Results` and
+    /// `X-Results-Per-Page` (the records are sent).
+    pub missing_count_headers: Vec<PageFault>,
+    /// Pages whose `X-Number-Of-Results` is not a number (`unknown`).
+    pub garbled_count_headers: Vec<PageFault>,
+    /// Every count header is written with comma thousands separators (`1,021`), as some
+    /// Tascomi hosts do.
+    pub count_header_with_comma: bool,
+    /// Paging drift: the first this many passes over a query (a page-1 request of a query with
+    /// two pages or more starts a pass; any table, any day) serve pages 2 and later as if one
+    /// record had moved to the front between page 1 and page 2: the last record of page 1 is
+    /// served again at the top of page 2, and the moved record is never served in that pass.
+    /// Which record moves is drawn from the seed, the table and the day, so every drifting pass
+    /// of a query misses the same one. Later passes (the client's re-queries) are clean.
+    pub drift_queries: u32,
     /// Requests numbered in this range (counting every request from 0 since the faults were
     /// set) are answered 500: a burst of server errors across pages.
     pub server_error_burst: std::ops::Range<u64>,
@@ -184,7 +212,45 @@ pub struct RequestRecord {
     pub authenticated: bool,
 }
 
-type FaultHits = HashMap<(usize, usize), u32>;
+type FaultHits = HashMap<(FaultList, usize), u32>;
+
+/// The page-fault lists of [`Faults`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum FaultList {
+    Failing,
+    Malformed,
+    Null,
+    Hanging,
+    Empty,
+    Accepted,
+    Html,
+    MissingCount,
+    GarbledCount,
+}
+
+impl FaultList {
+    fn of(self, faults: &Faults) -> &[PageFault] {
+        match self {
+            FaultList::Failing => &faults.failing_pages,
+            FaultList::Malformed => &faults.malformed_pages,
+            FaultList::Null => &faults.null_pages,
+            FaultList::Hanging => &faults.hanging_pages,
+            FaultList::Empty => &faults.empty_pages,
+            FaultList::Accepted => &faults.accepted_pages,
+            FaultList::Html => &faults.html_pages,
+            FaultList::MissingCount => &faults.missing_count_headers,
+            FaultList::GarbledCount => &faults.garbled_count_headers,
+        }
+    }
+}
+
+/// The drift fault's memory: passes drifted so far, and the query passes drifting now (by
+/// table and day) with the index of the record that moved.
+#[derive(Debug, Default)]
+struct DriftState {
+    passes: u32,
+    moving: HashMap<(String, Option<NaiveDate>), usize>,
+}
 
 #[derive(Debug)]
 struct Shared {
@@ -195,6 +261,7 @@ struct Shared {
     now: Mutex<Option<DateTime<Utc>>>,
     /// The faults, and how often each page fault has hit (by list and index).
     faults: Mutex<(Faults, FaultHits)>,
+    drift: Mutex<DriftState>,
     requests: Mutex<Vec<RequestRecord>>,
     counter: AtomicU64,
     /// Requests since the faults were set.
@@ -230,16 +297,10 @@ impl Shared {
     }
 
     /// Whether a page fault list hits this request (and counts the hit).
-    fn hits(&self, list: usize, table: &str, page: u32, day: Option<NaiveDate>) -> bool {
+    fn hits(&self, list: FaultList, table: &str, page: u32, day: Option<NaiveDate>) -> bool {
         let mut guard = lock(&self.faults);
         let (faults, counts) = &mut *guard;
-        let faults = match list {
-            0 => &faults.failing_pages,
-            1 => &faults.malformed_pages,
-            2 => &faults.null_pages,
-            _ => &faults.hanging_pages,
-        };
-        for (i, fault) in faults.iter().enumerate() {
+        for (i, fault) in list.of(faults).iter().enumerate() {
             if fault.table == table
                 && fault.page == page
                 && fault.day.is_none_or(|d| Some(d) == day)
@@ -287,6 +348,7 @@ impl SimApi {
             seed: config.seed,
             now: Mutex::new(config.now),
             faults: Mutex::new((config.faults, HashMap::new())),
+            drift: Mutex::new(DriftState::default()),
             requests: Mutex::new(Vec::new()),
             counter: AtomicU64::new(0),
             fault_count: AtomicU64::new(0),
@@ -366,6 +428,7 @@ impl SimHandle {
     pub fn set_faults(&self, faults: Faults) {
         let mut guard = lock(&self.shared.faults);
         *guard = (faults, HashMap::new());
+        *lock(&self.shared.drift) = DriftState::default();
         self.shared.authenticated_count.store(0, Ordering::SeqCst);
         self.shared.fault_count.store(0, Ordering::SeqCst);
     }
@@ -491,7 +554,7 @@ async fn resource(
         status: status.as_u16(),
         authenticated,
     };
-    if authenticated && shared.hits(3, &table, page, day) {
+    if authenticated && shared.hits(FaultList::Hanging, &table, page, day) {
         // Recorded now: the client gives up and this handler is dropped without answering.
         // Status 0: no answer.
         lock(&shared.requests).push(RequestRecord {
@@ -569,7 +632,7 @@ async fn answer(
         }
         return response;
     }
-    if shared.hits(0, table, page, day)
+    if shared.hits(FaultList::Failing, table, page, day)
         || (faults.server_error_share > 0.0 && shared.draw(n, 3) < faults.server_error_share)
     {
         return status(
@@ -577,11 +640,23 @@ async fn answer(
             r#"{"error":"internal error"}"#,
         );
     }
-    let matching = shared.matching(table, day);
+    let mut matching = shared.matching(table, day);
     if matching.is_empty() {
         return StatusCode::ACCEPTED.into_response();
     }
+    if shared.hits(FaultList::Accepted, table, page, day) {
+        return StatusCode::ACCEPTED.into_response();
+    }
+    if shared.hits(FaultList::Html, table, page, day) {
+        return (
+            StatusCode::OK,
+            [("content-type", "text/html; charset=utf-8")],
+            "<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head>\n<body><h1>Service Unavailable</h1><p>The server is down for maintenance.</p></body></html>\n",
+        )
+            .into_response();
+    }
     let per_page = shared.per_page as usize;
+    shared.drift(faults, table, page, day, &mut matching);
     let start = (page.max(1) as usize - 1) * per_page;
     let records: Vec<Value> = matching
         .iter()
@@ -589,9 +664,11 @@ async fn answer(
         .take(per_page)
         .map(|v| Value::Object(shared.tables.record(table, v)))
         .collect();
-    let body = if shared.hits(2, table, page, day) {
+    let body = if shared.hits(FaultList::Null, table, page, day) {
         "null".to_owned()
-    } else if shared.hits(1, table, page, day) {
+    } else if shared.hits(FaultList::Empty, table, page, day) {
+        String::new()
+    } else if shared.hits(FaultList::Malformed, table, page, day) {
         let text = Value::Array(records).to_string();
         // Cut off mid-record, as a broken upstream proxy does.
         text[..text.len() / 2].to_owned()
@@ -601,15 +678,76 @@ async fn answer(
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
+    if shared.hits(FaultList::MissingCount, table, page, day) {
+        return response;
+    }
+    let count = |n: usize| {
+        if faults.count_header_with_comma {
+            with_thousands_separators(n)
+        } else {
+            n.to_string()
+        }
+    };
+    let results = if shared.hits(FaultList::GarbledCount, table, page, day) {
+        "unknown".to_owned()
+    } else {
+        count(matching.len())
+    };
     for (name, value) in [
-        ("x-number-of-results", matching.len().to_string()),
-        ("x-results-per-page", per_page.to_string()),
+        ("x-number-of-results", results),
+        ("x-results-per-page", count(per_page)),
     ] {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(name, value);
         }
     }
     response
+}
+
+/// `1021` as `1,021`.
+fn with_thousands_separators(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+impl Shared {
+    /// The drift fault: a page-1 request of a query with two pages or more starts a pass, which
+    /// drifts while fewer than `drift_queries` passes have; pages 2 and later of a drifting pass
+    /// see `matching` with one record (from page 2 or later) moved to the front.
+    fn drift(
+        &self,
+        faults: &Faults,
+        table: &str,
+        page: u32,
+        day: Option<NaiveDate>,
+        matching: &mut Vec<data::Version>,
+    ) {
+        let per_page = self.per_page as usize;
+        let key = (table.to_owned(), day);
+        let mut drift = lock(&self.drift);
+        if page <= 1 {
+            drift.moving.remove(&key);
+            if matching.len() > per_page && drift.passes < faults.drift_queries {
+                drift.passes += 1;
+                let day_key = day.map_or(0, |d| d.num_days_from_ce() as u64);
+                let h = data::mix(&[self.seed, data::text_hash(table), day_key, 0xD81F7]);
+                let moved = per_page + (h % (matching.len() - per_page) as u64) as usize;
+                drift.moving.insert(key, moved);
+            }
+        } else if let Some(&moved) = drift.moving.get(&key)
+            && moved < matching.len()
+        {
+            let record = matching.remove(moved);
+            matching.insert(0, record);
+        }
+    }
 }
 
 async fn expected(

@@ -266,3 +266,110 @@ async fn applications_are_752_fields_wide_with_an_image_now_and_then() {
             .all(|r| r["application_reference_number"].is_string())
     );
 }
+
+#[tokio::test]
+async fn injects_the_body_and_header_faults_of_the_paging() {
+    let sim = SimApi::start(config()).await.unwrap();
+    sim.set_today(day(5));
+    sim.set_faults(Faults {
+        accepted_pages: vec![PageFault::times("appeals", 2, 1)],
+        empty_pages: vec![PageFault::times("appeals", 3, 1)],
+        html_pages: vec![PageFault::times("appeals", 1, 1)],
+        missing_count_headers: vec![PageFault::times("appeals", 1, 1)],
+        garbled_count_headers: vec![PageFault::times("appeals", 1, 1)],
+        ..Faults::default()
+    });
+    let html = get(&sim, "appeals?page=1").await;
+    assert_eq!(html.status, 200);
+    assert!(html.headers["content-type"].starts_with("text/html"));
+    assert!(html.body.starts_with("<!DOCTYPE html>"));
+    assert!(!html.headers.contains_key("x-number-of-results"));
+    let missing = get(&sim, "appeals?page=1").await;
+    assert_eq!(missing.status, 200);
+    assert!(!missing.headers.contains_key("x-number-of-results"));
+    assert!(!missing.headers.contains_key("x-results-per-page"));
+    assert_eq!(missing.records().len(), 20, "the records are sent");
+    let garbled = get(&sim, "appeals?page=1").await;
+    assert_eq!(garbled.headers["x-number-of-results"], "unknown");
+    assert_eq!(garbled.headers["x-results-per-page"], "20");
+    let accepted = get(&sim, "appeals?page=2").await;
+    assert_eq!((accepted.status, accepted.body.as_str()), (202, ""));
+    let empty = get(&sim, "appeals?page=3").await;
+    assert_eq!((empty.status, empty.body.as_str()), (200, ""));
+    assert!(empty.headers.contains_key("x-number-of-results"));
+    // Each only once.
+    for page in 1..=3 {
+        let clean = get(&sim, &format!("appeals?page={page}")).await;
+        assert_eq!(clean.status, 200);
+        assert!(!clean.records().is_empty());
+    }
+
+    // Thousands separators in both count headers.
+    let mut config = config();
+    config.history.initial_records = 1_100;
+    config.per_page = 1_000;
+    config.faults.count_header_with_comma = true;
+    let sim = SimApi::start(config).await.unwrap();
+    sim.set_today(day(2));
+    let total = sim.current_records("appeals").len();
+    assert!(total > 1_000);
+    let first = get(&sim, "appeals?page=1").await;
+    assert_eq!(
+        first.headers["x-number-of-results"],
+        format!("1,{:03}", total - 1_000)
+    );
+    assert_eq!(first.headers["x-results-per-page"], "1,000");
+}
+
+#[tokio::test]
+async fn drift_serves_one_record_twice_and_another_never_then_passes_are_clean() {
+    let sim = SimApi::start(config()).await.unwrap();
+    sim.set_today(day(5));
+    let all: Vec<String> = sim
+        .current_records("appeals")
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    let pages = all.len().div_ceil(20);
+    sim.set_faults(Faults {
+        drift_queries: 2,
+        ..Faults::default()
+    });
+    let first = pass(&sim, pages, all.len()).await;
+    let second = pass(&sim, pages, all.len()).await;
+    let third = pass(&sim, pages, all.len()).await;
+    for drifted in [&first, &second] {
+        assert_eq!(drifted.len(), all.len(), "as many rows as announced");
+        let distinct: std::collections::BTreeSet<&String> = drifted.iter().collect();
+        assert_eq!(distinct.len(), all.len() - 1, "one record served twice");
+        let missing: Vec<&String> = all.iter().filter(|id| !distinct.contains(id)).collect();
+        assert_eq!(missing.len(), 1, "one record never served");
+        // The last record of page 1 is served again at the top of page 2.
+        assert_eq!(drifted[19], drifted[20]);
+    }
+    assert_eq!(
+        first, second,
+        "the same record is missed by every drifting pass"
+    );
+    assert_eq!(third, all, "the third pass is clean");
+}
+
+/// The ids of every page of `appeals`, in order, checking that every page announces `count`.
+async fn pass(sim: &SimHandle, pages: usize, count: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for page in 1..=pages {
+        let answer = get(sim, &format!("appeals?page={page}")).await;
+        assert_eq!(
+            answer.headers["x-number-of-results"],
+            count.to_string(),
+            "the count does not change"
+        );
+        ids.extend(
+            answer
+                .records()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned()),
+        );
+    }
+    ids
+}
