@@ -299,7 +299,8 @@ pub async fn snapshot_rows(
     rows
 }
 
-/// What the simulated API says the snapshot of `date` holds: id -> last_updated.
+/// What the simulated API says the snapshot of `date` holds: id -> last_updated, as London
+/// wall-clock text (a `last_updated` the API sent with `Z` reads as the lake stores it).
 pub fn expected_snapshot(
     sim: &SimHandle,
     table: &str,
@@ -313,7 +314,12 @@ pub fn expected_snapshot(
                     .as_str()
                     .and_then(|s| s.parse().ok())
                     .expect("numeric id"),
-                r["last_updated"].as_str().map(str::to_owned),
+                r["last_updated"].as_str().map(|text| {
+                    common::layout::parse_london_timestamp(text).map_or_else(
+                        || text.to_owned(),
+                        |at| at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    )
+                }),
             )
         })
         .collect()

@@ -355,7 +355,11 @@ async fn a_night_killed_half_way_then_the_next_night_publishes_the_whole_table()
         }
         for layer in Layer::ALL {
             let published = published_rows(deployment.platform(), table, layer).await;
-            assert_eq!(published.len(), 2, "{table} {layer}: one partition per night");
+            assert_eq!(
+                published.len(),
+                2,
+                "{table} {layer}: one partition per night"
+            );
         }
     }
     sim.stop().await;

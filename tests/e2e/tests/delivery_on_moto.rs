@@ -355,7 +355,7 @@ async fn the_same_message_to_two_consumers_at_once_publishes_what_one_delivery_d
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_that_keeps_failing_transiently_is_dead_lettered_with_its_reason_on_the_last_receive()
-{
+ {
     let Some(sdk) = moto().await else { return };
     let started = Instant::now();
     let s = setup(&sdk).await;
@@ -434,7 +434,8 @@ async fn a_message_that_keeps_failing_transiently_is_dead_lettered_with_its_reas
     assert_eq!((letters[0].0, &letters[0].1), ("ingest", &body));
     // The runner moved it, with the last error as the reason.
     assert!(
-        letters[0].2.contains("still failing after 3 receives") && letters[0].2.contains("InternalError"),
+        letters[0].2.contains("still failing after 3 receives")
+            && letters[0].2.contains("InternalError"),
         "{:?}",
         letters[0].2
     );
