@@ -2,7 +2,7 @@
 #
 # One image for the whole pipeline: the four stage services, the `tascomi` operator command and
 # the simulated Tascomi API. A container runs one of them, named by its command (ECS task
-# definitions in infra/ecs.tf, docker-compose.yml).
+# definitions in infra/modules/tascomi-pipeline/ecs.tf, docker-compose.yml).
 #
 #   docker build -t tascomi .                     # the dictionary is mounted at run time
 #   docker build -t tascomi --target baked \

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Offline checks of the deployment files (infra/, docker-compose.yml, deploy/compose/):
 #   1. terraform fmt -check                                  (needs terraform)
-#   2. terraform validate + terraform test with a mocked AWS provider, in a scratch copy
-#      (needs the AWS provider in a local plugin directory: $TF_PLUGIN_DIR, default /opt/tf-plugins)
+#   2. terraform validate + terraform test with a mocked AWS provider, in a scratch copy, of the
+#      module and of the example root module (needs the AWS provider in a local plugin
+#      directory: $TF_PLUGIN_DIR, default /opt/tf-plugins)
 #   3. checkov static security scan                          (installed on first use, see below)
 #   4. docker-compose config -q                              (needs docker-compose 1.29+)
 #   5. sh -n on the compose scripts
@@ -39,8 +40,12 @@ else
   skip "terraform fmt: terraform is not on PATH"
 fi
 
-# 2. Validate and plan against a mocked provider, in a scratch copy so that infra/ gets no
-#    .terraform folder. The copy keeps the layout the default pipeline_file path expects.
+# 2. Validate and test against a mocked provider, in a scratch copy so that infra/ gets no
+#    .terraform folder: the module (infra/modules/tascomi-pipeline) and the example root module
+#    calling it (infra/envs/example). The copy keeps the layout the default pipeline_file path
+#    expects. The example keeps its committed .terraform.lock.hcl, so init also proves the lock
+#    file matches the provider it was tested with.
+terraform_dirs=(infra/modules/tascomi-pipeline infra/envs/example)
 if ! command -v terraform >/dev/null; then
   skip "terraform validate/test: terraform is not on PATH"
 elif ! ls "$TF_PLUGIN_DIR"/registry.terraform.io/hashicorp/aws/*/* >/dev/null 2>&1; then
@@ -49,25 +54,30 @@ else
   scratch="$(mktemp -d)"
   trap 'rm -rf "$scratch"' EXIT
   cp -r infra "$scratch/infra"
-  rm -rf "$scratch/infra/.terraform" "$scratch/infra/.terraform.lock.hcl"
+  find "$scratch/infra" -name .terraform -type d -prune -exec rm -rf {} +
+  rm -f "$scratch/infra/modules/tascomi-pipeline/.terraform.lock.hcl"
   cp pipeline.yaml "$scratch/pipeline.yaml"
-  if ! (cd "$scratch/infra" && terraform init -backend=false -input=false -no-color \
-      -plugin-dir="$TF_PLUGIN_DIR" >"$scratch/init.log" 2>&1); then
-    cat "$scratch/init.log"
-    fail "terraform init (plugin dir $TF_PLUGIN_DIR)"
-  else
-    if (cd "$scratch/infra" && terraform validate -no-color); then
-      pass "terraform validate"
-    else
-      fail "terraform validate"
+  for dir in "${terraform_dirs[@]}"; do
+    log="$scratch/$(basename "$dir")"
+    if ! (cd "$scratch/$dir" && terraform init -backend=false -input=false -no-color \
+        -plugin-dir="$TF_PLUGIN_DIR" >"$log.init.log" 2>&1); then
+      cat "$log.init.log"
+      fail "terraform init $dir (plugin dir $TF_PLUGIN_DIR)"
+      continue
     fi
-    if (cd "$scratch/infra" && terraform test -no-color >"$scratch/test.log" 2>&1); then
-      pass "terraform test ($(grep -c '^  run .*\.\.\. pass$' "$scratch/test.log") runs)"
+    if (cd "$scratch/$dir" && terraform validate -no-color >"$log.validate.log" 2>&1); then
+      pass "terraform validate $dir"
     else
-      grep -v '^  - ' "$scratch/test.log"
-      fail "terraform test"
+      cat "$log.validate.log"
+      fail "terraform validate $dir"
     fi
-  fi
+    if (cd "$scratch/$dir" && terraform test -no-color >"$log.test.log" 2>&1); then
+      pass "terraform test $dir ($(grep -c '^  run .*\.\.\. pass$' "$log.test.log") runs)"
+    else
+      grep -v '^  - ' "$log.test.log"
+      fail "terraform test $dir"
+    fi
+  done
 fi
 
 # 3. Static security scan. Findings accepted on purpose are skipped in the code with a

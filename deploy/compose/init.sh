@@ -1,7 +1,7 @@
 #!/bin/sh
 # Creates what infra/ creates on AWS, on LocalStack (S3, SQS) and moto (Glue), for
 # docker-compose.yml: the raw and refined buckets, a queue and a dead-letter queue per stage
-# (named like infra/queues.tf: $NAME-<stage> and $NAME-<stage>-dlq), and the two Glue databases.
+# (named like infra/modules/tascomi-pipeline/queues.tf: $NAME-<stage> and $NAME-<stage>-dlq), and the two Glue databases.
 #
 # Idempotent: existing buckets, queues and databases are kept (queue attributes are set again).
 # Reads: NAME, TASCOMI_RAW_BUCKET, TASCOMI_REFINED_BUCKET, TASCOMI_DATABASE_PREFIX,

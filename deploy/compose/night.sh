@@ -1,5 +1,5 @@
 #!/bin/sh
-# Sends one night's ingest requests, as the EventBridge schedules do on AWS (infra/schedule.tf):
+# Sends one night's ingest requests, as the EventBridge schedules do on AWS (infra/modules/tascomi-pipeline/schedule.tf):
 # one message per table to the ingest queue. Tables: $TABLES (space-separated) if set, else
 # every table of the pipeline file. $MODE: incremental (default), full or retry-failed.
 #

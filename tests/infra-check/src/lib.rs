@@ -1,6 +1,7 @@
-//! Reading the deployment files for the invariant tests in `tests/`: the Terraform in `infra/`
-//! (parsed with `hcl-rs`, not evaluated: there is no provider here), `docker-compose.yml`, and
-//! the names the Rust sources read from the environment.
+//! Reading the deployment files for the invariant tests in `tests/`: the Terraform module in
+//! `infra/modules/tascomi-pipeline` and its example caller `infra/envs/example` (parsed with
+//! `hcl-rs`, not evaluated: there is no provider here), `docker-compose.yml`, and the names the
+//! Rust sources read from the environment.
 //!
 //! Every loader returns an error naming the file; the accessors return `None` when the
 //! configuration does not have the shape asked for, so a test can say which invariant broke.
@@ -17,7 +18,17 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The stages in pipeline order, as `infra/locals.tf` names them.
+/// The Terraform module (`infra/modules/tascomi-pipeline`): what every deployment runs.
+pub fn module_dir() -> PathBuf {
+    workspace_root().join("infra/modules/tascomi-pipeline")
+}
+
+/// The example root module calling it (`infra/envs/example`).
+pub fn example_dir() -> PathBuf {
+    workspace_root().join("infra/envs/example")
+}
+
+/// The stages in pipeline order, as the module's `locals.tf` names them.
 pub const STAGES: [&str; 4] = ["ingest", "parse", "recast", "snapshot"];
 
 /// The Terraform of one module folder: every `*.tf` file, parsed.

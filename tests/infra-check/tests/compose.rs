@@ -169,7 +169,7 @@ fn compose_environment_is_what_the_services_read() {
 #[test]
 fn compose_queue_names_follow_the_terraform_pattern() {
     let services = compose();
-    let tf = Terraform::load(&workspace_root().join("infra")).unwrap();
+    let tf = Terraform::load(&infra_check::module_dir()).unwrap();
     let init = compose_environment(service(&services, "init"));
     let name = &init["NAME"];
     let url = |queue: &str| format!("http://localstack:4566/000000000000/{queue}");

@@ -84,7 +84,7 @@ fn image_builds_and_ships_every_binary_the_deployments_run() {
     assert!(copied_into_bin, "binaries go to /usr/local/bin");
 
     // What the deployments run is in the image.
-    let tf = Terraform::load(&workspace_root().join("infra")).unwrap();
+    let tf = Terraform::load(&infra_check::module_dir()).unwrap();
     let stages = object_entries(tf.local("stages").unwrap()).unwrap();
     for (stage, def) in stages {
         let service = string(object_entries(def).unwrap()["service"])
@@ -130,7 +130,7 @@ fn image_runs_as_the_non_root_user_the_deployments_name() {
         .find(|l| l.starts_with("USER "))
         .expect("a USER line");
     assert_eq!(last_user.trim(), "USER 10001:10001");
-    let tf = Terraform::load(&workspace_root().join("infra")).unwrap();
+    let tf = Terraform::load(&infra_check::module_dir()).unwrap();
     let task_def = tf.resource("aws_ecs_task_definition", "stage").unwrap();
     let definitions = infra_check::text(attr(task_def, "container_definitions").unwrap());
     assert!(
@@ -149,7 +149,7 @@ fn image_keeps_the_pipeline_file_where_the_deployments_point() {
                 && l.ends_with(" pipeline.yaml /etc/tascomi/pipeline.yaml")),
         "the image keeps pipeline.yaml at /etc/tascomi/pipeline.yaml"
     );
-    let tf = Terraform::load(&workspace_root().join("infra")).unwrap();
+    let tf = Terraform::load(&infra_check::module_dir()).unwrap();
     assert_eq!(
         string(tf.local("pipeline_file_in_image").unwrap()),
         Some("/etc/tascomi/pipeline.yaml")

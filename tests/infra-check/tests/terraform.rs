@@ -17,7 +17,7 @@ use infra_check::{
 };
 
 fn terraform() -> Terraform {
-    Terraform::load(&workspace_root().join("infra")).expect("infra/*.tf parse")
+    Terraform::load(&infra_check::module_dir()).expect("infra/modules/tascomi-pipeline/*.tf parse")
 }
 
 fn func_call<'a>(expr: &'a Expression, name: &str) -> Option<&'a [Expression]> {
@@ -504,6 +504,18 @@ fn no_allow_statement_grants_a_wildcard_action() {
     );
     // Actions whose resource AWS defines as "*" (no resource-level permissions).
     let account_wide = ["ecr:GetAuthorizationToken"];
+    // In a key policy, resource "*" is the key itself.
+    let key_policies: BTreeSet<String> = tf
+        .resources_of_type("aws_kms_key")
+        .into_iter()
+        .filter_map(|(_, block)| attr(block, "policy").map(text))
+        .filter_map(|policy| {
+            policy
+                .strip_prefix("data.aws_iam_policy_document.")
+                .and_then(|rest| rest.split(['[', '.']).next())
+                .map(str::to_owned)
+        })
+        .collect();
     for (doc, effect, actions, resources) in &statements {
         // A Deny may be broad: the bucket policies deny every action without TLS.
         if effect == "Deny" {
@@ -519,7 +531,7 @@ fn no_allow_statement_grants_a_wildcard_action() {
                 "{doc}: wildcard action {action:?}"
             );
         }
-        if resources.iter().any(|r| r == "\"*\"") {
+        if resources.iter().any(|r| r == "\"*\"") && !key_policies.contains(doc) {
             assert!(
                 actions.iter().all(|a| account_wide.contains(&a.as_str())),
                 "{doc}: resource \"*\" for {actions:?}"
@@ -1045,5 +1057,183 @@ fn terraform_is_formatted() {
         "terraform fmt -check found unformatted files (run `terraform fmt -recursive infra`):\n{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_alarm_topic_is_encrypted_with_a_key_alarms_and_eventbridge_may_use() {
+    let tf = terraform();
+    let topic = tf
+        .resource("aws_sns_topic", "alarms")
+        .expect("aws_sns_topic.alarms");
+    let key = text(attr(topic, "kms_master_key_id").unwrap());
+    assert!(
+        !key.contains("alias/aws/sns"),
+        "CloudWatch alarms cannot publish to a topic under aws/sns: {key}"
+    );
+    assert!(key.contains("aws_kms_key.alarms[0].arn"), "{key}");
+    let kms_key = tf
+        .resource("aws_kms_key", "alarms")
+        .expect("aws_kms_key.alarms");
+    assert_eq!(
+        attr(kms_key, "enable_key_rotation"),
+        Some(&Expression::Bool(true))
+    );
+    let doc = tf.data("aws_iam_policy_document", "alarm_key").unwrap();
+    let publishers = string_list(tf.local("alarm_publishers").unwrap()).unwrap();
+    assert_eq!(
+        publishers,
+        ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+    );
+    let grants_publishers = nested(doc, "statement").into_iter().any(|statement| {
+        nested(statement, "principals")
+            .iter()
+            .any(|p| text(attr(p, "identifiers").unwrap()) == "local.alarm_publishers")
+            && string_list(attr(statement, "actions").unwrap())
+                == Some(vec!["kms:Decrypt".into(), "kms:GenerateDataKey".into()])
+    });
+    assert!(
+        grants_publishers,
+        "the key policy lets the publishers use the key"
+    );
+    let admin = string_list(tf.local("kms_key_admin_actions").unwrap()).unwrap();
+    assert!(
+        admin.contains(&"kms:PutKeyPolicy".to_owned()),
+        "no lock-out"
+    );
+}
+
+#[test]
+fn every_table_has_a_freshness_alarm_and_every_alarm_reaches_the_topic() {
+    let tf = terraform();
+    let freshness = tf
+        .resource("aws_cloudwatch_metric_alarm", "snapshot_freshness")
+        .expect("aws_cloudwatch_metric_alarm.snapshot_freshness");
+    assert_eq!(text(attr(freshness, "for_each").unwrap()), "local.tables");
+    assert_eq!(
+        attr(freshness, "metric_name").and_then(string),
+        Some("SnapshotAgeHours")
+    );
+    assert_eq!(
+        attr(freshness, "namespace").and_then(string),
+        Some("Tascomi")
+    );
+    assert_eq!(
+        attr(freshness, "treat_missing_data").and_then(string),
+        Some("breaching"),
+        "no report at all is stale"
+    );
+    assert_eq!(
+        common::metrics::NAMESPACE,
+        "Tascomi",
+        "the namespace the services emit"
+    );
+
+    // Every alarm other than the scaling ones notifies the topic.
+    for (name, block) in tf.resources_of_type("aws_cloudwatch_metric_alarm") {
+        if ["queue_busy", "queue_idle"].contains(&name) {
+            continue;
+        }
+        let actions = text(attr(block, "alarm_actions").unwrap());
+        assert!(
+            actions.contains("local.alarm_topic_arn"),
+            "alarm {name} notifies nobody: {actions}"
+        );
+    }
+    for (name, block) in tf.resources_of_type("aws_cloudwatch_event_target") {
+        let arn = text(attr(block, "arn").unwrap());
+        assert!(
+            arn.contains("local.alarm_topic_arn") || arn.contains("api_destination"),
+            "event target {name}: {arn}"
+        );
+    }
+}
+
+#[test]
+fn the_read_only_role_changes_nothing_and_the_operator_role_only_what_the_commands_need() {
+    let tf = terraform();
+    for (doc, _effect, actions, _resources) in statements(&tf, None) {
+        if doc == "read_only" {
+            for action in &actions {
+                let name = action.split_once(':').unwrap().1;
+                assert!(
+                    !["Delete", "Put", "Send", "Create", "Update"]
+                        .iter()
+                        .any(|verb| name.starts_with(verb)),
+                    "read_only may {action}"
+                );
+            }
+        }
+        if doc == "operator" {
+            for action in &actions {
+                assert!(
+                    [
+                        "sqs:SendMessage",
+                        "sqs:ReceiveMessage",
+                        "sqs:DeleteMessage",
+                        "sqs:ChangeMessageVisibility",
+                        "glue:DeletePartition",
+                        "glue:BatchDeletePartition",
+                        "s3:DeleteObject",
+                        "kms:GenerateDataKey",
+                    ]
+                    .contains(&action.as_str()),
+                    "operator: {action} is more than the operator commands need"
+                );
+            }
+        }
+    }
+    let operator = tf.data("aws_iam_policy_document", "operator").unwrap();
+    let sources: String = text(attr(operator, "source_policy_documents").unwrap())
+        .split_whitespace()
+        .collect();
+    assert_eq!(sources, "[data.aws_iam_policy_document.read_only.json]");
+}
+
+#[test]
+fn the_module_has_no_provider_and_the_example_calls_it_with_a_partial_backend_and_a_lock_file() {
+    let module = terraform();
+    assert_eq!(
+        module.blocks("provider").count(),
+        0,
+        "a module with a provider block cannot be called with the caller's provider"
+    );
+    let versions = module
+        .blocks("terraform")
+        .next()
+        .expect("a terraform block");
+    let providers = &nested(versions, "required_providers")[0];
+    let aws = object_entries(attr(providers, "aws").unwrap()).unwrap();
+    let range = string(aws["version"]).unwrap();
+    assert!(range.contains("< 6.0"), "the tested major only: {range}");
+
+    let example = Terraform::load(&infra_check::example_dir()).expect("infra/envs/example");
+    let call = example
+        .blocks("module")
+        .next()
+        .expect("the example calls the module");
+    assert_eq!(
+        attr(call, "source").and_then(string),
+        Some("../../modules/tascomi-pipeline")
+    );
+    let settings = example.blocks("terraform").next().unwrap();
+    let backend = &nested(settings, "backend")[0];
+    assert_eq!(infra_check::labels(backend), ["s3"]);
+    assert!(
+        backend.body().attributes().next().is_none(),
+        "a partial backend: its settings come from -backend-config"
+    );
+
+    let lock = std::fs::read_to_string(infra_check::example_dir().join(".terraform.lock.hcl"))
+        .expect("infra/envs/example/.terraform.lock.hcl is committed");
+    let version = lock
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("version"))
+        .and_then(|r| r.split('"').nth(1))
+        .expect("a locked provider version");
+    assert!(version.starts_with("5."), "locked {version}");
+    assert!(
+        lock.contains("h1:"),
+        "the lock file records the provider's checksum"
     );
 }

@@ -93,6 +93,37 @@ resource "aws_s3_bucket_lifecycle_configuration" "zone" {
     }
   }
 
+  # Raw API responses (personal data, kept only to re-parse): `tascomi reset --stage parse` can go
+  # back as far as this keeps.
+  dynamic "rule" {
+    for_each = each.key == "raw" && var.raw_response_retention_days != null ? [var.raw_response_retention_days] : []
+    content {
+      id     = "expire-old-api-responses"
+      status = "Enabled"
+      filter {
+        prefix = local.prefixes.api_responses
+      }
+      expiration {
+        days = rule.value
+      }
+    }
+  }
+
+  # Athena query results (athena.tf).
+  dynamic "rule" {
+    for_each = each.key == "refined" ? [var.athena_results_retention_days] : []
+    content {
+      id     = "expire-athena-results"
+      status = "Enabled"
+      filter {
+        prefix = local.athena_results_prefix
+      }
+      expiration {
+        days = rule.value
+      }
+    }
+  }
+
   # Old daily snapshots (each is a full copy of its table). Their Glue partitions stay listed
   # but read as empty; `tascomi rollback` can only go back as far as this keeps.
   dynamic "rule" {

@@ -1,6 +1,8 @@
 # An example of a council's settings: copy to <environment>.tfvars, fill in, then
-#   terraform -chdir=infra apply -var-file=<environment>.tfvars
-# Every input, with its default, is in variables.tf. See docs/deploy.md.
+#   terraform -chdir=infra/envs/example init -backend-config=backend.hcl
+#   terraform -chdir=infra/envs/example apply -var-file=<environment>.tfvars
+# The inputs are in variables.tf here, and every input of the module, with its default, in
+# infra/modules/tascomi-pipeline/variables.tf. See docs/deploy.md.
 
 environment = "prod"
 aws_region  = "eu-west-2"
@@ -24,11 +26,14 @@ database_prefix = "council"
 
 alarm_email_addresses = ["data-platform@council.example"]
 
+# Who runs the `tascomi` command (the operator role) and who only looks (read-only).
+operator_principal_arns  = ["arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/eu-west-2/AWSReservedSSO_DataPlatformAdmin_0123456789abcdef"]
+read_only_principal_arns = ["arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/eu-west-2/AWSReservedSSO_DataPlatformReadOnly_0123456789abcdef"]
+
+tags = { CostCentre = "planning-data" }
+
 # Optional:
 # kms_key_arn             = "arn:aws:kms:eu-west-2:123456789012:key/..."
-# create_buckets          = false
-# raw_bucket_name         = "council-data-platform-raw-zone"
-# refined_bucket_name     = "council-data-platform-refined-zone"
 # snapshot_retention_days = 400
-# schedule_time           = "01:30"
-# stages                  = { snapshot = { memory = 16384 } }
+# chat_webhook_url        = "https://chat.googleapis.com/v1/spaces/.../messages?key=...&token=..."
+# chat_slack              = { workspace_id = "T0123456789", channel_id = "C0123456789" }

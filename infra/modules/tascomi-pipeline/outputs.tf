@@ -28,6 +28,11 @@ output "athena_databases" {
   }
 }
 
+output "athena_workgroup" {
+  description = "Athena workgroup for the pipeline's databases (encrypted results, scan limit)."
+  value       = aws_athena_workgroup.pipeline.name
+}
+
 output "ecs_cluster" {
   description = "ECS cluster of the services."
   value       = aws_ecs_cluster.pipeline.name
@@ -46,6 +51,21 @@ output "log_groups" {
 output "task_role_arns" {
   description = "Task role of each stage."
   value       = { for stage, role in aws_iam_role.task : stage => role.arn }
+}
+
+output "operator_role_arn" {
+  description = "Role for the `tascomi` operator commands (operators.tf)."
+  value       = aws_iam_role.operator.arn
+}
+
+output "read_only_role_arn" {
+  description = "Role for `tascomi status` and `tascomi drift`."
+  value       = aws_iam_role.read_only.arn
+}
+
+output "dashboard_url" {
+  description = "The CloudWatch dashboard of this deployment."
+  value       = var.dashboard ? "https://${var.aws_region}.console.aws.amazon.com/cloudwatch/home?region=${var.aws_region}#dashboards/dashboard/${aws_cloudwatch_dashboard.pipeline[0].dashboard_name}" : null
 }
 
 output "alarm_topic_arn" {

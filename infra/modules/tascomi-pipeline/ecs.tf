@@ -12,7 +12,7 @@ resource "aws_ecs_cluster" "pipeline" {
 
 resource "aws_ecs_cluster_capacity_providers" "pipeline" {
   cluster_name       = aws_ecs_cluster.pipeline.name
-  capacity_providers = ["FARGATE"]
+  capacity_providers = ["FARGATE", "FARGATE_SPOT"]
 
   default_capacity_provider_strategy {
     capacity_provider = "FARGATE"
@@ -101,7 +101,17 @@ resource "aws_ecs_service" "stage" {
   name            = each.value.service
   cluster         = aws_ecs_cluster.pipeline.id
   task_definition = aws_ecs_task_definition.stage[each.key].arn
-  launch_type     = "FARGATE"
+  # Fargate Spot (var.fargate_spot_stages): an interrupted task gets SIGTERM two minutes ahead,
+  # as on a deployment, and returns its messages; the next task handles them again.
+  launch_type = contains(var.fargate_spot_stages, each.key) ? null : "FARGATE"
+
+  dynamic "capacity_provider_strategy" {
+    for_each = contains(var.fargate_spot_stages, each.key) ? ["FARGATE_SPOT"] : []
+    content {
+      capacity_provider = capacity_provider_strategy.value
+      weight            = 1
+    }
+  }
   # Scaling owns the count (autoscaling.tf): zero while the queue is empty.
   desired_count = 0
 

@@ -16,12 +16,14 @@ locals {
   }
 
   # Sizing per stage; var.stages overrides single fields. The snapshot holds one increment in
-  # memory while it merges, hence its larger task.
+  # memory while it merges, hence its larger task. Visibility timeouts are short because the
+  # services renew a message's lease at half-time while they work: the timeout only bounds how
+  # soon a crashed task's message is handled again.
   stage_defaults = {
-    ingest   = { cpu = 512, memory = 1024, concurrency = 2, max_tasks = 4, fast_scale_out_backlog = 8, visibility_timeout_secs = 3600 }
-    parse    = { cpu = 1024, memory = 2048, concurrency = 2, max_tasks = 4, fast_scale_out_backlog = 8, visibility_timeout_secs = 1800 }
-    recast   = { cpu = 1024, memory = 2048, concurrency = 2, max_tasks = 4, fast_scale_out_backlog = 8, visibility_timeout_secs = 1800 }
-    snapshot = { cpu = 2048, memory = 8192, concurrency = 1, max_tasks = 4, fast_scale_out_backlog = 8, visibility_timeout_secs = 1800 }
+    ingest   = { cpu = 512, memory = 1024, concurrency = 2, max_tasks = 4, fast_scale_out_backlog = 8, visibility_timeout_secs = 300 }
+    parse    = { cpu = 1024, memory = 2048, concurrency = 2, max_tasks = 4, fast_scale_out_backlog = 8, visibility_timeout_secs = 300 }
+    recast   = { cpu = 1024, memory = 2048, concurrency = 2, max_tasks = 4, fast_scale_out_backlog = 8, visibility_timeout_secs = 300 }
+    snapshot = { cpu = 2048, memory = 8192, concurrency = 1, max_tasks = 4, fast_scale_out_backlog = 8, visibility_timeout_secs = 300 }
   }
   stage_settings = {
     for stage, defaults in local.stage_defaults : stage => merge(

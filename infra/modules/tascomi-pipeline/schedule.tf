@@ -6,7 +6,7 @@
 locals {
   # The same file the services read (TASCOMI_PIPELINE_FILE). A table is `name: daily`,
   # `name: weekly`, or a map with `schedule` and overrides.
-  pipeline = yamldecode(file(coalesce(var.pipeline_file, "${path.module}/../pipeline.yaml")))
+  pipeline = yamldecode(file(coalesce(var.pipeline_file, "${path.module}/../../../pipeline.yaml")))
   tables   = { for table, entry in local.pipeline.tables : table => try(entry.schedule, entry) }
 
   schedule_hour   = tonumber(split(":", var.schedule_time)[0])

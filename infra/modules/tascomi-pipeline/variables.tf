@@ -1,5 +1,5 @@
-# Inputs. A council sets the required ones (no default) in a tfvars file: see
-# infra/example.tfvars and docs/deploy.md.
+# Inputs of the module. A council sets the required ones (no default) in its root module: see
+# infra/envs/example and docs/deploy.md. Tags: the caller's provider default_tags.
 
 # --- Naming -------------------------------------------------------------------------------------
 
@@ -25,14 +25,8 @@ variable "environment" {
 }
 
 variable "aws_region" {
-  description = "Region of every resource, e.g. eu-west-2."
+  description = "Region of every resource, e.g. eu-west-2: the region of the aws provider the caller passes."
   type        = string
-}
-
-variable "tags" {
-  description = "Tags added to every resource."
-  type        = map(string)
-  default     = {}
 }
 
 # --- The pipeline file --------------------------------------------------------------------------
@@ -167,13 +161,24 @@ variable "noncurrent_version_expiration_days" {
 }
 
 variable "snapshot_retention_days" {
-  description = "Delete snapshot partition files older than this many days (null: keep every snapshot). The latest snapshot of a weekly table is up to 7 days old, and a stopped pipeline ages every snapshot, hence the lower bound."
+  description = "Delete snapshot partition files older than this many days (null: keep every snapshot; `tascomi rollback` goes back as far as this keeps). The latest snapshot of a weekly table is up to 7 days old, and a stopped pipeline ages every snapshot, hence the lower bound."
   type        = number
-  default     = null
+  default     = 400
 
   validation {
     condition     = var.snapshot_retention_days == null || try(var.snapshot_retention_days >= 30, false)
     error_message = "snapshot_retention_days must be null or at least 30."
+  }
+}
+
+variable "raw_response_retention_days" {
+  description = "Delete raw API responses (planning/tascomi/api-responses/) older than this many days (null: keep them). They are personal data kept only to re-parse; the parsed, increment and snapshot layers do not depend on them."
+  type        = number
+  default     = 180
+
+  validation {
+    condition     = var.raw_response_retention_days == null || try(var.raw_response_retention_days >= 30, false)
+    error_message = "raw_response_retention_days must be null or at least 30."
   }
 }
 
@@ -196,7 +201,7 @@ variable "database_prefix" {
 }
 
 variable "kms_key_arn" {
-  description = "Customer-managed KMS key encrypting buckets, queues, logs and the alarm topic (its key policy must let CloudWatch Logs, CloudWatch alarms and this account use it). Null: AWS-managed keys (SSE-KMS with aws/s3, SQS-managed SSE, aws/sns)."
+  description = "Customer-managed KMS key encrypting buckets, queues, logs, schedules and the created alarm topic (its key policy must let CloudWatch Logs, CloudWatch alarms, EventBridge and this account use it: docs/deploy.md). Null: AWS-managed keys for buckets (aws/s3) and queues (SQS-managed SSE), and a key created for the alarm topic (alarms.tf), because CloudWatch alarms cannot publish to a topic under aws/sns."
   type        = string
   default     = null
 }
@@ -260,6 +265,17 @@ variable "stages" {
   validation {
     condition     = alltrue([for stage in keys(var.stages) : contains(["ingest", "parse", "recast", "snapshot"], stage)])
     error_message = "stages keys must be stage names: ingest, parse, recast, snapshot."
+  }
+}
+
+variable "fargate_spot_stages" {
+  description = "Stages whose tasks run on Fargate Spot (about 70 % cheaper; AWS may stop a task with two minutes' notice, and its messages are handled again), e.g. [\"parse\", \"recast\"]."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for stage in var.fargate_spot_stages : contains(["ingest", "parse", "recast", "snapshot"], stage)])
+    error_message = "fargate_spot_stages must name stages: ingest, parse, recast, snapshot."
   }
 }
 
@@ -369,4 +385,91 @@ variable "oldest_message_age_alarm_secs" {
   description = "Alarm when the oldest message of a stage queue is older than this."
   type        = number
   default     = 7200
+}
+
+variable "freshness_grace_hours" {
+  description = "Hours a table's snapshot may be late beyond its schedule (a day, or a week for weekly tables) before the freshness alarm fires: the night's run time."
+  type        = number
+  default     = 6
+
+  validation {
+    condition     = var.freshness_grace_hours >= 1 && var.freshness_grace_hours <= 48
+    error_message = "freshness_grace_hours must be between 1 and 48."
+  }
+}
+
+variable "notify_failed_tasks" {
+  description = "Send each task that stops with a non-zero exit (or fails to start) to the alarm topic. A crash loop is reported once by ECS (SERVICE_TASK_START_IMPAIRED) whatever this says."
+  type        = bool
+  default     = true
+}
+
+variable "chat_slack" {
+  description = "Post alarms to a Slack channel through AWS Chatbot: {workspace_id, channel_id}. The workspace must first be authorised in the AWS Chatbot console; AWS Chatbot must serve the region (else subscribe your own channel configuration to the output alarm_topic_arn)."
+  type = object({
+    workspace_id = string
+    channel_id   = string
+  })
+  default = null
+}
+
+variable "chat_teams" {
+  description = "Post alarms to a Microsoft Teams channel through AWS Chatbot: {tenant_id, team_id, channel_id}; the team must first be authorised in the AWS Chatbot console."
+  type = object({
+    tenant_id  = string
+    team_id    = string
+    channel_id = string
+  })
+  default = null
+}
+
+variable "chat_webhook_url" {
+  description = "An incoming webhook taking {\"text\": \"...\"} (Google Chat, Slack or Teams workflows) that receives every alarm state change, through an EventBridge API destination. Its key is part of the URL: it is kept in the Terraform state."
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = var.chat_webhook_url == null || can(regex("^https://", var.chat_webhook_url))
+    error_message = "chat_webhook_url must be an https URL."
+  }
+}
+
+variable "dashboard" {
+  description = "Create the CloudWatch dashboard <name_prefix>-<environment> (dashboard.tf)."
+  type        = bool
+  default     = true
+}
+
+# --- People -------------------------------------------------------------------------------------
+
+variable "operator_principal_arns" {
+  description = "IAM principals (SSO permission-set roles, users, a CI role) that may assume the operator role (operators.tf). Empty: any principal of this account whose own IAM allows sts:AssumeRole on it."
+  type        = list(string)
+  default     = []
+}
+
+variable "read_only_principal_arns" {
+  description = "IAM principals that may assume the read-only role (`tascomi status`, `tascomi drift`). Empty: as for the operator role."
+  type        = list(string)
+  default     = []
+}
+
+# --- Athena -------------------------------------------------------------------------------------
+
+variable "athena_bytes_scanned_cutoff" {
+  description = "Largest scan of one query in the workgroup, in bytes (Athena cancels a query beyond it). Default 100 GiB."
+  type        = number
+  default     = 107374182400
+
+  validation {
+    condition     = var.athena_bytes_scanned_cutoff >= 10485760
+    error_message = "athena_bytes_scanned_cutoff must be at least 10 MiB (Athena's minimum)."
+  }
+}
+
+variable "athena_results_retention_days" {
+  description = "Days Athena query results are kept under the refined bucket's athena-results/ prefix."
+  type        = number
+  default     = 30
 }

@@ -1,0 +1,155 @@
+# Roles for people and their tools, used with the `tascomi` command (ctl/):
+#   - operator: every operator command (ingest, backfill, replay, reset, rollback, redrive,
+#     status, drift): send to any stage queue; read, redrive and delete dead letters; read and
+#     delete published partitions (files and catalog entries); read everything the stages write.
+#     It never writes data files: a replay or reset asks the stages to republish.
+#   - read-only: `tascomi status` and `tascomi drift`: queue depths, a peek at dead letters
+#     (received and made visible again at once; no delete), the catalog and the files' metadata.
+# Who may assume each: var.operator_principal_arns / var.read_only_principal_arns (SSO roles,
+# a CI role), or, when empty, any principal of this account its own IAM allows (the account
+# root as principal delegates the decision to IAM).
+
+locals {
+  account_root = "arn:${local.partition}:iam::${local.account_id}:root"
+  # Every layer's data prefixes, in their buckets.
+  layer_objects = [
+    "${local.raw_bucket_arn}/${local.prefixes.api_responses}*",
+    "${local.raw_bucket_arn}/${local.prefixes.parsed}*",
+    "${local.refined_bucket_arn}/${local.prefixes.increment}*",
+    "${local.refined_bucket_arn}/${local.prefixes.snapshot}*",
+  ]
+  operator_readable_objects = concat(local.layer_objects, [
+    "${local.raw_bucket_arn}/${local.prefixes.ingest_state}*",
+    "${local.refined_bucket_arn}/${local.prefixes.data_quality}*",
+  ])
+  all_glue_resources = distinct(concat(local.glue_resources.raw, local.glue_resources.refined))
+  all_queue_arns = concat(
+    [for queue in aws_sqs_queue.stage : queue.arn],
+    [for queue in aws_sqs_queue.dead_letter : queue.arn],
+  )
+  dead_letter_arns = [for queue in aws_sqs_queue.dead_letter : queue.arn]
+}
+
+data "aws_iam_policy_document" "people_assume" {
+  for_each = {
+    operator  = var.operator_principal_arns
+    read_only = var.read_only_principal_arns
+  }
+
+  statement {
+    actions = ["sts:AssumeRole", "sts:TagSession"]
+
+    principals {
+      type        = "AWS"
+      identifiers = length(each.value) > 0 ? each.value : [local.account_root]
+    }
+  }
+}
+
+resource "aws_iam_role" "operator" {
+  name                 = "${local.name}-operator"
+  description          = "Operators of the Tascomi pipeline: the tascomi command (replay, reset, rollback, redrive, ingest, status)"
+  assume_role_policy   = data.aws_iam_policy_document.people_assume["operator"].json
+  max_session_duration = 14400
+}
+
+resource "aws_iam_role" "read_only" {
+  name                 = "${local.name}-read-only"
+  description          = "Read-only view of the Tascomi pipeline: tascomi status and drift"
+  assume_role_policy   = data.aws_iam_policy_document.people_assume["read_only"].json
+  max_session_duration = 14400
+}
+
+data "aws_iam_policy_document" "read_only" {
+  statement {
+    sid       = "ListBuckets"
+    actions   = ["s3:ListBucket"]
+    resources = [local.raw_bucket_arn, local.refined_bucket_arn]
+  }
+
+  statement {
+    sid       = "ReadPipelineObjects"
+    actions   = ["s3:GetObject"]
+    resources = local.operator_readable_objects
+  }
+
+  statement {
+    sid       = "ReadCatalog"
+    actions   = ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition", "glue:GetPartitions"]
+    resources = local.all_glue_resources
+  }
+
+  statement {
+    sid       = "QueueDepths"
+    actions   = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+    resources = local.all_queue_arns
+  }
+
+  # `tascomi status` shows the reasons of a few dead letters: received, then made visible again.
+  statement {
+    sid       = "PeekDeadLetters"
+    actions   = ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"]
+    resources = local.dead_letter_arns
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "ReadEncryptedData"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "operator" {
+  source_policy_documents = [data.aws_iam_policy_document.read_only.json]
+
+  # ingest, replay, reset, rollback and redrive send work to a stage.
+  statement {
+    sid       = "SendWork"
+    actions   = ["sqs:SendMessage"]
+    resources = [for queue in aws_sqs_queue.stage : queue.arn]
+  }
+
+  # redrive: take each dead letter and send it back (its own queue), then delete it.
+  statement {
+    sid       = "RedriveDeadLetters"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
+    resources = local.dead_letter_arns
+  }
+
+  # reset and rollback: unpublish a partition, then delete its files; the stages republish.
+  statement {
+    sid       = "UnpublishPartitions"
+    actions   = ["glue:DeletePartition", "glue:BatchDeletePartition"]
+    resources = local.all_glue_resources
+  }
+
+  statement {
+    sid       = "RemovePartitionFiles"
+    actions   = ["s3:DeleteObject"]
+    resources = local.layer_objects
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "SendEncryptedMessages"
+      actions   = ["kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "operator" {
+  name   = "tascomi-operator"
+  role   = aws_iam_role.operator.id
+  policy = data.aws_iam_policy_document.operator.json
+}
+
+resource "aws_iam_role_policy" "read_only" {
+  name   = "tascomi-read-only"
+  role   = aws_iam_role.read_only.id
+  policy = data.aws_iam_policy_document.read_only.json
+}

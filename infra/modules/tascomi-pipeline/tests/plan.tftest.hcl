@@ -1,0 +1,390 @@
+# `terraform test` with a mocked AWS provider: plans the whole configuration offline (no
+# credentials, no API calls; the provider schema comes from a local plugin directory, see
+# scripts/check-infra.sh) and checks what the plan would create from the real pipeline file.
+
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
+  }
+  # The provider checks ARN arguments; mocked ARNs must look like ARNs.
+  mock_resource "aws_kms_key" {
+    defaults = { arn = "arn:aws:kms:eu-west-2:123456789012:key/00000000-0000-0000-0000-000000000000" }
+  }
+  mock_resource "aws_sns_topic" {
+    defaults = { arn = "arn:aws:sns:eu-west-2:123456789012:alarms" }
+  }
+  mock_resource "aws_appautoscaling_policy" {
+    defaults = { arn = "arn:aws:autoscaling:eu-west-2:123456789012:scalingPolicy:mock" }
+  }
+  mock_resource "aws_sqs_queue" {
+    defaults = {
+      arn = "arn:aws:sqs:eu-west-2:123456789012:mock"
+      url = "https://sqs.eu-west-2.amazonaws.com/123456789012/mock"
+    }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::123456789012:role/mock" }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:eu-west-2:123456789012:log-group:mock" }
+  }
+  mock_resource "aws_ecs_task_definition" {
+    defaults = { arn = "arn:aws:ecs:eu-west-2:123456789012:task-definition/mock:1" }
+  }
+  mock_resource "aws_ecs_cluster" {
+    defaults = { arn = "arn:aws:ecs:eu-west-2:123456789012:cluster/mock" }
+  }
+  mock_resource "aws_s3_bucket" {
+    defaults = { arn = "arn:aws:s3:::mock" }
+  }
+}
+
+variables {
+  environment            = "test"
+  aws_region             = "eu-west-2"
+  image_repository       = "123456789012.dkr.ecr.eu-west-2.amazonaws.com/tascomi"
+  image_tag              = "test"
+  vpc_id                 = "vpc-0123456789abcdef0"
+  subnet_ids             = ["subnet-0123456789abcdef0"]
+  tascomi_api_base_url   = "https://council-planning.idoxcloud.com/rest/v1/"
+  tascomi_api_secret_arn = "arn:aws:secretsmanager:eu-west-2:123456789012:secret:tascomi-api-AbCdEf"
+}
+
+run "one_schedule_per_pipeline_table" {
+  command = plan
+
+  assert {
+    condition     = length(aws_scheduler_schedule.ingest) == length(yamldecode(file("${path.module}/../../../pipeline.yaml")).tables)
+    error_message = "every table of the pipeline file gets one schedule"
+  }
+
+  assert {
+    condition     = aws_scheduler_schedule.ingest["applications"].schedule_expression == "cron(0 2 * * ? *)"
+    error_message = "daily tables run every night at 02:00"
+  }
+
+  assert {
+    condition     = aws_scheduler_schedule.ingest["wards"].schedule_expression == "cron(0 2 ? * SUN *)"
+    error_message = "weekly tables run on Sunday"
+  }
+
+  assert {
+    condition     = alltrue([for s in aws_scheduler_schedule.ingest : s.schedule_expression_timezone == "Europe/London" && s.flexible_time_window[0].mode == "OFF"])
+    error_message = "schedules fire on time in London time"
+  }
+
+  assert {
+    condition     = jsondecode(aws_scheduler_schedule.ingest["appeals"].target[0].input).table == "appeals"
+    error_message = "each schedule asks for its own table"
+  }
+}
+
+# Apply against the mock: computed values (queue URLs in the task definitions) get mock values.
+run "a_queue_a_dead_letter_queue_a_service_and_a_role_per_stage" {
+  command = apply
+
+  assert {
+    condition     = toset(keys(aws_sqs_queue.stage)) == toset(["ingest", "parse", "recast", "snapshot"])
+    error_message = "one queue per stage"
+  }
+
+  assert {
+    condition     = aws_sqs_queue.dead_letter["parse"].name == "tascomi-test-parse-dlq"
+    error_message = "dead-letter queues are named <prefix>-<environment>-<stage>-dlq"
+  }
+
+  assert {
+    condition     = length(aws_ecs_service.stage) == 4 && length(aws_iam_role.task) == 4 && length(aws_ecs_task_definition.stage) == 4
+    error_message = "one service, task definition and role per stage"
+  }
+
+  assert {
+    condition     = alltrue([for t in aws_appautoscaling_target.stage : t.min_capacity == 0])
+    error_message = "every stage scales down to zero"
+  }
+
+  assert {
+    condition     = local.environment["snapshot"].TASCOMI_NEXT_QUEUE_URL == ""
+    error_message = "the snapshot has no next stage"
+  }
+
+  assert {
+    condition     = jsondecode(aws_ecs_task_definition.stage["recast"].container_definitions)[0].user == "10001:10001"
+    error_message = "containers run as the image's non-root user"
+  }
+}
+
+run "stage_overrides_keep_the_other_defaults" {
+  command = plan
+
+  variables {
+    stages = { snapshot = { memory = 16384 } }
+  }
+
+  assert {
+    condition     = aws_ecs_task_definition.stage["snapshot"].memory == "16384" && aws_ecs_task_definition.stage["snapshot"].cpu == "2048"
+    error_message = "an override changes one field only"
+  }
+}
+
+run "existing_buckets_need_their_names" {
+  command = plan
+
+  variables {
+    create_buckets = false
+  }
+
+  expect_failures = [var.raw_bucket_name, var.refined_bucket_name]
+}
+
+run "a_customer_key_and_an_existing_topic" {
+  command = plan
+
+  variables {
+    kms_key_arn                    = "arn:aws:kms:eu-west-2:123456789012:key/11111111-2222-3333-4444-555555555555"
+    tascomi_api_secret_kms_key_arn = "arn:aws:kms:eu-west-2:123456789012:key/66666666-7777-8888-9999-000000000000"
+    alarm_sns_topic_arn            = "arn:aws:sns:eu-west-2:123456789012:data-platform-alarms"
+    ecr_repository_arn             = "arn:aws:ecr:eu-west-2:123456789012:repository/tascomi"
+    access_log_bucket              = "council-access-logs"
+    snapshot_retention_days        = 90
+    bucket_versioning              = false
+  }
+
+  assert {
+    condition     = length(aws_sns_topic.alarms) == 0 && aws_cloudwatch_metric_alarm.dead_letter_messages["ingest"].alarm_actions == toset([var.alarm_sns_topic_arn])
+    error_message = "alarms go to the given topic"
+  }
+
+  assert {
+    condition     = aws_sqs_queue.stage["ingest"].kms_master_key_id == var.kms_key_arn
+    error_message = "queues use the customer key"
+  }
+
+  assert {
+    condition     = length(aws_s3_bucket_logging.zone) == 2 && length(aws_s3_bucket_versioning.zone) == 0
+    error_message = "access logging on, versioning off"
+  }
+}
+
+run "a_schedule_time_must_be_a_time" {
+  command = plan
+
+  variables {
+    schedule_time = "2am"
+  }
+
+  expect_failures = [var.schedule_time]
+}
+
+run "old_snapshots_are_kept_at_least_thirty_days" {
+  command = plan
+
+  variables {
+    snapshot_retention_days = 7
+  }
+
+  expect_failures = [var.snapshot_retention_days]
+}
+
+# Alarms that deliver: with no key given, the created topic is encrypted with a key made for it
+# (not aws/sns, which CloudWatch alarms cannot use), whose policy lets CloudWatch alarms and
+# EventBridge encrypt with it, from this account only; the topic policy lets both publish.
+run "the_alarm_topic_has_a_key_cloudwatch_and_eventbridge_may_use" {
+  command = apply
+
+  variables {
+    alarm_email_addresses = ["data-platform@council.example"]
+  }
+
+  assert {
+    condition     = length(aws_kms_key.alarms) == 1 && aws_sns_topic.alarms[0].kms_master_key_id == aws_kms_key.alarms[0].arn
+    error_message = "the alarm topic is encrypted with the key made for it"
+  }
+
+  assert {
+    condition     = aws_sns_topic.alarms[0].kms_master_key_id != "alias/aws/sns" && aws_kms_key.alarms[0].enable_key_rotation
+    error_message = "not the AWS-managed aws/sns key; the key rotates"
+  }
+
+  assert {
+    condition = anytrue([
+      for s in data.aws_iam_policy_document.alarm_key[0].statement :
+      toset(flatten([for p in s.principals : p.identifiers if p.type == "Service"])) == toset(["cloudwatch.amazonaws.com", "events.amazonaws.com"])
+      && toset(s.actions) == toset(["kms:Decrypt", "kms:GenerateDataKey"])
+      && anytrue([for c in s.condition : c.variable == "aws:SourceAccount" && c.values == tolist(["123456789012"])])
+    ])
+    error_message = "the key policy lets CloudWatch alarms and EventBridge of this account decrypt and generate data keys"
+  }
+
+  assert {
+    condition = anytrue([
+      for s in data.aws_iam_policy_document.alarm_key[0].statement :
+      contains(flatten([for p in s.principals : p.identifiers if p.type == "AWS"]), "arn:aws:iam::123456789012:root")
+      && contains(s.actions, "kms:PutKeyPolicy")
+    ])
+    error_message = "the account can still manage the key (no lock-out)"
+  }
+
+  assert {
+    condition     = aws_kms_key.alarms[0].policy == data.aws_iam_policy_document.alarm_key[0].json
+    error_message = "the key carries that policy"
+  }
+
+  assert {
+    condition = anytrue([
+      for s in data.aws_iam_policy_document.alarm_topic[0].statement :
+      contains(s.actions, "sns:Publish") && contains(flatten([for p in s.principals : p.identifiers]), "events.amazonaws.com")
+    ]) && aws_sns_topic_policy.alarms[0].arn == aws_sns_topic.alarms[0].arn
+    error_message = "EventBridge may publish the ECS failure events to the topic"
+  }
+
+  assert {
+    condition     = length(aws_sns_topic_subscription.alarm_email) == 1
+    error_message = "the email address is subscribed"
+  }
+}
+
+# A deployment key given: it encrypts the topic, and no other key is made.
+run "a_deployment_key_encrypts_the_topic" {
+  command = plan
+
+  variables {
+    kms_key_arn = "arn:aws:kms:eu-west-2:123456789012:key/11111111-2222-3333-4444-555555555555"
+  }
+
+  assert {
+    condition     = length(aws_kms_key.alarms) == 0 && aws_sns_topic.alarms[0].kms_master_key_id == var.kms_key_arn
+    error_message = "the given key encrypts the topic"
+  }
+}
+
+run "every_table_has_a_freshness_alarm_and_ingest_losses_alarm" {
+  command = plan
+
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.snapshot_freshness) == length(local.tables)
+    error_message = "one freshness alarm per table of the pipeline file"
+  }
+
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.snapshot_freshness["applications"].threshold == 30
+      && aws_cloudwatch_metric_alarm.snapshot_freshness["wards"].threshold == 174
+      && aws_cloudwatch_metric_alarm.snapshot_freshness["wards"].evaluation_periods == 168
+      && aws_cloudwatch_metric_alarm.snapshot_freshness["applications"].treat_missing_data == "breaching"
+      && aws_cloudwatch_metric_alarm.snapshot_freshness["applications"].namespace == "Tascomi"
+      && aws_cloudwatch_metric_alarm.snapshot_freshness["applications"].dimensions == tomap({ Table = "applications" })
+    )
+    error_message = "a daily table is stale after 24 + 6 hours, a weekly one after 168 + 6; no report is stale"
+  }
+
+  assert {
+    condition     = toset(keys(aws_cloudwatch_metric_alarm.ingest)) == toset(["FailedPages", "DaysCut"]) && aws_cloudwatch_log_metric_filter.ingest["FailedPages"].log_group_name == "/ecs/tascomi-test/ingest-svc"
+    error_message = "failed pages and days cut raise alarms, from the ingest log"
+  }
+
+  assert {
+    condition     = jsondecode(aws_cloudwatch_event_rule.task_failed.event_pattern).detail.lastStatus == ["STOPPED"] && length(aws_cloudwatch_event_target.task_failed) == 1
+    error_message = "a task stopping with an error reaches the topic"
+  }
+
+  assert {
+    condition     = toset(keys(aws_cloudwatch_metric_alarm.scheduler)) == toset(["TargetErrorCount", "InvocationDroppedCount"])
+    error_message = "scheduler delivery failures raise alarms"
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_dashboard.pipeline) == 1 && length(aws_chatbot_slack_channel_configuration.alarms) == 0 && length(aws_cloudwatch_event_api_destination.chat) == 0
+    error_message = "a dashboard; no chat channel unless asked"
+  }
+}
+
+run "alarms_in_a_chat_channel" {
+  command = plan
+
+  variables {
+    chat_slack       = { workspace_id = "T0123456789", channel_id = "C0123456789" }
+    chat_webhook_url = "https://chat.googleapis.com/v1/spaces/AAAA/messages?key=k&token=t"
+  }
+
+  assert {
+    condition     = length(aws_chatbot_slack_channel_configuration.alarms) == 1 && length(aws_cloudwatch_event_api_destination.chat) == 1 && length(aws_cloudwatch_event_target.chat) == 1
+    error_message = "Slack through AWS Chatbot, and the webhook through an API destination"
+  }
+}
+
+# The operator role can do what reset, rollback, redrive and replay do; the read-only role
+# cannot change anything.
+run "operator_and_read_only_roles" {
+  command = plan
+
+  variables {
+    operator_principal_arns = ["arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/eu-west-2/AWSReservedSSO_DataPlatform_0123456789abcdef"]
+  }
+
+  assert {
+    condition = toset(flatten([for s in data.aws_iam_policy_document.operator.statement : s.actions])) == toset([
+      "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+      "glue:DeletePartition", "glue:BatchDeletePartition", "s3:DeleteObject",
+    ])
+    error_message = "the operator role adds exactly sending work, redriving dead letters and removing partitions to the read-only grants"
+  }
+
+  assert {
+    condition = alltrue([
+      for a in flatten([for s in data.aws_iam_policy_document.read_only.statement : s.actions]) :
+      !can(regex("(Delete|Put|Send|Create|Update)", a))
+    ])
+    error_message = "the read-only role deletes, writes and sends nothing"
+  }
+
+  assert {
+    condition     = toset(flatten([for p in data.aws_iam_policy_document.people_assume["operator"].statement[0].principals : p.identifiers])) == toset(var.operator_principal_arns)
+    error_message = "only the named principals may assume the operator role"
+  }
+}
+
+run "spot_lifecycle_and_athena" {
+  command = plan
+
+  variables {
+    fargate_spot_stages = ["parse", "recast"]
+  }
+
+  assert {
+    condition = (
+      one(aws_ecs_service.stage["parse"].capacity_provider_strategy).capacity_provider == "FARGATE_SPOT"
+      && aws_ecs_service.stage["ingest"].launch_type == "FARGATE"
+      && length(aws_ecs_service.stage["ingest"].capacity_provider_strategy) == 0
+    )
+    error_message = "the named stages run on Fargate Spot, the others on Fargate"
+  }
+
+  assert {
+    condition = (
+      contains([for r in aws_s3_bucket_lifecycle_configuration.zone["raw"].rule : r.id], "expire-old-api-responses")
+      && contains([for r in aws_s3_bucket_lifecycle_configuration.zone["refined"].rule : r.id], "expire-old-snapshots")
+    )
+    error_message = "raw responses and old snapshots expire by default"
+  }
+
+  assert {
+    condition = (
+      aws_athena_workgroup.pipeline.configuration[0].enforce_workgroup_configuration
+      && aws_athena_workgroup.pipeline.configuration[0].bytes_scanned_cutoff_per_query == 107374182400
+      && aws_athena_workgroup.pipeline.configuration[0].result_configuration[0].encryption_configuration[0].encryption_option == "SSE_S3"
+    )
+    error_message = "the Athena workgroup enforces encrypted results and a scan limit"
+  }
+
+  assert {
+    condition     = alltrue([for q in aws_sqs_queue.stage : q.visibility_timeout_seconds == 300])
+    error_message = "short visibility timeouts: the services renew leases"
+  }
+}
