@@ -27,12 +27,38 @@ pub fn enable_emf_output() {
 /// One named count (CloudWatch unit `Count`).
 pub type Count = (&'static str, u64);
 
+/// One named value with its CloudWatch unit (`Count`, `Seconds`, `None`, ...).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measure<'a> {
+    pub name: &'a str,
+    pub value: f64,
+    pub unit: &'static str,
+}
+
 /// The EMF document of one report: `Stage` and `Table` as dimensions, every count a metric.
 pub fn to_emf(stage: &str, table: &str, counts: &[Count], timestamp_ms: i64) -> Value {
-    let definitions: Vec<Value> = counts
+    let measures: Vec<Measure> = counts
         .iter()
-        .map(|(name, _)| json!({"Name": name, "Unit": "Count"}))
+        .map(|(name, value)| Measure {
+            name,
+            value: *value as f64,
+            unit: "Count",
+        })
         .collect();
+    to_emf_with(
+        &[("Stage", stage), ("Table", table)],
+        &measures,
+        timestamp_ms,
+    )
+}
+
+/// The EMF document of values under one set of dimensions (name, value), in that order.
+pub fn to_emf_with(dimensions: &[(&str, &str)], measures: &[Measure], timestamp_ms: i64) -> Value {
+    let definitions: Vec<Value> = measures
+        .iter()
+        .map(|m| json!({"Name": m.name, "Unit": m.unit}))
+        .collect();
+    let dimension_names: Vec<&str> = dimensions.iter().map(|(name, _)| *name).collect();
     let mut document = Map::new();
     document.insert(
         "_aws".into(),
@@ -40,28 +66,51 @@ pub fn to_emf(stage: &str, table: &str, counts: &[Count], timestamp_ms: i64) -> 
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["Stage", "Table"]],
+                "Dimensions": [dimension_names],
                 "Metrics": definitions,
             }],
         }),
     );
-    document.insert("Stage".into(), stage.into());
-    document.insert("Table".into(), table.into());
-    for (name, value) in counts {
+    for (name, value) in dimensions {
         document.insert((*name).into(), (*value).into());
+    }
+    for m in measures {
+        // Whole numbers as integers: `2`, not `2.0`, in the log line.
+        let value = if m.value.fract() == 0.0 && m.value.abs() < 9.0e15 {
+            Value::from(m.value as i64)
+        } else {
+            Value::from(m.value)
+        };
+        document.insert(m.name.into(), value);
     }
     Value::Object(document)
 }
 
 /// Reports the counts of one stage run on one table (see the module docs).
 pub fn emit(stage: &str, table: &str, counts: &[Count]) {
-    let document = to_emf(stage, table, counts, chrono::Utc::now().timestamp_millis());
+    let measures: Vec<Measure> = counts
+        .iter()
+        .map(|(name, value)| Measure {
+            name,
+            value: *value as f64,
+            unit: "Count",
+        })
+        .collect();
+    emit_with(&[("Stage", stage), ("Table", table)], &measures);
+}
+
+/// Reports values under the given dimensions, e.g. `SnapshotAgeHours` per `Table`.
+pub fn emit_with(dimensions: &[(&str, &str)], measures: &[Measure]) {
+    let document = to_emf_with(dimensions, measures, chrono::Utc::now().timestamp_millis());
     tracing::info!(
-        stage,
-        table,
-        metrics = %counts
+        dimensions = %dimensions
             .iter()
             .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        metrics = %measures
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.value))
             .collect::<Vec<_>>()
             .join(" "),
         "metrics"
@@ -105,5 +154,27 @@ mod tests {
         assert_eq!(doc["Table"], "applications");
         assert_eq!(doc["FailedPages"], 2);
         assert_eq!(doc["Requeries"], 0);
+    }
+
+    #[test]
+    fn values_carry_their_unit_and_their_own_dimensions() {
+        let doc = to_emf_with(
+            &[("Table", "appeals")],
+            &[Measure {
+                name: "SnapshotAgeHours",
+                value: 3.5,
+                unit: "None",
+            }],
+            0,
+        );
+        let metrics = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(metrics["Dimensions"], json!([["Table"]]));
+        assert_eq!(
+            metrics["Metrics"],
+            json!([{"Name": "SnapshotAgeHours", "Unit": "None"}])
+        );
+        assert_eq!(doc["Table"], "appeals");
+        assert_eq!(doc["SnapshotAgeHours"], 3.5);
+        assert!(doc.get("Stage").is_none());
     }
 }

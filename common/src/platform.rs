@@ -26,11 +26,16 @@ pub struct Platform {
 pub const DEFAULT_METRICS_PREFIX: &str = "planning/tascomi/data-quality/";
 
 impl Platform {
-    /// S3 and Glue, with names from the environment.
+    /// S3 and Glue, with names from the environment. `TASCOMI_MANAGE_DATABASES=false` (databases
+    /// created by Terraform): the services never create a Glue database.
     pub fn aws(sdk: &aws_config::SdkConfig, env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             storage: Arc::new(S3Storage::new(sdk)),
-            catalog: Arc::new(GlueCatalog::new(sdk)),
+            catalog: Arc::new(if env.parse_or("TASCOMI_MANAGE_DATABASES", true)? {
+                GlueCatalog::new(sdk)
+            } else {
+                GlueCatalog::with_managed_databases(GlueCatalog::new(sdk))
+            }),
             layout: layout_from_env(env)?,
             write_options: WriteOptions::default(),
             orphan_grace: env.secs_or("TASCOMI_ORPHAN_GRACE_SECS", 6 * 3600)?,

@@ -61,6 +61,9 @@ where
     Fut: std::future::Future<Output = anyhow::Result<H>>,
 {
     let env = Env::from_process();
+    if std::env::args().skip(1).any(|arg| arg == HEALTH_ARGUMENT) {
+        return health(&env, service);
+    }
     let _telemetry = crate::telemetry::init(&env, service)?;
     let settings = ServiceSettings::from_env(&env)?;
     tracing::info!(
@@ -84,4 +87,45 @@ where
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
     runner.run(shutdown).await
+}
+
+/// The argument of the container's health probe (Dockerfile `HEALTHCHECK`, ECS `healthCheck`).
+pub const HEALTH_ARGUMENT: &str = "--health";
+
+/// The health probe: `Ok` (exit 0) when the service's settings and pipeline file load, as they
+/// must for it to start; otherwise the error naming the variable or the file (exit 1). It
+/// starts nothing and calls no AWS service. A service that dies exits, and ECS replaces it; a
+/// service that cannot start (a setting went wrong in a deployment) is reported unhealthy
+/// here, by name, instead of restarting in a loop without saying why.
+#[allow(clippy::print_stdout)]
+pub fn health(env: &Env, service: &str) -> anyhow::Result<()> {
+    ServiceSettings::from_env(env)?;
+    let pipeline = pipeline_from_env(env)?;
+    println!("{service}: healthy ({} tables)", pipeline.tables.len());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_health_probe_names_what_is_wrong() {
+        let err = health(&Env::default(), "parse-svc")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TASCOMI_QUEUE_URL"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let pipeline = dir.path().join("pipeline.yaml");
+        std::fs::write(&pipeline, "tables:\n  appeals: daily\n").unwrap();
+        let mut env = Env::from_pairs([("TASCOMI_QUEUE_URL", "https://sqs.example/q")]);
+        env.set(
+            "TASCOMI_PIPELINE_FILE".to_owned(),
+            pipeline.to_string_lossy().into_owned(),
+        );
+        health(&env, "parse-svc").unwrap();
+        env.set("TASCOMI_CONCURRENCY".to_owned(), "none".to_owned());
+        let err = health(&env, "parse-svc").unwrap_err().to_string();
+        assert!(err.contains("TASCOMI_CONCURRENCY"), "{err}");
+    }
 }

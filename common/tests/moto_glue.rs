@@ -195,3 +195,32 @@ async fn publishing_into_a_missing_table_names_the_table() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_catalog_whose_databases_terraform_manages_never_creates_one() {
+    let Some(config) = support::moto().await else {
+        return;
+    };
+    let managed = GlueCatalog::new(&config).with_managed_databases();
+    let database = support::unique("tascomi-managed");
+    let err = managed.ensure_database(&database).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains(&database), "{text}");
+    assert!(text.contains("TASCOMI_MANAGE_DATABASES"), "{text}");
+    let exists = aws_sdk_glue::Client::new(&config)
+        .get_database()
+        .name(&database)
+        .send()
+        .await;
+    assert!(exists.is_err(), "the managed catalog created {database}");
+    // Once Terraform has created it, publishing goes on as usual.
+    GlueCatalog::new(&config)
+        .ensure_database(&database)
+        .await
+        .unwrap();
+    managed.ensure_database(&database).await.unwrap();
+    managed
+        .ensure_table(&appeals(&database, "tascomi-refined-zone"))
+        .await
+        .unwrap();
+}

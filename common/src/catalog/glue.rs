@@ -23,13 +23,25 @@ const ALREADY_EXISTS: &str = "AlreadyExistsException";
 #[derive(Debug, Clone)]
 pub struct GlueCatalog {
     client: aws_sdk_glue::Client,
+    /// Whether the services create the Glue databases they publish into. `false` when
+    /// Terraform manages them (`TASCOMI_MANAGE_DATABASES=false`): then `ensure_database` only
+    /// checks that the database is there, and the task roles need no `glue:CreateDatabase`
+    /// (which Lake Formation would deny).
+    creates_databases: bool,
 }
 
 impl GlueCatalog {
     pub fn new(config: &SdkConfig) -> Self {
         Self {
             client: aws_sdk_glue::Client::new(config),
+            creates_databases: true,
         }
+    }
+
+    /// A catalog that never creates a database (see `creates_databases`).
+    pub fn with_managed_databases(mut self) -> Self {
+        self.creates_databases = false;
+        self
     }
 
     /// The raw table, or `None` when it (or its database) does not exist.
@@ -84,6 +96,17 @@ impl GlueCatalog {
 #[async_trait]
 impl Catalog for GlueCatalog {
     async fn ensure_database(&self, database: &str) -> Result<()> {
+        if !self.creates_databases {
+            return match self.client.get_database().name(database).send().await {
+                Ok(_) => Ok(()),
+                Err(err) => Err(from_failure(
+                    "get database (it is managed by Terraform, TASCOMI_MANAGE_DATABASES=false)",
+                    database,
+                    "",
+                    classify(&err),
+                )),
+            };
+        }
         let input = DatabaseInput::builder()
             .name(database)
             .build()
