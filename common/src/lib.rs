@@ -7,7 +7,13 @@
 //!   each with an AWS implementation and a local one (the embedded default).
 //! - [`parquet_io`]: Arrow record batches to Parquet files in storage and back, streaming.
 //! - [`publish`]: the one way a stage publishes a partition atomically.
+//! - [`bookkeeping`], [`raw`]: the columns every layer carries; the raw layer's schema.
+//! - [`source`]: finding and reading a published partition (the layer before a stage).
+//! - [`locks`]: one run per partition at a time within a process.
+//! - [`failure`]: the one classification of an error into what the runner does with a message.
 //! - [`runner`]: receive, decode, handle, send the next message, acknowledge.
+//! - [`transform_stage`]: the one flow of the stages that turn a partition into the next
+//!   (parse, recast): lock, read, transform, gate, publish, next message.
 //! - [`telemetry`]: structured logs and traces; [`metrics`]: counts for alarms (CloudWatch EMF).
 
 /// Every program built on `common` (the services, `tascomi`, `bench`, the tests) allocates with
@@ -18,10 +24,13 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod aws;
+pub mod bookkeeping;
 pub mod catalog;
 pub mod config;
 pub mod dictionary;
+pub mod failure;
 pub mod layout;
+pub mod locks;
 pub mod messages;
 pub mod metrics;
 pub mod parquet_io;
@@ -29,10 +38,13 @@ pub mod platform;
 pub mod publish;
 pub mod quality;
 pub mod queue;
+pub mod raw;
 pub mod runner;
 pub mod service;
+pub mod source;
 pub mod storage;
 pub mod telemetry;
 pub mod threads;
+pub mod transform_stage;
 
 pub use layout::{Layer, Layout, PartitionRef, TableName, Zone};

@@ -8,7 +8,7 @@
 //!    (pass 1, see [`explode::collect_fields`]) and, per id, which row to keep when the import holds the id more than once (a record
 //!    served twice by the API's offset paging, or two versions of it: [`versions`]);
 //! 3. reads them again, batch by batch, exploding each record into the columns of that union,
-//!    in alphabetical order, followed by the [bookkeeping columns](schema::BOOKKEEPING) (pass 2),
+//!    in alphabetical order, followed by the [bookkeeping columns](common::bookkeeping) (pass 2),
 //!    feeding the data-quality gate and writing each batch, the kept rows only, as it is made;
 //! 4. records the data-quality results, then publishes the parsed partition if the gate passed
 //!    (or discards the run's files if it failed) and names the partition for recast-svc.
@@ -18,17 +18,16 @@
 //! passes over the input cost a second read but keep nothing of the first one except field
 //! names and which rows to drop.
 //!
-//! The module [`source`] (finding a layer's published files) and [`locks`] (one run per
-//! partition at a time) are shared with recast-svc, which reads what this stage writes.
+//! Steps 1 and 4, with the lock, the gate and the next message, are the flow every transform
+//! stage shares ([`common::transform_stage`]); this crate holds the parse's own part
+//! ([`stage::Explode`]: the two passes, the parsed schema, the rule of one row per id).
 
 pub mod error;
 pub mod explode;
-pub mod locks;
+mod passes;
 pub mod schema;
 pub mod settings;
-pub mod source;
 pub mod stage;
-pub mod testing;
 pub mod versions;
 
 pub use error::ParseError;

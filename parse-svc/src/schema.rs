@@ -1,62 +1,17 @@
-//! The columns of the raw and parsed layers, as this stage reads and writes them.
+//! The columns of the parsed layer, as this stage writes them.
 //!
-//! Raw layer (written by ingest-svc), per file: the [bookkeeping columns](BOOKKEEPING) and one
-//! column named after the table holding the record as JSON text (null on the row of a failed
-//! page). Parsed layer: one nullable `Utf8` column per record field, in alphabetical (byte)
+//! Raw layer (written by ingest-svc, [`common::raw`]), per file: the
+//! [bookkeeping columns](common::bookkeeping::BOOKKEEPING) and one column named after the table
+//! holding the record as JSON text (null on the row of a failed page). Parsed layer: one nullable `Utf8` column per record field, in alphabetical (byte)
 //! order, then the bookkeeping columns with the types below. The partition columns
 //! (`import_year`, ...) are in neither: they come from the Hive path and the catalog.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use common::bookkeeping::{bookkeeping_fields, is_bookkeeping};
 use common::layout::{IMPORT_PARTITION_KEYS, check_column_name};
-
-pub const PAGE_NUMBER: &str = "page_number";
-pub const STATUS_CODE: &str = "import_api_status_code";
-
-/// The bookkeeping columns every layer carries, in the order the parsed layer writes them, with
-/// their types. A raw file whose column has another type is cast to this one (so a time zone on
-/// `import_datetime` cannot change the parsed schema from one day to the next).
-pub const BOOKKEEPING: [(&str, BookkeepingType); 6] = [
-    (PAGE_NUMBER, BookkeepingType::Int32),
-    ("import_api_url_requested", BookkeepingType::Utf8),
-    (STATUS_CODE, BookkeepingType::Int32),
-    ("import_exception_thrown", BookkeepingType::Utf8),
-    ("import_datetime", BookkeepingType::TimestampMicros),
-    ("import_timestamp", BookkeepingType::Utf8),
-];
-
-/// The types the bookkeeping columns have (a `const`-friendly stand-in for [`DataType`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BookkeepingType {
-    Int32,
-    Utf8,
-    /// Microseconds, no time zone.
-    TimestampMicros,
-}
-
-impl BookkeepingType {
-    pub fn data_type(self) -> DataType {
-        match self {
-            BookkeepingType::Int32 => DataType::Int32,
-            BookkeepingType::Utf8 => DataType::Utf8,
-            BookkeepingType::TimestampMicros => DataType::Timestamp(TimeUnit::Microsecond, None),
-        }
-    }
-}
-
-pub fn is_bookkeeping(name: &str) -> bool {
-    BOOKKEEPING.iter().any(|(column, _)| *column == name)
-}
-
-/// The bookkeeping columns as nullable fields, in order.
-pub fn bookkeeping_fields() -> Vec<Field> {
-    BOOKKEEPING
-        .iter()
-        .map(|(name, t)| Field::new(*name, t.data_type(), true))
-        .collect()
-}
 
 /// Why a record field cannot be a column. The stage wraps it with the partition's name
 /// ([`crate::ParseError::BadField`]), so the error names table, partition and field.
@@ -111,6 +66,7 @@ pub fn parsed_schema(fields: &BTreeSet<String>) -> Result<SchemaRef, FieldError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::datatypes::TimeUnit;
 
     fn set(names: &[&str]) -> BTreeSet<String> {
         names.iter().map(|s| s.to_string()).collect()

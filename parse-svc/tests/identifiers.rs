@@ -7,8 +7,8 @@ use common::config::PipelineFile;
 use common::layout::{Layer, TableName};
 use common::platform::Platform;
 use common::runner::{Failure, Handler};
-use parse_svc::testing::{RawPage, publish_raw, read_published};
 use parse_svc::{ParseError, ParseSettings, ParseStage};
+use tascomi_test_support::{RawPage, publish_raw, read_published};
 
 const HOSTILE: [&str; 8] = [
     "../x",

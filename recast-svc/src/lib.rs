@@ -12,6 +12,10 @@
 //!    the gate passed, or discards the run's files if it failed.
 //!
 //! Memory is bounded by one batch and one output file.
+//!
+//! Steps 1 and 4, with the lock, the gate and the next message, are the flow every transform
+//! stage shares ([`common::transform_stage`]); this crate holds the recast's own part
+//! ([`stage::Cast`]: the plan, the casts, the cast failures and missing columns reported).
 
 pub mod cast;
 pub mod error;

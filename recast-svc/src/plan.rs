@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use common::bookkeeping::is_bookkeeping;
 use common::dictionary::{ColumnType, ColumnTypes};
-use parse_svc::schema::is_bookkeeping;
 
 /// A parsed column the dictionary types, but that is not text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,6 +1,7 @@
 //! The recast stage's own settings, read from the injected environment.
 
 use common::config::{ConfigError, Env};
+use common::transform_stage::batch_rows_from_env;
 
 /// How the stage reads and writes. Checked at start-up; an error names the variable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,9 +12,8 @@ pub struct RecastSettings {
     pub batch_rows: usize,
 }
 
+pub const BATCH_ROWS_VARIABLE: &str = "TASCOMI_RECAST_BATCH_ROWS";
 pub const DEFAULT_BATCH_ROWS: usize = 4096;
-/// Larger batches only cost memory; this keeps a typo from asking for gigabytes.
-pub const MAX_BATCH_ROWS: usize = 1_000_000;
 
 impl Default for RecastSettings {
     fn default() -> Self {
@@ -25,11 +25,7 @@ impl Default for RecastSettings {
 
 impl RecastSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let batch_rows = env.parse_in_range(
-            "TASCOMI_RECAST_BATCH_ROWS",
-            DEFAULT_BATCH_ROWS,
-            1..=MAX_BATCH_ROWS,
-        )?;
+        let batch_rows = batch_rows_from_env(env, BATCH_ROWS_VARIABLE, DEFAULT_BATCH_ROWS)?;
         Ok(Self { batch_rows })
     }
 }

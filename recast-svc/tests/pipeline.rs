@@ -1,6 +1,8 @@
-//! Raw -> parsed -> increment for tables of the production column-type dictionary (the
-//! 752-field `applications` among them), on the embedded platform and on moto (S3, Glue, SQS),
-//! with the typed Parquet read back by an independent reader (pyarrow).
+//! Parsed -> increment for tables of the production column-type dictionary (the 752-field
+//! `applications` among them), on the embedded platform and on moto (S3, Glue, SQS), with the
+//! typed Parquet read back by an independent reader (pyarrow). The parsed partitions are written
+//! as parse-svc writes them (`tascomi_test_support::publish_parsed`; parse-svc's tests check
+//! that the two agree).
 //!
 //! The moto tests run when `AWS_ENDPOINT_URL` is set (scripts/test.sh starts moto) and are
 //! skipped with a reason otherwise, unless `CI` is set, where skipping is a failure. The
@@ -12,17 +14,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use common::config::{Env, PipelineFile};
+use common::config::PipelineFile;
 use common::dictionary::{ColumnType, ColumnTypes};
 use common::layout::{Layer, TableName};
 use common::messages::{self, PartitionReady};
 use common::platform::Platform;
-use common::queue::{MemoryQueue, Queue, SqsQueue};
+use common::queue::{MemoryQueue, Queue};
 use common::runner::{Disposition, Runner, RunnerSettings};
-use parse_svc::source::published_files;
-use parse_svc::testing::{RawPage, RecordShape, publish_raw};
-use parse_svc::{ParseSettings, ParseStage};
+use common::source::published_files;
 use recast_svc::{RecastSettings, RecastStage};
+use tascomi_test_support::{MotoPlatform, RawPage, RecordShape, publish_parsed};
 
 const PIPELINE: &str = "\
 tables:
@@ -33,7 +34,7 @@ tables:
   pre_applications: { schedule: daily, keep_as_text: true }
 ";
 
-/// The tables driven end to end, with their number of record fields.
+/// The tables driven, with their number of record fields.
 const TABLES: [(&str, usize); 5] = [
     ("applications", 752),
     ("appeals", 60),
@@ -82,14 +83,12 @@ fn typed_column(dictionary: &ColumnTypes, name: &str, wanted: ColumnType) -> Str
         .unwrap()
 }
 
-/// The raw pages of a table: two pages of records and a failed page in between, the last record
-/// of the first page served again at the start of the last (offset paging over a live table);
-/// for `applications`, two values that will not cast.
+/// The raw pages of a table: two pages of records and a failed page in between; for
+/// `applications`, two values that will not cast.
 fn raw_pages(dictionary: &ColumnTypes, name: &str, fields: usize, records: usize) -> Vec<RawPage> {
     let shape = shape(dictionary, name, fields);
     let mut first = shape.records(1, records / 2);
-    let mut second = shape.records(1 + (records / 2) as u64, records - records / 2);
-    second.insert(0, first[first.len() - 1].clone());
+    let second = shape.records(1 + (records / 2) as u64, records - records / 2);
     if name == "applications" {
         let integer = typed_column(dictionary, name, ColumnType::Integer);
         let timestamp = typed_column(dictionary, name, ColumnType::Timestamp);
@@ -162,7 +161,7 @@ fn expected_pyarrow_type(
     match column {
         "page_number" | "import_api_status_code" => return "int32",
         "import_datetime" => return "timestamp[us]",
-        _ if parse_svc::schema::is_bookkeeping(column) => return "string",
+        _ if common::bookkeeping::is_bookkeeping(column) => return "string",
         _ => {}
     }
     match dictionary
@@ -201,15 +200,10 @@ async fn download(platform: &Platform, name: &str, layer: Layer, dir: &Path) -> 
     paths
 }
 
-/// Drives every table raw -> parsed -> increment on `platform` and checks what was published.
-async fn raw_to_increment(platform: &Platform) {
+/// Recasts every table's parsed partition on `platform` and checks what was published.
+async fn parsed_to_increment(platform: &Platform) {
     let dictionary = production_dictionary();
     let pipeline = pipeline();
-    let parse = ParseStage::new(
-        platform.clone(),
-        pipeline.clone(),
-        ParseSettings { batch_rows: 128 },
-    );
     let recast = RecastStage::new(
         platform.clone(),
         pipeline.clone(),
@@ -221,23 +215,10 @@ async fn raw_to_increment(platform: &Platform) {
     for (name, fields) in TABLES {
         let records = if name == "applications" { 300 } else { 50 };
         let pages = raw_pages(&dictionary, name, fields, records);
-        let raw = publish_raw(platform, &table(name), date(), &pages)
+        let parsed = publish_parsed(platform, &table(name), date(), &pages)
             .await
             .unwrap();
-
-        let parsed = parse.parse(&raw).await.unwrap();
-        assert_eq!(parsed.published.rows, records as u64, "{name}");
-        let collapsed = parsed
-            .report
-            .checks
-            .iter()
-            .find(|c| c.check == "duplicate_records_collapsed")
-            .unwrap();
-        assert_eq!(
-            (collapsed.value, collapsed.examples.as_slice()),
-            (1.0, [(records / 2).to_string()].as_slice()),
-            "{name}: the record served twice is kept once"
-        );
+        assert_eq!(parsed.rows, records as u64, "{name}");
         assert!(
             parsed.field_columns >= fields,
             "{name}: {} columns",
@@ -319,107 +300,30 @@ async fn raw_to_increment(platform: &Platform) {
     }
 }
 
-/// Records without an id in one table's raw partition: its parse fails the gate and its message
-/// goes to the dead-letter queue with the figures, while another table's message goes on to
-/// recast. (Duplicate ids no longer fail a gate: parse keeps one row per id.)
-async fn gate_failure_dead_letters_while_others_go_on(
+/// A parsed partition's message through recast's runner: the increment is published and its
+/// message sent on, for snapshot-svc.
+async fn a_parsed_partition_goes_on_to_snapshot(
     platform: &Platform,
-    parse_queues: [Arc<dyn Queue>; 3],
     recast_queues: [Arc<dyn Queue>; 3],
 ) {
     let dictionary = production_dictionary();
     let pipeline = pipeline();
-    let appeals = shape(&dictionary, "appeals", 60);
-    let mut records = appeals.records(1, 20);
-    for record in &mut records[9..11] {
-        let mut object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(record).unwrap();
-        object.insert("id".into(), serde_json::Value::Null);
-        *record = serde_json::Value::Object(object).to_string();
-    }
-    let bad = publish_raw(
-        platform,
-        &table("appeals"),
-        date(),
-        &[RawPage::ok(1, records)],
-    )
-    .await
-    .unwrap();
     let enforcements = shape(&dictionary, "enforcements", 60);
-    let good = publish_raw(
-        platform,
-        &table("enforcements"),
-        date(),
-        &[RawPage::ok(1, enforcements.records(1, 20))],
-    )
-    .await
-    .unwrap();
+    let pages = [RawPage::ok(1, enforcements.records(1, 20))];
+    let parsed = publish_parsed(platform, &table("enforcements"), date(), &pages)
+        .await
+        .unwrap();
 
     let settings = RunnerSettings {
         wait_time: Duration::from_millis(200),
         retry_base: Duration::from_millis(100),
         ..Default::default()
     };
-    let [input, next, dead] = parse_queues;
-    let parse = Runner::new(
-        Arc::new(ParseStage::new(
-            platform.clone(),
-            pipeline.clone(),
-            ParseSettings::default(),
-        )),
-        input.clone(),
-        Some(next.clone()),
-        Some(dead.clone()),
-        settings.clone(),
-    );
-    let attributes = BTreeMap::new();
-    input
-        .send(&messages::encode(&bad), &attributes)
-        .await
-        .unwrap();
-    input
-        .send(&messages::encode(&good), &attributes)
-        .await
-        .unwrap();
-    let done = parse.drain(Duration::from_millis(500)).await;
-    assert_eq!(done.len(), 2, "{done:?}");
-    assert!(done.contains(&Disposition::Done { sent: 1 }), "{done:?}");
-    let reason = done
-        .iter()
-        .find_map(|d| match d {
-            Disposition::DeadLettered(reason) => Some(reason.clone()),
-            _ => None,
-        })
-        .unwrap();
-    assert!(
-        reason.contains("appeals parsed import_date=20261121: data-quality gate failed"),
-        "{reason}"
-    );
-    assert!(reason.contains("missing_id = 2 (threshold 0)"), "{reason}");
-
-    let dead_letters = dead.receive(10, Duration::from_secs(1)).await.unwrap();
-    assert_eq!(dead_letters.len(), 1);
-    assert_eq!(dead_letters[0].attributes["failed_stage"], "parse");
-    assert!(dead_letters[0].attributes["failure_reason"].contains("missing_id = 2"));
-    let body: PartitionReady = messages::decode(&dead_letters[0].body, |_| true).unwrap();
-    assert_eq!(body.table.as_str(), "appeals");
-    let parsed = platform
-        .layout
-        .partition(&table("appeals"), Layer::Parsed, date());
-    assert!(
-        published_files(platform, &parsed).await.unwrap().is_none(),
-        "nothing published"
-    );
-
-    // The good table's message went on: recast it through its own runner.
     let [recast_input, recast_next, recast_dead] = recast_queues;
-    let forwarded = next.receive(10, Duration::from_secs(1)).await.unwrap();
-    assert_eq!(forwarded.len(), 1);
     recast_input
-        .send(&forwarded[0].body, &forwarded[0].attributes)
+        .send(&messages::encode(&parsed.next), &BTreeMap::new())
         .await
         .unwrap();
-    next.acknowledge(&forwarded[0].receipt).await.unwrap();
     let recast = Runner::new(
         Arc::new(RecastStage::new(
             platform.clone(),
@@ -457,106 +361,31 @@ fn memory_queues(stage: &str) -> [Arc<dyn Queue>; 3] {
 }
 
 #[tokio::test]
-async fn raw_to_increment_for_production_tables_on_the_embedded_platform() {
+async fn parsed_to_increment_for_production_tables_on_the_embedded_platform() {
     let dir = tempfile::tempdir().unwrap();
-    raw_to_increment(&Platform::local(dir.path())).await;
+    parsed_to_increment(&Platform::local(dir.path())).await;
 }
 
 #[tokio::test]
-async fn a_failed_gate_dead_letters_its_message_while_other_tables_go_on_embedded() {
+async fn a_parsed_partition_goes_on_to_snapshot_through_the_runner_embedded() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::local(dir.path());
-    gate_failure_dead_letters_while_others_go_on(
-        &platform,
-        memory_queues("parse"),
-        memory_queues("recast"),
-    )
-    .await;
-}
-
-/// AWS on moto: buckets, a database prefix and queues of its own, so tests run in parallel on one
-/// server. `None` (with the reason printed) when no endpoint is configured.
-struct Moto {
-    sdk: aws_config::SdkConfig,
-    platform: Platform,
-    suffix: String,
-}
-
-impl Moto {
-    async fn start() -> Option<Self> {
-        if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
-            if std::env::var_os("CI").is_some() {
-                panic!("AWS_ENDPOINT_URL is not set, and CI requires the moto tests");
-            }
-            eprintln!(
-                "skipped: AWS_ENDPOINT_URL is not set (run scripts/test.sh, which starts moto)"
-            );
-            return None;
-        }
-        let sdk = common::aws::load_sdk_config().await;
-        let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-        let raw = format!("raw-{suffix}");
-        let refined = format!("refined-{suffix}");
-        let s3 = common::storage::S3Storage::new(&sdk);
-        for bucket in [&raw, &refined] {
-            let mut request = s3.client().create_bucket().bucket(bucket);
-            if let Some(region) = sdk
-                .region()
-                .map(|r| r.as_ref())
-                .filter(|r| *r != "us-east-1")
-            {
-                request = request.create_bucket_configuration(
-                    aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                        .location_constraint(region.into())
-                        .build(),
-                );
-            }
-            request.send().await.unwrap();
-        }
-        let env = Env::from_pairs([
-            ("TASCOMI_RAW_BUCKET", raw),
-            ("TASCOMI_REFINED_BUCKET", refined),
-            ("TASCOMI_DATABASE_PREFIX", format!("t{suffix}")),
-        ]);
-        let platform = Platform::aws(&sdk, &env).unwrap();
-        Some(Self {
-            sdk,
-            platform,
-            suffix,
-        })
-    }
-
-    async fn queues(&self, stage: &str) -> [Arc<dyn Queue>; 3] {
-        let client = aws_sdk_sqs::Client::new(&self.sdk);
-        let mut queues = Vec::new();
-        for q in ["in", "next", "dead"] {
-            let created = client
-                .create_queue()
-                .queue_name(format!("{stage}-{q}-{}", self.suffix))
-                .send()
-                .await
-                .unwrap();
-            let url = created.queue_url().unwrap().to_owned();
-            queues.push(Arc::new(SqsQueue::new(&self.sdk, url)) as Arc<dyn Queue>);
-        }
-        queues.try_into().unwrap()
-    }
+    a_parsed_partition_goes_on_to_snapshot(&platform, memory_queues("recast")).await;
 }
 
 #[tokio::test]
-async fn raw_to_increment_for_production_tables_on_moto() {
-    let Some(moto) = Moto::start().await else {
+async fn parsed_to_increment_for_production_tables_on_moto() {
+    let Some(moto) = MotoPlatform::start().await else {
         return;
     };
-    raw_to_increment(&moto.platform).await;
+    parsed_to_increment(&moto.platform).await;
 }
 
 #[tokio::test]
-async fn a_failed_gate_dead_letters_its_message_while_other_tables_go_on_moto() {
-    let Some(moto) = Moto::start().await else {
+async fn a_parsed_partition_goes_on_to_snapshot_through_the_runner_moto() {
+    let Some(moto) = MotoPlatform::start().await else {
         return;
     };
-    let parse_queues = moto.queues("parse").await;
     let recast_queues = moto.queues("recast").await;
-    gate_failure_dead_letters_while_others_go_on(&moto.platform, parse_queues, recast_queues).await;
+    a_parsed_partition_goes_on_to_snapshot(&moto.platform, recast_queues).await;
 }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use common::layout::PartitionRef;
+use crate::layout::PartitionRef;
 use tokio::sync::OwnedMutexGuard;
 
 /// Locks keyed by partition. Cheap to create; hold one per stage.
@@ -38,8 +38,8 @@ impl PartitionLocks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::Layout;
-    use common::layout::{Layer, TableName};
+    use crate::Layout;
+    use crate::layout::{Layer, TableName};
     use std::time::Duration;
 
     fn partition(table: &str) -> PartitionRef {

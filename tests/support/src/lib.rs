@@ -1,0 +1,19 @@
+//! What the tests (and the benchmark) of the stages share; never a dependency of a service.
+//!
+//! - [`raw`]: raw partitions shaped like Tascomi's, as ingest-svc stores them;
+//! - [`records`]: synthetic records, typed by the column-type dictionary;
+//! - [`parsed`]: parsed partitions as parse-svc writes them, for recast-svc's tests;
+//! - [`read`]: a published partition read whole;
+//! - [`moto`]: a platform and queues of their own on the moto server.
+
+pub mod moto;
+pub mod parsed;
+pub mod raw;
+pub mod read;
+pub mod records;
+
+pub use moto::MotoPlatform;
+pub use parsed::{ParsedPartition, publish_parsed};
+pub use raw::{RawPage, imported_at, publish_raw, raw_batch};
+pub use read::read_published;
+pub use records::RecordShape;
