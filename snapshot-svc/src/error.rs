@@ -4,6 +4,7 @@
 
 use arrow::error::ArrowError;
 use common::catalog::CatalogError;
+use common::failure::Transience;
 use common::parquet_io::ParquetIoError;
 use common::publish::PublishError;
 use common::storage::StorageError;
@@ -110,5 +111,13 @@ impl SnapshotError {
             | SnapshotError::Quality { .. }
             | SnapshotError::NoFullLoad { .. } => false,
         }
+    }
+}
+
+/// The runner's class of a snapshot error ([`Transience::into_failure`]), by
+/// [`SnapshotError::is_transient`].
+impl Transience for SnapshotError {
+    fn is_transient(&self) -> bool {
+        SnapshotError::is_transient(self)
     }
 }

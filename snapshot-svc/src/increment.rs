@@ -1,70 +1,32 @@
 //! Preparing the increments: one row per id, the latest version, sorted by id.
 //!
-//! The rule, per id, over every increment applied by a merge:
-//! 1. the row with the latest `last_updated` wins; a null `last_updated` is older than any date;
-//! 2. on a tie, the row from the latest import date wins;
-//! 3. on a tie again (the same record delivered twice, e.g. by two pages of one import), the
-//!    row read last wins, so identical leftovers collapse to one row.
-//!
-//! Memory grows with the increment: its rows (conformed batches) plus, per id, its key and the
-//! winner's position. The previous snapshot is never held here.
+//! Which version of an id wins is [`crate::winner`]'s rule; this module applies it two ways:
+//! - [`Preparer`] holds the increments and picks the winners in any order (a merge onto a base
+//!   snapshot, or increments not in id order): memory grows with the increment, its rows
+//!   (conformed batches) plus, per id, its key and the winner's position. The previous snapshot
+//!   is never held here.
+//! - [`InOrderWinners`] finds the winners of an increment read in id order with memory for one
+//!   id at a time (a first snapshot, streamed).
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::compute::interleave_record_batch;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
-use arrow::row::{OwnedRow, RowConverter, Rows, SortField};
+use arrow::row::OwnedRow;
 use chrono::NaiveDate;
 
-/// Encodes values of one column as byte strings that compare like the values (Arrow's row
-/// format), so ids of any type sort, hash and compare the same way everywhere in the merge.
-/// A null encodes below every value.
-#[derive(Debug)]
-pub struct KeyEncoder {
-    converter: RowConverter,
-    data_type: DataType,
-}
-
-impl KeyEncoder {
-    pub fn new(data_type: &DataType) -> Result<Self, ArrowError> {
-        Ok(Self {
-            converter: RowConverter::new(vec![SortField::new(data_type.clone())])?,
-            data_type: data_type.clone(),
-        })
-    }
-
-    pub fn data_type(&self) -> &DataType {
-        &self.data_type
-    }
-
-    /// The keys of a column of this encoder's type.
-    pub fn encode(&self, column: &ArrayRef) -> Result<Rows, ArrowError> {
-        self.converter.convert_columns(std::slice::from_ref(column))
-    }
-}
+use crate::winner::{HeldVersion, KeyEncoder, WinnerRule};
 
 /// Where the winning version of an id is, and what it is ranked by.
 #[derive(Debug)]
 struct Candidate {
-    last_updated: Option<OwnedRow>,
-    import_date: NaiveDate,
+    version: HeldVersion,
     batch: usize,
     row: usize,
-}
-
-impl Candidate {
-    fn rank(&self) -> (Option<&OwnedRow>, NaiveDate, usize, usize) {
-        (
-            self.last_updated.as_ref(),
-            self.import_date,
-            self.batch,
-            self.row,
-        )
-    }
 }
 
 /// What preparing the increments found.
@@ -82,9 +44,7 @@ pub struct PrepareStats {
 #[derive(Debug)]
 pub struct Preparer {
     target: SchemaRef,
-    id_index: usize,
-    ids: Arc<KeyEncoder>,
-    last_updated: Option<(usize, KeyEncoder)>,
+    rule: WinnerRule,
     batches: Vec<RecordBatch>,
     best: HashMap<OwnedRow, Candidate>,
     stats: PrepareStats,
@@ -99,16 +59,10 @@ impl Preparer {
         last_updated_column: &str,
         ids: Arc<KeyEncoder>,
     ) -> Result<Self, ArrowError> {
-        let id_index = target.index_of(id_column)?;
-        let last_updated = match target.index_of(last_updated_column) {
-            Ok(i) => Some((i, KeyEncoder::new(target.field(i).data_type())?)),
-            Err(_) => None,
-        };
+        let rule = WinnerRule::new(&target, id_column, last_updated_column, ids)?;
         Ok(Self {
             target,
-            id_index,
-            ids,
-            last_updated,
+            rule,
             batches: Vec::new(),
             best: HashMap::new(),
             stats: PrepareStats::default(),
@@ -127,35 +81,29 @@ impl Preparer {
             ));
         }
         self.stats.rows_read += batch.num_rows() as u64;
-        let id_column = batch.column(self.id_index);
-        let ids = self.ids.encode(id_column)?;
-        let dates = match &self.last_updated {
-            Some((i, encoder)) => Some((encoder.encode(batch.column(*i))?, batch.column(*i))),
-            None => None,
-        };
         let batch_index = self.batches.len();
-        for row in 0..batch.num_rows() {
-            if id_column.is_null(row) {
-                self.stats.null_ids += 1;
-                continue;
-            }
-            let last_updated = dates
-                .as_ref()
-                .filter(|(_, column)| !column.is_null(row))
-                .map(|(rows, _)| rows.row(row).owned());
-            let candidate = Candidate {
-                last_updated,
-                import_date,
-                batch: batch_index,
-                row,
-            };
-            match self.best.entry(ids.row(row).owned()) {
-                Entry::Vacant(slot) => {
-                    slot.insert(candidate);
-                }
-                Entry::Occupied(mut slot) => {
-                    if candidate.rank() > slot.get().rank() {
-                        slot.insert(candidate);
+        {
+            let keys = self.rule.keys(&batch)?;
+            for row in 0..batch.num_rows() {
+                let Some(id) = keys.id(row) else {
+                    self.stats.null_ids += 1;
+                    continue;
+                };
+                let version = keys.version(row, import_date);
+                let candidate = || Candidate {
+                    version: version.owned(),
+                    batch: batch_index,
+                    row,
+                };
+                match self.best.entry(id.owned()) {
+                    Entry::Vacant(slot) => {
+                        slot.insert(candidate());
+                    }
+                    Entry::Occupied(mut slot) => {
+                        // Read later than the held row: it wins unless the held one is newer.
+                        if version.replaces(&slot.get().version.version()) {
+                            slot.insert(candidate());
+                        }
                     }
                 }
             }
@@ -244,15 +192,13 @@ fn gather(
 }
 
 /// The winning rows of an increment read in id order, found with memory for one id at a time:
-/// equal ids are neighbours, so each id's rows are compared as they pass, by the rules of
+/// equal ids are neighbours, so each id's rows are compared as they pass, by the same rule as
 /// [`Preparer`]. A first snapshot streams its increment this way.
 #[derive(Debug)]
 pub struct InOrderWinners {
-    id_index: usize,
-    ids: Arc<KeyEncoder>,
-    last_updated: Option<(usize, KeyEncoder)>,
-    /// The id being read and its best row so far: (id, last_updated, import date, row number).
-    current: Option<(OwnedRow, Option<OwnedRow>, NaiveDate, u64)>,
+    rule: WinnerRule,
+    /// The id being read and its best row so far: (id, version, row number).
+    current: Option<(OwnedRow, HeldVersion, u64)>,
     /// Rows added so far.
     rows: u64,
     winners: Vec<u64>,
@@ -267,14 +213,8 @@ impl InOrderWinners {
         last_updated_column: &str,
         ids: Arc<KeyEncoder>,
     ) -> Result<Self, ArrowError> {
-        let last_updated = match schema.index_of(last_updated_column) {
-            Ok(i) => Some((i, KeyEncoder::new(schema.field(i).data_type())?)),
-            Err(_) => None,
-        };
         Ok(Self {
-            id_index: schema.index_of(id_column)?,
-            ids,
-            last_updated,
+            rule: WinnerRule::new(schema, id_column, last_updated_column, ids)?,
             current: None,
             rows: 0,
             winners: Vec::new(),
@@ -285,45 +225,28 @@ impl InOrderWinners {
     /// Adds the next batch read. `Ok(false)` as soon as an id is below the one before it: the
     /// increment is not in id order (stop, and hold it with a [`Preparer`] instead).
     pub fn add(&mut self, batch: &RecordBatch, import_date: NaiveDate) -> Result<bool, ArrowError> {
-        let id_column = batch.column(self.id_index);
-        let ids = self.ids.encode(id_column)?;
-        let dates = match &self.last_updated {
-            Some((i, encoder)) => Some((encoder.encode(batch.column(*i))?, batch.column(*i))),
-            None => None,
-        };
+        let keys = self.rule.keys(batch)?;
         for row in 0..batch.num_rows() {
             let at = self.rows;
             self.rows += 1;
-            if id_column.is_null(row) {
+            let Some(key) = keys.id(row) else {
                 self.null_ids += 1;
                 continue;
-            }
-            let key = ids.row(row);
-            let last_updated = dates
-                .as_ref()
-                .filter(|(_, column)| !column.is_null(row))
-                .map(|(rows, _)| rows.row(row));
+            };
+            let version = keys.version(row, import_date);
             match &mut self.current {
-                Some((id, _, _, _)) if key < id.row() => return Ok(false),
-                Some((id, best_updated, best_date, best_at)) if key == id.row() => {
-                    // On a full tie the row read last wins.
-                    let best = (best_updated.as_ref().map(OwnedRow::row), *best_date);
-                    if (last_updated, import_date) >= best {
-                        *best_updated = last_updated.map(|r| r.owned());
-                        *best_date = import_date;
+                Some((id, _, _)) if key < id.row() => return Ok(false),
+                Some((id, best, best_at)) if key == id.row() => {
+                    if version.replaces(&best.version()) {
+                        *best = version.owned();
                         *best_at = at;
                     }
                 }
                 current => {
-                    if let Some((_, _, _, best_at)) = current.take() {
+                    if let Some((_, _, best_at)) = current.take() {
                         self.winners.push(best_at);
                     }
-                    *current = Some((
-                        key.owned(),
-                        last_updated.map(|r| r.owned()),
-                        import_date,
-                        at,
-                    ));
+                    *current = Some((key.owned(), version.owned(), at));
                 }
             }
         }
@@ -333,7 +256,7 @@ impl InOrderWinners {
     /// The winners' row numbers (counting every row added, from 0), in id order, and how many
     /// rows had no id.
     pub fn finish(mut self) -> (Vec<u64>, u64) {
-        if let Some((_, _, _, best_at)) = self.current.take() {
+        if let Some((_, _, best_at)) = self.current.take() {
             self.winners.push(best_at);
         }
         (self.winners, self.null_ids)
@@ -424,8 +347,8 @@ impl PreparedIncrement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{AsArray, Int32Array, StringArray};
-    use arrow::datatypes::{Field, Int32Type, Schema};
+    use arrow::array::{ArrayRef, AsArray, Int32Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Int32Type, Schema};
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![

@@ -2,11 +2,17 @@
 //! today's full, de-duplicated snapshot of the table (`<table>` in the refined-zone database,
 //! partitioned by `snapshot_year/month/day/date`) and sends "partition ready" for it.
 //!
-//! - [`stage`]: the handler: plan from the catalog, lock the table, merge, gate, publish.
+//! - [`stage`]: the handler: lock the table, plan, merge, gate, publish, say "partition ready".
+//! - [`plan`]: what goes in: the base, the increments to apply, and the checks that nothing is
+//!   missing (no hole) or already done.
 //! - [`coverage`]: the rule that a snapshot is never built on a hole (an import that did not
 //!   reach the increment layer).
-//! - [`increment`]: the increments reduced to one row per id, sorted by id.
+//! - [`winner`]: the one rule that picks the version of a record the snapshot keeps.
+//! - [`increment`]: the increments reduced to one row per id, held or streamed in id order.
+//! - [`inputs`]: reading the base's footers and the increments' files.
 //! - [`merge`]: the streaming merge with the previous snapshot, copying untouched files.
+//! - [`output`]: writing the files, copy or rewrite, and the accounting (report, gate checks,
+//!   partition parameters).
 //! - [`schema`]: the union of columns and the safe-cast rule for a changed type.
 //! - [`settings`]: batch and file sizes from the environment.
 //!
@@ -15,12 +21,17 @@
 pub mod coverage;
 pub mod error;
 pub mod increment;
+pub mod inputs;
 pub mod merge;
+pub mod output;
+pub mod plan;
 pub mod schema;
 pub mod settings;
 pub mod stage;
+pub mod winner;
 
 pub use coverage::{Holes, MissingPartition, Window};
 pub use error::SnapshotError;
+pub use plan::{IncrementRun, SnapshotRequest};
 pub use settings::SnapshotSettings;
-pub use stage::{IncrementRun, SnapshotOutcome, SnapshotRequest, SnapshotStage};
+pub use stage::{SnapshotOutcome, SnapshotStage};

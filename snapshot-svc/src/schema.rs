@@ -4,7 +4,7 @@
 //! A changed type is accepted only when every value of the old type is exactly representable in
 //! the new one (a widening): integers to a wider integer, `Float32` to `Float64`, 8/16/32-bit
 //! integers to `Float64`, a column of nulls to anything. Anything else, including any type to
-//! text, stops the merge with [`SchemaError::TypeChanged`] naming the column and both types:
+//! text, stops the merge with a [`SchemaError`] naming the column and both types:
 //! casting a typed column to text would silently change what every analyst query compares, and
 //! a dictionary change of that kind is a rebuild, decided by a person (docs/snapshot.md).
 

@@ -24,7 +24,7 @@ use common::publish::{PartitionWriter, new_run_id, published_partitions};
 use common::queue::{MemoryQueue, Queue};
 use common::runner::{Disposition, Failure, Handler, Runner, RunnerSettings};
 use common::storage::split_s3_uri;
-use snapshot_svc::stage::parameters;
+use snapshot_svc::plan::parameters;
 use snapshot_svc::{SnapshotSettings, SnapshotStage};
 
 pub const TABLE: &str = "applications";
