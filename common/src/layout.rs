@@ -332,6 +332,18 @@ pub fn london_today() -> NaiveDate {
     london_date(Utc::now())
 }
 
+/// The instant a London day starts (midnight, or the first instant after it on a day the clocks
+/// change at midnight).
+pub fn london_day_start(date: NaiveDate) -> DateTime<Utc> {
+    use chrono::TimeZone as _;
+    let midnight = date.and_time(chrono::NaiveTime::MIN);
+    London
+        .from_local_datetime(&midnight)
+        .earliest()
+        .unwrap_or_else(|| London.from_utc_datetime(&midnight))
+        .with_timezone(&Utc)
+}
+
 /// A Tascomi timestamp as London wall-clock time, the one reading every stage uses.
 ///
 /// Accepts `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DDTHH:MM:SS`, each with an optional fraction of up
@@ -373,6 +385,20 @@ fn wall_clock(text: &str) -> Option<NaiveDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_london_day_starts_at_london_midnight() {
+        let summer = NaiveDate::from_ymd_opt(2026, 7, 1).unwrap();
+        assert_eq!(
+            london_day_start(summer).to_rfc3339(),
+            "2026-06-30T23:00:00+00:00"
+        );
+        let winter = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        assert_eq!(
+            london_day_start(winter).to_rfc3339(),
+            "2026-12-01T00:00:00+00:00"
+        );
+    }
 
     #[test]
     fn timestamps_with_a_zone_become_london_wall_clock() {

@@ -209,6 +209,7 @@ impl SnapshotStage {
             )
             .await?;
         let base_date = plan.base.as_ref().map(|(d, _)| *d);
+        emit_freshness(&plan.snapshot);
         tracing::info!(
             rows = published.rows,
             files = published.files,
@@ -231,6 +232,22 @@ impl SnapshotStage {
             applied,
         })))
     }
+}
+
+/// `SnapshotAgeHours` (namespace `Tascomi`, dimension `Table`): how old the data of the table's
+/// newest snapshot is, from the start of its London day (the day's own records arrive the next
+/// night). The freshness alarm compares it with what the table's schedule promises; a table
+/// whose snapshot stops being published stops reporting, which that alarm counts as stale too.
+fn emit_freshness(snapshot: &PartitionRef) {
+    let age = chrono::Utc::now() - common::layout::london_day_start(snapshot.date);
+    common::metrics::emit_with(
+        &[("Table", snapshot.table.as_str())],
+        &[common::metrics::Measure {
+            name: "SnapshotAgeHours",
+            value: (age.num_seconds().max(0) as f64 / 3600.0 * 100.0).round() / 100.0,
+            unit: "None",
+        }],
+    );
 }
 
 #[async_trait]
