@@ -9,12 +9,7 @@
 //! - Work that is already done is not an error but a value, [`Outcome::UpToDate`], which the
 //!   runner acknowledges with a warning ([`Failure::Discard`], see [`handled`]).
 
-use crate::catalog::CatalogError;
-use crate::parquet_io::ParquetIoError;
-use crate::publish::PublishError;
-use crate::quality::GateError;
 use crate::runner::Failure;
-use crate::storage::StorageError;
 
 /// Whether an error may go away by itself, so that the same message may succeed later.
 pub trait Transience {
@@ -67,37 +62,7 @@ where
     }
 }
 
-// The errors of `common` itself. Each keeps its own inherent `is_transient`, which these use.
-
-impl Transience for StorageError {
-    fn is_transient(&self) -> bool {
-        StorageError::is_transient(self)
-    }
-}
-
-impl Transience for CatalogError {
-    fn is_transient(&self) -> bool {
-        CatalogError::is_transient(self)
-    }
-}
-
-impl Transience for ParquetIoError {
-    fn is_transient(&self) -> bool {
-        ParquetIoError::is_transient(self)
-    }
-}
-
-impl Transience for PublishError {
-    fn is_transient(&self) -> bool {
-        PublishError::is_transient(self)
-    }
-}
-
-impl Transience for GateError {
-    fn is_transient(&self) -> bool {
-        GateError::is_transient(self)
-    }
-}
+// The errors of `common` itself implement this trait next to their types.
 
 impl<E: Transience + ?Sized> Transience for Box<E> {
     fn is_transient(&self) -> bool {
@@ -108,6 +73,8 @@ impl<E: Transience + ?Sized> Transience for Box<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quality::GateError;
+    use crate::storage::StorageError;
 
     fn storage(transient: bool) -> StorageError {
         StorageError::Failed {

@@ -53,6 +53,13 @@ impl ParquetIoError {
     }
 }
 
+/// The inherent [`ParquetIoError::is_transient`], as the trait every stage's errors implement.
+impl crate::failure::Transience for ParquetIoError {
+    fn is_transient(&self) -> bool {
+        ParquetIoError::is_transient(self)
+    }
+}
+
 /// Batches of a Parquet file, in file order.
 pub type BatchStream = Pin<Box<dyn Stream<Item = Result<RecordBatch, ParquetIoError>> + Send>>;
 

@@ -57,6 +57,13 @@ impl PublishError {
     }
 }
 
+/// The inherent [`PublishError::is_transient`], as the trait every stage's errors implement.
+impl crate::failure::Transience for PublishError {
+    fn is_transient(&self) -> bool {
+        PublishError::is_transient(self)
+    }
+}
+
 /// A new run id: a UUIDv7, so ids sort by time and an orphan's age can be read from its name.
 pub fn new_run_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()

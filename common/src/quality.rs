@@ -124,9 +124,9 @@ pub enum GateError {
     Failed { partition: String, failures: String },
 }
 
-impl GateError {
+impl crate::failure::Transience for GateError {
     /// Only a failure to record the results may go away by itself.
-    pub fn is_transient(&self) -> bool {
+    fn is_transient(&self) -> bool {
         matches!(self, GateError::Record { source, .. } if source.is_transient())
     }
 }

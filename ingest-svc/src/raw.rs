@@ -1,47 +1,21 @@
 //! The rows of the raw layer: one per record, the record kept as JSON text, or one per page that
-//! failed (with its URL, status and error, and no record).
-//!
-//! Columns, in order: `page_number` (int), `import_api_url_requested`, `import_api_status_code`
-//! (int, null when there was no response), `import_exception_thrown` (null when the page was
-//! fetched), `<table>` (the record's JSON; null on a failed-page row), `import_datetime`
-//! (timestamp of the import, UTC, microseconds), `import_timestamp` (the same instant in epoch
-//! seconds, as text). The partition columns come from the path and the catalog, never the files.
+//! failed (with its URL, status and error, and no record). The columns are
+//! [`common::raw::schema`]'s, defined once for ingest-svc, which writes them, and parse-svc, which
+//! reads them.
 
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use chrono::{DateTime, NaiveDate, Utc};
 use common::TableName;
 use common::layout::parse_london_timestamp;
+use common::raw::schema;
 use serde_json::{Map, Value};
 
-pub const PAGE_NUMBER: &str = "page_number";
-pub const URL: &str = "import_api_url_requested";
-pub const STATUS: &str = "import_api_status_code";
-pub const EXCEPTION: &str = "import_exception_thrown";
-pub const IMPORT_DATETIME: &str = "import_datetime";
-pub const IMPORT_TIMESTAMP: &str = "import_timestamp";
 /// The field dropped from every record (large, useless in the lake).
 pub const DROPPED_FIELD: &str = "gis_map_image_base64";
-
-/// The raw schema of a table.
-pub fn schema(table: &TableName) -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new(PAGE_NUMBER, DataType::Int32, false),
-        Field::new(URL, DataType::Utf8, false),
-        Field::new(STATUS, DataType::Int32, true),
-        Field::new(EXCEPTION, DataType::Utf8, true),
-        Field::new(table.as_str(), DataType::Utf8, true),
-        Field::new(
-            IMPORT_DATETIME,
-            DataType::Timestamp(TimeUnit::Microsecond, None),
-            false,
-        ),
-        Field::new(IMPORT_TIMESTAMP, DataType::Utf8, false),
-    ]))
-}
 
 /// What one page contributes.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

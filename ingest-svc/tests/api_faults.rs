@@ -35,11 +35,7 @@ async fn completes_now_or_by_retry_failed(f: &Fixture, outcome: &IngestOutcome) 
     if !failed.is_empty() {
         f.sim.set_faults(Faults::default());
         f.sim.clear_requests();
-        let retry = f
-            .stage
-            .ingest(&request("appeals", IngestMode::RetryFailed, day(6)))
-            .await
-            .unwrap();
+        let retry = f.run(IngestMode::RetryFailed, day(6)).await;
         let fetched: BTreeSet<(u32, Option<NaiveDate>)> = f
             .sim
             .requests()
@@ -54,14 +50,8 @@ async fn completes_now_or_by_retry_failed(f: &Fixture, outcome: &IngestOutcome) 
         assert!(retry.failed_pages.is_empty());
         retried = failed.len();
     }
-    let rows = raw_rows(&f.platform, "appeals", day(6)).await;
-    let expected = expected_by_id(f.sim.expected_snapshot("appeals", day(6)));
-    assert_eq!(records_by_id(&rows), expected);
-    assert_eq!(
-        rows.len(),
-        expected.len(),
-        "no failed row left, none doubled"
-    );
+    f.assert_complete(day(6), "no failed row left, none doubled")
+        .await;
     retried
 }
 
@@ -78,18 +68,8 @@ async fn a_short_burst_of_500s_is_retried_and_the_night_completes() {
     let mut config = sim_config();
     // Three 500s in a row, spread over the pages in flight: fewer than the 4 attempts a page has.
     config.faults.server_error_burst = 2..5;
-    let f = fixture(config).await;
-    f.sim.set_today(day(6));
-    let outcome = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Full, day(6)))
-        .await
-        .unwrap();
-    assert!(
-        outcome.failed_pages.is_empty(),
-        "{:?}",
-        outcome.failed_pages
-    );
+    let (f, outcome) = full_load(config, day(6)).await;
+    assert_no_failed_pages(&outcome);
     let statuses = statuses(&f);
     assert_eq!(count(&statuses, 500), 3, "{statuses:?}");
     assert_eq!(completes_now_or_by_retry_failed(&f, &outcome).await, 0);
@@ -105,13 +85,7 @@ async fn a_long_burst_of_500s_records_the_pages_it_broke_and_retry_failed_comple
     // Sixteen 500s in a row after the count request: more than the five other pages' 3 retries
     // each, so at least one page runs out of its 4 attempts inside it.
     config.faults.server_error_burst = 1..17;
-    let f = fixture(config).await;
-    f.sim.set_today(day(6));
-    let outcome = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Full, day(6)))
-        .await
-        .unwrap();
+    let (f, outcome) = full_load(config, day(6)).await;
     let statuses = statuses(&f);
     assert_eq!(count(&statuses, 500), 16, "{statuses:?}");
     assert!(!outcome.failed_pages.is_empty(), "16 errors break a page");
@@ -156,17 +130,9 @@ async fn throttling_with_retry_after_is_waited_out() {
     let f = fixture_with(config, |s| s.client.max_attempts = 8).await;
     f.sim.set_today(day(6));
     let started = Instant::now();
-    let outcome = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Full, day(6)))
-        .await
-        .unwrap();
+    let outcome = f.run(IngestMode::Full, day(6)).await;
     let elapsed = started.elapsed();
-    assert!(
-        outcome.failed_pages.is_empty(),
-        "{:?}",
-        outcome.failed_pages
-    );
+    assert_no_failed_pages(&outcome);
     let statuses = statuses(&f);
     let throttled = count(&statuses, 429);
     assert!(throttled > 0, "{statuses:?}");
@@ -188,17 +154,8 @@ async fn slow_responses_are_waited_for() {
         s.client.request_timeout = Duration::from_secs(2)
     })
     .await;
-    f.sim.set_today(day(6));
-    let outcome = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Full, day(6)))
-        .await
-        .unwrap();
-    assert!(
-        outcome.failed_pages.is_empty(),
-        "{:?}",
-        outcome.failed_pages
-    );
+    let outcome = f.night(IngestMode::Full, day(6)).await;
+    assert_no_failed_pages(&outcome);
     // Slow is not failed: every page once.
     let counts = request_counts(&f.sim);
     assert!(counts.values().all(|n| *n == 1), "{counts:?}");
@@ -218,16 +175,8 @@ async fn hanging_requests_time_out_and_are_retried() {
     .await;
     f.sim.set_today(day(6));
     let started = Instant::now();
-    let outcome = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Full, day(6)))
-        .await
-        .unwrap();
-    assert!(
-        outcome.failed_pages.is_empty(),
-        "{:?}",
-        outcome.failed_pages
-    );
+    let outcome = f.run(IngestMode::Full, day(6)).await;
+    assert_no_failed_pages(&outcome);
     let hung: Vec<u32> = f
         .sim
         .requests()
@@ -251,17 +200,12 @@ async fn a_page_that_always_hangs_is_recorded_and_retry_failed_completes_it() {
         s.client.request_timeout = Duration::from_millis(300);
     })
     .await;
-    f.sim.set_today(day(6));
-    let outcome = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Full, day(6)))
-        .await
-        .unwrap();
+    let outcome = f.night(IngestMode::Full, day(6)).await;
     assert_eq!(failed(&outcome), BTreeSet::from([(4, None)]));
     let page = &outcome.failed_pages[0];
     assert_eq!(page.status_code, None, "no answer");
     assert!(page.error.contains("timed out"), "{page:?}");
-    assert_eq!(request_counts(&f.sim)[&("appeals".to_string(), 4, None)], 4);
+    assert_eq!(f.requests_of(4, None), 4);
     assert_eq!(completes_now_or_by_retry_failed(&f, &outcome).await, 1);
 }
 
@@ -271,18 +215,8 @@ async fn a_401_at_a_minute_boundary_is_signed_again_and_twice_fails_the_run_whol
     // client signs again, the night completes.
     let mut config = sim_config();
     config.faults.late_minute_requests = 3..4;
-    let f = fixture(config).await;
-    f.sim.set_today(day(6));
-    let outcome = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Full, day(6)))
-        .await
-        .unwrap();
-    assert!(
-        outcome.failed_pages.is_empty(),
-        "{:?}",
-        outcome.failed_pages
-    );
+    let (f, outcome) = full_load(config, day(6)).await;
+    assert_no_failed_pages(&outcome);
     let requests = f.sim.requests();
     let refused: Vec<_> = requests.iter().filter(|r| r.status == 401).collect();
     assert_eq!(refused.len(), 1, "{requests:?}");
@@ -299,19 +233,11 @@ async fn a_401_at_a_minute_boundary_is_signed_again_and_twice_fails_the_run_whol
     config.faults.late_minute_requests = 0..2;
     let f = fixture(config).await;
     f.sim.set_today(day(6));
-    let err = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Full, day(6)))
-        .await
-        .unwrap_err();
+    let err = f.run_err(IngestMode::Full, day(6)).await;
     assert!(err.to_string().contains("authentication"), "{err}");
     assert_eq!(statuses(&f), [401, 401]);
-    assert!(raw_rows(&f.platform, "appeals", day(6)).await.is_empty());
-    let again = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Full, day(6)))
-        .await
-        .unwrap();
+    assert!(f.rows(day(6)).await.is_empty());
+    let again = f.run(IngestMode::Full, day(6)).await;
     assert!(again.failed_pages.is_empty());
     assert_eq!(completes_now_or_by_retry_failed(&f, &again).await, 0);
 }

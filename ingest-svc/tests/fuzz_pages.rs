@@ -10,6 +10,8 @@
 //! `PROPTEST_CASES=20000 cargo test -p ingest-svc --test fuzz_pages` (over HTTP a quarter of
 //! that; add `PROPTEST_RNG_SEED=<n>` to explore other inputs).
 
+mod common_fixture;
+
 use std::sync::{Arc, Mutex};
 
 use common::TableName;
@@ -19,8 +21,9 @@ use ingest_svc::{ClientSettings, Credentials, Query, TascomiClient};
 use proptest::prelude::*;
 use proptest::test_runner::{RngSeed, TestRunner};
 use serde_json::{Map, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+
+use common_fixture::local_server;
 
 /// The environment's `PROPTEST_*` settings, with a fixed seed unless `PROPTEST_RNG_SEED` is set,
 /// and no regression files written into the repository.
@@ -139,46 +142,31 @@ struct Answer {
 
 /// A local HTTP server that answers every request with the current [`Answer`].
 async fn serve(answer: Arc<Mutex<Answer>>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                continue;
-            };
-            let answer = answer.lock().unwrap().clone();
-            tokio::spawn(async move {
-                // Read the request head (a GET has no body), then answer and close.
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
+    local_server(move |_head, mut socket| {
+        let answer = answer.lock().unwrap().clone();
+        // Answer and close.
+        async move {
+            let mut headers = String::new();
+            for (name, value) in [
+                ("X-Number-Of-Results", &answer.results),
+                ("X-Results-Per-Page", &answer.per_page),
+            ] {
+                if let Some(value) = value {
+                    headers.push_str(&format!("{name}: {value}\r\n"));
                 }
-                let mut headers = String::new();
-                for (name, value) in [
-                    ("X-Number-Of-Results", &answer.results),
-                    ("X-Results-Per-Page", &answer.per_page),
-                ] {
-                    if let Some(value) = value {
-                        headers.push_str(&format!("{name}: {value}\r\n"));
-                    }
-                }
-                let mut response = format!(
-                    "HTTP/1.1 {} Fuzz\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n",
-                    answer.status,
-                    answer.body.len()
-                )
-                .into_bytes();
-                response.extend_from_slice(&answer.body);
-                let _ = socket.write_all(&response).await;
-                let _ = socket.shutdown().await;
-            });
+            }
+            let mut response = format!(
+                "HTTP/1.1 {} Fuzz\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n",
+                answer.status,
+                answer.body.len()
+            )
+            .into_bytes();
+            response.extend_from_slice(&answer.body);
+            let _ = socket.write_all(&response).await;
+            let _ = socket.shutdown().await;
         }
-    });
-    format!("http://{address}/rest/v1/")
+    })
+    .await
 }
 
 /// Count header values: numbers, numbers with thousands separators, and text that is not one.

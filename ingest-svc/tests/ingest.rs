@@ -4,6 +4,7 @@ mod common_fixture;
 
 use std::time::Duration;
 
+use common::failure::Outcome;
 use common::layout::Layer;
 use common::messages::IngestMode;
 use common::runner::{Failure, Handler};
@@ -15,12 +16,7 @@ use common_fixture::*;
 #[tokio::test]
 async fn a_full_load_fetches_every_page_once_and_keeps_each_record_but_todays() {
     let f = fixture(sim_config()).await;
-    f.sim.set_today(day(6));
-    let outcome = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Incremental, day(6)))
-        .await
-        .unwrap();
+    let outcome = f.night(IngestMode::Incremental, day(6)).await;
 
     // No earlier import: an incremental request runs a full load.
     assert_eq!(outcome.mode, IngestMode::Full);
@@ -29,8 +25,8 @@ async fn a_full_load_fetches_every_page_once_and_keeps_each_record_but_todays() 
         outcome.records_skipped_today > 0,
         "the simulator creates records before the run"
     );
-    let rows = raw_rows(&f.platform, "appeals", day(6)).await;
-    let expected = expected_by_id(f.sim.expected_snapshot("appeals", day(6)));
+    let rows = f.rows(day(6)).await;
+    let expected = f.snapshot(day(6));
     assert_eq!(records_by_id(&rows), expected);
     assert_eq!(rows.len(), expected.len(), "one row per record");
     assert!(
@@ -91,20 +87,12 @@ async fn a_full_load_fetches_every_page_once_and_keeps_each_record_but_todays() 
 #[tokio::test]
 async fn three_nightly_increments_fetch_yesterday_and_add_up_to_the_table() {
     let f = fixture(sim_config()).await;
-    f.sim.set_today(day(5));
-    f.stage
-        .ingest(&request("appeals", IngestMode::Incremental, day(5)))
-        .await
-        .unwrap();
-    let mut all = records_by_id(&raw_rows(&f.platform, "appeals", day(5)).await);
+    f.night(IngestMode::Incremental, day(5)).await;
+    let mut all = records_by_id(&f.rows(day(5)).await);
     for night in 6..=8 {
         f.sim.set_today(day(night));
         f.sim.clear_requests();
-        let outcome = f
-            .stage
-            .ingest(&request("appeals", IngestMode::Incremental, day(night)))
-            .await
-            .unwrap();
+        let outcome = f.run(IngestMode::Incremental, day(night)).await;
         assert_eq!(outcome.mode, IngestMode::Incremental);
         assert_eq!(outcome.days, [day(night - 1)]);
         assert!(
@@ -113,24 +101,15 @@ async fn three_nightly_increments_fetch_yesterday_and_add_up_to_the_table() {
                 .iter()
                 .all(|r| r.last_updated == Some(day(night - 1)))
         );
-        let rows = raw_rows(&f.platform, "appeals", day(night)).await;
+        let rows = f.rows(day(night)).await;
         let increment = records_by_id(&rows);
-        assert_eq!(
-            increment,
-            expected_by_id(f.sim.updated_on("appeals", day(night - 1)))
-        );
+        assert_eq!(increment, f.updated_on(day(night - 1)));
         assert!(!increment.is_empty());
         all.extend(increment);
         // The raw partitions so far, newest version per id, are the table as of tonight.
-        assert_eq!(
-            all,
-            expected_by_id(f.sim.expected_snapshot("appeals", day(night))),
-            "night {night}"
-        );
+        assert_eq!(all, f.snapshot(day(night)), "night {night}");
     }
-    let table_state = state::load(&f.platform.storage, "raw-zone", &table("appeals"))
-        .await
-        .unwrap();
+    let table_state = f.state().await;
     assert_eq!(table_state.imports.len(), 4);
     assert_eq!(table_state.last_successful_import(day(9)), Some(day(8)));
 }
@@ -146,19 +125,11 @@ async fn a_quiet_day_publishes_an_empty_partition_and_moves_the_watermark() {
         ..History::default()
     };
     let f = fixture(config).await;
-    f.sim.set_today(day(3));
-    f.stage
-        .ingest(&request("appeals", IngestMode::Full, day(3)))
-        .await
-        .unwrap();
+    f.night(IngestMode::Full, day(3)).await;
     for night in 4..=6 {
         f.sim.set_today(day(night));
         f.sim.clear_requests();
-        let outcome = f
-            .stage
-            .ingest(&request("appeals", IngestMode::Incremental, day(night)))
-            .await
-            .unwrap();
+        let outcome = f.run(IngestMode::Incremental, day(night)).await;
         // One query for yesterday only, answered 202: no records, and the day is done.
         assert_eq!(
             outcome.days,
@@ -170,11 +141,7 @@ async fn a_quiet_day_publishes_an_empty_partition_and_moves_the_watermark() {
         assert_eq!(requests[0].status, 202);
         assert_eq!(outcome.records_written, 0);
         assert!(outcome.failed_pages.is_empty());
-        assert!(
-            raw_rows(&f.platform, "appeals", day(night))
-                .await
-                .is_empty()
-        );
+        assert!(f.rows(day(night)).await.is_empty());
         assert_eq!(
             outcome.ready.partition["import_date"],
             format!("202611{night:02}")
@@ -186,43 +153,25 @@ async fn a_quiet_day_publishes_an_empty_partition_and_moves_the_watermark() {
 async fn a_page_that_keeps_failing_is_recorded_then_fetched_by_retry_failed() {
     let mut config = sim_config();
     config.faults.failing_pages = vec![PageFault::always("appeals", 2)];
-    let f = fixture(config).await;
-    f.sim.set_today(day(6));
-    let outcome = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Full, day(6)))
-        .await
-        .unwrap();
+    let (f, outcome) = full_load(config, day(6)).await;
     assert_eq!(outcome.failed_pages.len(), 1);
     let failed = &outcome.failed_pages[0];
     assert_eq!((failed.page_number, failed.status_code), (2, Some(500)));
-    assert_eq!(
-        request_counts(&f.sim)[&("appeals".to_string(), 2, None)],
-        4,
-        "max_attempts"
-    );
+    assert_eq!(f.requests_of(2, None), 4, "max_attempts");
 
-    let rows = raw_rows(&f.platform, "appeals", day(6)).await;
+    let rows = f.rows(day(6)).await;
     let failed_rows: Vec<_> = rows.iter().filter(|r| r.record.is_none()).collect();
     assert_eq!(failed_rows.len(), 1);
     assert_eq!(failed_rows[0].page, 2);
     assert_eq!(failed_rows[0].status, Some(500));
     assert!(failed_rows[0].url.ends_with("/appeals?page=2"));
-    assert!(
-        failed_rows[0]
-            .exception
-            .as_ref()
-            .unwrap()
-            .contains("http 500")
-    );
-    let expected = expected_by_id(f.sim.expected_snapshot("appeals", day(6)));
+    assert!(failed_rows[0].error().contains("http 500"));
+    let expected = f.snapshot(day(6));
     assert_eq!(records_by_id(&rows).len(), expected.len() - 25);
 
     // The full load is the base all the same (its count request succeeded): the next night
     // would fetch page 2 beside its day, never the whole table again.
-    let table_state = state::load(&f.platform.storage, "raw-zone", &table("appeals"))
-        .await
-        .unwrap();
+    let table_state = f.state().await;
     assert_eq!(table_state.latest().unwrap().full_pages_outstanding, [2]);
     assert_eq!(
         table_state.plan_incremental(day(7), 60, None),
@@ -238,17 +187,13 @@ async fn a_page_that_keeps_failing_is_recorded_then_fetched_by_retry_failed() {
     // The API recovers; retry-failed fetches exactly page 2, a day later.
     f.sim.set_faults(Faults::default());
     f.sim.clear_requests();
-    let retry = f
-        .stage
-        .ingest(&request("appeals", IngestMode::RetryFailed, day(6)))
-        .await
-        .unwrap();
+    let retry = f.run(IngestMode::RetryFailed, day(6)).await;
     let requests = f.sim.requests();
     assert_eq!(requests.len(), 1);
     assert_eq!((requests[0].page, requests[0].last_updated), (2, None));
     assert!(retry.failed_pages.is_empty());
     assert_eq!(retry.partition.date, day(6));
-    let rows = raw_rows(&f.platform, "appeals", day(6)).await;
+    let rows = f.rows(day(6)).await;
     assert_eq!(records_by_id(&rows), expected);
     assert_eq!(
         rows.len(),
@@ -257,9 +202,7 @@ async fn a_page_that_keeps_failing_is_recorded_then_fetched_by_retry_failed() {
     );
 
     // The state is repaired: increments go on from the full load.
-    let table_state = state::load(&f.platform.storage, "raw-zone", &table("appeals"))
-        .await
-        .unwrap();
+    let table_state = f.state().await;
     assert!(table_state.latest().unwrap().failed_pages.is_empty());
     assert!(matches!(
         table_state.plan_incremental(day(7), 60, None),
@@ -268,56 +211,58 @@ async fn a_page_that_keeps_failing_is_recorded_then_fetched_by_retry_failed() {
 
     // Retrying again fetches nothing and announces the same partition.
     f.sim.clear_requests();
-    let again = f
-        .stage
-        .ingest(&request("appeals", IngestMode::RetryFailed, day(7)))
-        .await
-        .unwrap();
+    let again = f.run(IngestMode::RetryFailed, day(7)).await;
     assert!(f.sim.requests().is_empty());
     assert_eq!(again.ready.location, retry.ready.location);
-    assert_eq!(raw_rows(&f.platform, "appeals", day(6)).await, rows);
+    assert_eq!(f.rows(day(6)).await, rows);
+}
+
+#[tokio::test]
+async fn retry_failed_for_a_table_never_imported_is_discarded_with_its_reason() {
+    let f = fixture(sim_config()).await;
+    let message = request("notes", IngestMode::RetryFailed, day(6));
+    let outcome = f.stage.ingest(&message).await.unwrap();
+    assert!(
+        matches!(&outcome, Outcome::UpToDate(reason) if reason == "table notes has no recorded import"),
+        "{outcome:?}"
+    );
+    let failure = f.stage.handle(message).await.unwrap_err();
+    assert!(
+        matches!(&failure, Failure::Discard(reason) if reason == "table notes has no recorded import"),
+        "{failure:?}"
+    );
+    assert!(f.sim.requests().is_empty());
+    assert!(raw_rows(&f.platform, "notes", day(6)).await.is_empty());
 }
 
 #[tokio::test]
 async fn a_failed_count_request_is_retried_with_all_the_pages_of_its_day() {
     let mut config = sim_config();
     let f = fixture(config.clone()).await;
-    f.sim.set_today(day(4));
-    f.stage
-        .ingest(&request("appeals", IngestMode::Full, day(4)))
-        .await
-        .unwrap();
+    f.night(IngestMode::Full, day(4)).await;
     config.faults.failing_pages = vec![PageFault {
         day: Some(day(5)),
         ..PageFault::always("appeals", 1)
     }];
     f.sim.set_faults(config.faults);
-    f.sim.set_today(day(7));
-    let outcome = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Incremental, day(7)))
-        .await
-        .unwrap();
+    let outcome = f.night(IngestMode::Incremental, day(7)).await;
     assert_eq!(outcome.days, [day(4), day(5), day(6)]);
     assert_eq!(outcome.failed_pages.len(), 1);
     assert!(outcome.failed_pages[0].whole_query);
 
     f.sim.set_faults(Faults::default());
     f.sim.clear_requests();
-    f.stage
-        .ingest(&request("appeals", IngestMode::RetryFailed, day(7)))
-        .await
-        .unwrap();
+    f.run(IngestMode::RetryFailed, day(7)).await;
     assert!(
         f.sim
             .requests()
             .iter()
             .all(|r| r.last_updated == Some(day(5)))
     );
-    let rows = raw_rows(&f.platform, "appeals", day(7)).await;
-    let mut expected = expected_by_id(f.sim.updated_on("appeals", day(4)));
-    expected.extend(expected_by_id(f.sim.updated_on("appeals", day(5))));
-    expected.extend(expected_by_id(f.sim.updated_on("appeals", day(6))));
+    let rows = f.rows(day(7)).await;
+    let mut expected = f.updated_on(day(4));
+    expected.extend(f.updated_on(day(5)));
+    expected.extend(f.updated_on(day(6)));
     assert_eq!(records_by_id(&rows), expected);
     assert!(rows.iter().all(|r| r.record.is_some()));
 }
@@ -326,13 +271,7 @@ async fn a_failed_count_request_is_retried_with_all_the_pages_of_its_day() {
 async fn a_401_is_recovered_by_a_fresh_hash_and_wrong_keys_fail_loudly() {
     let mut config = sim_config();
     config.faults.unauthorized_first = 1;
-    let f = fixture(config).await;
-    f.sim.set_today(day(3));
-    let outcome = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Full, day(3)))
-        .await
-        .unwrap();
+    let (f, outcome) = full_load(config, day(3)).await;
     assert!(outcome.failed_pages.is_empty());
     let first_two: Vec<_> = f
         .sim
@@ -348,15 +287,8 @@ async fn a_401_is_recovered_by_a_fresh_hash_and_wrong_keys_fail_loudly() {
         common::config::Secret::new(f.sim.public_key.clone()),
         common::config::Secret::new("not-the-private-key".into()),
     );
-    let pipeline = common::config::PipelineFile::parse(PIPELINE, "test").unwrap();
-    let stage = ingest_svc::IngestStage::new(
-        f.platform.clone(),
-        pipeline,
-        settings(&f.sim.base_url),
-        wrong,
-    )
-    .unwrap();
-    let err = stage
+    let err = f
+        .stage_with_keys(wrong)
         .handle(request("notes", IngestMode::Full, day(3)))
         .await
         .unwrap_err();
@@ -389,16 +321,8 @@ async fn throttling_and_server_errors_are_survived() {
     let f = fixture_with(config, |s| s.client.max_attempts = 8).await;
     f.sim.set_today(day(6));
     let started = std::time::Instant::now();
-    let outcome = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Full, day(6)))
-        .await
-        .unwrap();
-    assert!(
-        outcome.failed_pages.is_empty(),
-        "{:?}",
-        outcome.failed_pages
-    );
+    let outcome = f.run(IngestMode::Full, day(6)).await;
+    assert_no_failed_pages(&outcome);
     let statuses: Vec<u16> = f.sim.requests().iter().map(|r| r.status).collect();
     assert_eq!(&statuses[..2], [429, 429]);
     assert!(statuses.contains(&500));
@@ -406,11 +330,8 @@ async fn throttling_and_server_errors_are_survived() {
         started.elapsed() >= Duration::from_secs(2),
         "Retry-After is honoured"
     );
-    let rows = raw_rows(&f.platform, "appeals", day(6)).await;
-    assert_eq!(
-        records_by_id(&rows),
-        expected_by_id(f.sim.expected_snapshot("appeals", day(6)))
-    );
+    let rows = f.rows(day(6)).await;
+    assert_eq!(records_by_id(&rows), f.snapshot(day(6)));
 }
 
 #[tokio::test]
@@ -424,10 +345,10 @@ async fn one_concurrency_limit_is_shared_by_every_table() {
     let tables = ["appeals", "notes", "applications"];
     let runs = tables.map(|t| {
         let stage = f.stage.clone();
-        tokio::spawn(async move { stage.ingest(&request(t, IngestMode::Full, day(4))).await })
+        tokio::spawn(async move { ingested(&stage, &request(t, IngestMode::Full, day(4))).await })
     });
     for run in runs {
-        assert!(run.await.unwrap().unwrap().failed_pages.is_empty());
+        assert!(run.await.unwrap().failed_pages.is_empty());
     }
     assert_eq!(f.sim.max_in_flight(), 3);
 }
@@ -437,38 +358,21 @@ async fn a_malformed_page_and_a_null_page_are_retried_recorded_and_repaired() {
     let mut config = sim_config();
     config.faults.malformed_pages = vec![PageFault::always("appeals", 2)];
     config.faults.null_pages = vec![PageFault::always("appeals", 3)];
-    let f = fixture(config).await;
-    f.sim.set_today(day(6));
-    let outcome = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Full, day(6)))
-        .await
-        .unwrap();
+    let (f, outcome) = full_load(config, day(6)).await;
     // A null page inside the count is no "no records": both pages are failures, after retries.
     let failed: Vec<u32> = outcome.failed_pages.iter().map(|p| p.page_number).collect();
     assert_eq!(failed, [2, 3]);
-    let counts = request_counts(&f.sim);
-    assert_eq!(counts[&("appeals".to_string(), 2, None)], 4, "max_attempts");
-    assert_eq!(counts[&("appeals".to_string(), 3, None)], 4, "max_attempts");
-    let rows = raw_rows(&f.platform, "appeals", day(6)).await;
+    assert_eq!(f.requests_of(2, None), 4, "max_attempts");
+    assert_eq!(f.requests_of(3, None), 4, "max_attempts");
+    let rows = f.rows(day(6)).await;
     let bad: Vec<_> = rows.iter().filter(|r| r.record.is_none()).collect();
     assert_eq!(bad.len(), 2);
     assert_eq!((bad[0].page, bad[0].status), (2, Some(200)));
-    assert!(
-        bad[0]
-            .exception
-            .as_ref()
-            .unwrap()
-            .contains("malformed JSON"),
-        "{:?}",
-        bad[0]
-    );
+    assert!(bad[0].error().contains("malformed JSON"), "{:?}", bad[0]);
     assert_eq!((bad[1].page, bad[1].status), (3, Some(200)));
     assert!(
         bad[1]
-            .exception
-            .as_ref()
-            .unwrap()
+            .error()
             .contains("a null body on a page inside the announced count of all records"),
         "{:?}",
         bad[1]
@@ -477,42 +381,26 @@ async fn a_malformed_page_and_a_null_page_are_retried_recorded_and_repaired() {
 
     // The API recovers: retry-failed fetches both pages, and the partition is the clean one.
     f.sim.set_faults(Faults::default());
-    let retry = f
-        .stage
-        .ingest(&request("appeals", IngestMode::RetryFailed, day(6)))
-        .await
-        .unwrap();
+    let retry = f.run(IngestMode::RetryFailed, day(6)).await;
     assert!(retry.failed_pages.is_empty());
-    let rows = raw_rows(&f.platform, "appeals", day(6)).await;
-    let expected = expected_by_id(f.sim.expected_snapshot("appeals", day(6)));
-    assert_eq!(records_by_id(&rows), expected);
-    assert_eq!(rows.len(), expected.len());
+    f.assert_complete(day(6), "repaired").await;
 }
 
 #[tokio::test]
 async fn the_same_request_handled_twice_publishes_one_partition_with_the_same_rows() {
     let f = fixture(sim_config()).await;
-    f.sim.set_today(day(4));
-    f.stage
-        .ingest(&request("appeals", IngestMode::Full, day(4)))
-        .await
-        .unwrap();
+    f.night(IngestMode::Full, day(4)).await;
     f.sim.set_today(day(6));
     let message = request("appeals", IngestMode::Incremental, day(6));
     let first = f.stage.handle(message.clone()).await.unwrap();
-    let first_rows = raw_rows(&f.platform, "appeals", day(6)).await;
+    let first_rows = f.rows(day(6)).await;
     let second = f.stage.handle(message).await.unwrap();
-    let second_rows = raw_rows(&f.platform, "appeals", day(6)).await;
+    let second_rows = f.rows(day(6)).await;
     assert_eq!(first.len(), 1);
     assert_ne!(first[0].run_id, second[0].run_id);
     assert!(!first_rows.is_empty());
     assert_eq!(first_rows, second_rows);
-    let partitions = f
-        .platform
-        .catalog
-        .list_partitions("local-tascomi-raw-zone", "api_response_appeals")
-        .await
-        .unwrap();
+    let partitions = f.raw_partitions().await;
     assert_eq!(partitions.len(), 2, "day 4 and day 6, once each");
     // Only the second run's files are left in the partition.
     let prefix = f
@@ -526,9 +414,7 @@ async fn the_same_request_handled_twice_publishes_one_partition_with_the_same_ro
         "{files:?}"
     );
     // Both plans were the same: two days, from the state before day 6.
-    let table_state = state::load(&f.platform.storage, "raw-zone", &table("appeals"))
-        .await
-        .unwrap();
+    let table_state = f.state().await;
     assert_eq!(
         table_state.imports[&day(6)].days_requested,
         [day(4), day(5)]
@@ -542,26 +428,12 @@ async fn the_same_request_handled_twice_publishes_one_partition_with_the_same_ro
 #[tokio::test]
 async fn the_lookback_cap_cuts_old_days_and_says_so() {
     let f = fixture_with(sim_config(), |s| s.max_lookback_days = 3).await;
-    f.sim.set_today(day(2));
-    f.stage
-        .ingest(&request("appeals", IngestMode::Full, day(2)))
-        .await
-        .unwrap();
-    f.sim.set_today(day(10));
-    let outcome = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Incremental, day(10)))
-        .await
-        .unwrap();
+    f.night(IngestMode::Full, day(2)).await;
+    let outcome = f.night(IngestMode::Incremental, day(10)).await;
     assert_eq!(outcome.days, [day(7), day(8), day(9)]);
     assert_eq!(outcome.days_cut, (2..=6).map(day).collect::<Vec<_>>());
     // Given up once, not again the next night.
-    f.sim.set_today(day(11));
-    let next = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Incremental, day(11)))
-        .await
-        .unwrap();
+    let next = f.night(IngestMode::Incremental, day(11)).await;
     assert_eq!((next.days, next.days_cut), (vec![day(10)], vec![]));
 }
 
@@ -571,10 +443,8 @@ async fn the_wide_applications_resource_is_kept_whole() {
     config.history.initial_records = 30;
     let f = fixture(config).await;
     f.sim.set_today(day(2));
-    f.stage
-        .ingest(&request("applications", IngestMode::Full, day(2)))
-        .await
-        .unwrap();
+    f.ingest(&request("applications", IngestMode::Full, day(2)))
+        .await;
     let rows = raw_rows(&f.platform, "applications", day(2)).await;
     assert_eq!(
         records_by_id(&rows),
@@ -587,13 +457,7 @@ async fn the_wide_applications_resource_is_kept_whole() {
 #[tokio::test]
 async fn the_raw_parquet_is_read_by_pyarrow_with_the_briefs_columns() {
     let Some(python) = python() else { return };
-    let f = fixture(sim_config()).await;
-    f.sim.set_today(day(6));
-    let outcome = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Full, day(6)))
-        .await
-        .unwrap();
+    let (f, outcome) = full_load(sim_config(), day(6)).await;
     let (_, prefix) = common::storage::split_s3_uri(&outcome.ready.location).unwrap();
     let folder = f.dir.path().join("raw-zone").join(prefix);
     let script = r#"
@@ -674,12 +538,7 @@ async fn the_runner_sends_partition_ready_for_parse_svc() {
     let ready: common::messages::PartitionReady =
         common::messages::decode(&sent[0], |_| true).unwrap();
     assert_eq!(ready.layer, Layer::Raw);
-    let partitions = f
-        .platform
-        .catalog
-        .list_partitions("local-tascomi-raw-zone", "api_response_appeals")
-        .await
-        .unwrap();
+    let partitions = f.raw_partitions().await;
     assert_eq!(partitions.len(), 1);
     // A table the pipeline does not list is refused.
     assert!(!f.stage.is_known_table(&table("wards")));

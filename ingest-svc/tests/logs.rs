@@ -8,8 +8,7 @@
 
 mod common_fixture;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
@@ -23,8 +22,7 @@ use ingest_svc::{
     ClientSettings, Credentials, IngestSettings, IngestStage, PageKind, Query, TascomiClient,
 };
 use tascomi_sim::PageFault;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
 
 use common_fixture::*;
 
@@ -32,21 +30,8 @@ const PUBLIC: &str = "PUBLIC-key-never-logged";
 const PRIVATE: &str = "PRIVATE-key-never-logged";
 const WRONG_PRIVATE: &str = "wrong-PRIVATE-key";
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 struct Capture {
-    buffer: Buffer,
+    buffer: LogBuffer,
     started: DateTime<Utc>,
     /// Every `X-Hash` a test server received: the real values, checked for verbatim.
     hashes: Mutex<Vec<String>>,
@@ -56,25 +41,15 @@ struct Capture {
 /// of libraries (reqwest logs through `log`) via the `tracing-log` bridge it installs.
 fn capture() -> &'static Capture {
     static CAPTURE: OnceLock<Capture> = OnceLock::new();
-    CAPTURE.get_or_init(|| {
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .try_init()
-            .expect("the only subscriber of this test binary");
-        Capture {
-            buffer,
-            started: Utc::now(),
-            hashes: Mutex::new(Vec::new()),
-        }
+    CAPTURE.get_or_init(|| Capture {
+        buffer: LogBuffer::install(tracing::Level::TRACE),
+        started: Utc::now(),
+        hashes: Mutex::new(Vec::new()),
     })
 }
 
 fn logs() -> String {
-    String::from_utf8_lossy(&capture().buffer.0.lock().unwrap()).into_owned()
+    capture().buffer.text()
 }
 
 /// Fails when `text` holds a key, a hash a server received, or the hash of either key pair for
@@ -120,26 +95,13 @@ async fn trace_logs_hold_neither_key_nor_hash() {
         PageFault::always("appeals", 3),
     ];
     config.faults.malformed_pages = vec![PageFault::always("appeals", 4)];
-    let f = fixture(config).await;
-    f.sim.set_today(day(5));
-    let outcome = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Full, day(5)))
-        .await
-        .unwrap();
+    let (f, outcome) = full_load(config, day(5)).await;
     assert_eq!(outcome.failed_pages.len(), 2);
     tracing::info!(stage = ?f.stage, outcome = ?outcome, "debug output of the stage and outcome");
 
     // An authentication failure, logged as the runner logs it.
-    let pipeline = PipelineFile::parse(PIPELINE, "test").unwrap();
-    let stage = IngestStage::new(
-        f.platform.clone(),
-        pipeline,
-        settings(&f.sim.base_url),
-        credentials(WRONG_PRIVATE),
-    )
-    .unwrap();
-    let failure = stage
+    let failure = f
+        .stage_with_keys(credentials(WRONG_PRIVATE))
         .handle(request("notes", IngestMode::Full, day(5)))
         .await
         .unwrap_err();
@@ -172,57 +134,39 @@ enum Behaviour {
 }
 
 async fn server(behaviour: Behaviour) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
-                let hash = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("x-hash: "))
-                    .expect("every request carries an X-Hash");
-                capture()
-                    .hashes
-                    .lock()
-                    .unwrap()
-                    .push(hash.trim().to_owned());
-                let response = match behaviour {
-                    Behaviour::Unauthorized => {
-                        "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n".to_owned()
-                    }
-                    Behaviour::CutBody => {
-                        "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n[{\"id\":".to_owned()
-                    }
-                    Behaviour::Hang => {
-                        tokio::time::sleep(StdDuration::from_secs(30)).await;
-                        return;
-                    }
-                    Behaviour::EchoHeaders => format!(
-                        "HTTP/1.1 403 Forbidden\r\nContent-Length: {}\r\n\r\n{head}",
-                        head.len()
-                    ),
-                };
-                let _ = socket.write_all(response.as_bytes()).await;
-                if matches!(behaviour, Behaviour::CutBody) {
-                    // Close with the body short.
-                    let _ = socket.shutdown().await;
-                }
-            });
+    local_server(move |head, mut socket| async move {
+        let hash = head
+            .lines()
+            .find_map(|l| l.strip_prefix("x-hash: "))
+            .expect("every request carries an X-Hash");
+        capture()
+            .hashes
+            .lock()
+            .unwrap()
+            .push(hash.trim().to_owned());
+        let response = match behaviour {
+            Behaviour::Unauthorized => {
+                "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n".to_owned()
+            }
+            Behaviour::CutBody => {
+                "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n[{\"id\":".to_owned()
+            }
+            Behaviour::Hang => {
+                tokio::time::sleep(StdDuration::from_secs(30)).await;
+                return;
+            }
+            Behaviour::EchoHeaders => format!(
+                "HTTP/1.1 403 Forbidden\r\nContent-Length: {}\r\n\r\n{head}",
+                head.len()
+            ),
+        };
+        let _ = socket.write_all(response.as_bytes()).await;
+        if matches!(behaviour, Behaviour::CutBody) {
+            // Close with the body short.
+            let _ = socket.shutdown().await;
         }
-    });
-    format!("http://{address}/rest/v1/")
+    })
+    .await
 }
 
 /// Requests that fail every way a request can: the error's text, its `Debug` and its log line
@@ -291,16 +235,7 @@ async fn a_panic_in_the_handler_path_holds_no_secret() {
     config.private_key = PRIVATE.into();
     let f = fixture(config).await;
     f.sim.set_today(day(5));
-    let pipeline = PipelineFile::parse(PIPELINE, "test").unwrap();
-    let stage = Arc::new(
-        IngestStage::new(
-            f.platform.clone(),
-            pipeline,
-            settings(&f.sim.base_url),
-            credentials(WRONG_PRIVATE),
-        )
-        .unwrap(),
-    );
+    let stage = f.stage_with_keys(credentials(WRONG_PRIVATE));
     let panicked = tokio::spawn(async move {
         let next = stage
             .handle(request("appeals", IngestMode::Full, day(5)))

@@ -5,39 +5,15 @@
 
 mod common_fixture;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use common::messages::IngestMode;
 
 use common_fixture::*;
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn each_import_emits_its_counts_as_metrics() {
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || writer.clone())
-        .try_init()
-        .expect("the only subscriber of this test binary");
-    let logs = || String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let logs = LogBuffer::install(tracing::Level::INFO);
     let metrics_lines = || -> Vec<String> {
-        logs()
+        logs.text()
             .lines()
             .filter(|l| l.contains("metrics=") && l.contains("FailedPages="))
             .map(str::to_owned)
@@ -48,12 +24,7 @@ async fn each_import_emits_its_counts_as_metrics() {
     config.faults.drift_queries = 1;
     config.history.future_dated = 2;
     let f = fixture_with(config, |s| s.max_lookback_days = 1).await;
-    f.sim.set_today(day(6));
-    let full = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Full, day(6)))
-        .await
-        .unwrap();
+    let full = f.night(IngestMode::Full, day(6)).await;
     let lines = metrics_lines();
     assert_eq!(lines.len(), 1, "one report per import: {lines:?}");
     let expected = format!(
@@ -64,12 +35,7 @@ async fn each_import_emits_its_counts_as_metrics() {
     assert!(lines[0].contains("appeals"), "{}", lines[0]);
 
     // Two nights later with a lookback of one day: day 6 is cut.
-    f.sim.set_today(day(8));
-    let night = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Incremental, day(8)))
-        .await
-        .unwrap();
+    let night = f.night(IngestMode::Incremental, day(8)).await;
     assert_eq!(night.days_cut, [day(6)]);
     let lines = metrics_lines();
     assert_eq!(lines.len(), 2, "{lines:?}");
@@ -88,23 +54,13 @@ async fn each_import_emits_its_counts_as_metrics() {
         }],
         ..tascomi_sim::Faults::default()
     });
-    let failing = f
-        .stage
-        .ingest(&request("appeals", IngestMode::Incremental, day(9)))
-        .await
-        .unwrap();
+    let failing = f.run(IngestMode::Incremental, day(9)).await;
     assert_eq!(failing.failed_pages.len(), 1);
     let lines = metrics_lines();
     assert!(lines[2].contains("FailedPages=1 "), "{}", lines[2]);
     f.sim.set_faults(tascomi_sim::Faults::default());
-    f.stage
-        .ingest(&request("appeals", IngestMode::RetryFailed, day(9)))
-        .await
-        .unwrap();
-    f.stage
-        .ingest(&request("appeals", IngestMode::RetryFailed, day(9)))
-        .await
-        .unwrap();
+    f.run(IngestMode::RetryFailed, day(9)).await;
+    f.run(IngestMode::RetryFailed, day(9)).await;
     let lines = metrics_lines();
     assert_eq!(lines.len(), 5, "{lines:?}");
     assert!(lines[4].contains("FailedPages=0 Requeries=0 RecordsRecoveredByRequery=0 DaysCut=0 FutureDatedRecords=0 RecordsWritten=0"), "{}", lines[4]);

@@ -67,34 +67,23 @@ async fn publishes_raw_partitions_to_s3_and_glue() {
         ("TASCOMI_REFINED_BUCKET", format!("{unique}-refined")),
         ("TASCOMI_DATABASE_PREFIX", unique.clone()),
     ]);
-    let platform = Platform::aws(&sdk, &env).unwrap();
-    let sim = tascomi_sim::SimApi::start(sim_config()).await.unwrap();
-    let stage = stage_on(platform.clone(), &sim, settings(&sim.base_url));
+    let f = fixture_on(Platform::aws(&sdk, &env).unwrap(), sim_config()).await;
 
-    sim.set_today(day(4));
-    stage
-        .ingest(&request("appeals", IngestMode::Full, day(4)))
-        .await
-        .unwrap();
-    let rows = raw_rows(&platform, "appeals", day(4)).await;
-    assert_eq!(
-        records_by_id(&rows),
-        expected_by_id(sim.expected_snapshot("appeals", day(4)))
-    );
+    f.night(IngestMode::Full, day(4)).await;
+    let rows = f.rows(day(4)).await;
+    assert_eq!(records_by_id(&rows), f.snapshot(day(4)));
 
-    sim.set_today(day(5));
+    f.sim.set_today(day(5));
     let message = request("appeals", IngestMode::Incremental, day(5));
-    stage.ingest(&message).await.unwrap();
-    let first = raw_rows(&platform, "appeals", day(5)).await;
-    stage.ingest(&message).await.unwrap();
-    let second = raw_rows(&platform, "appeals", day(5)).await;
+    f.ingest(&message).await;
+    let first = f.rows(day(5)).await;
+    f.ingest(&message).await;
+    let second = f.rows(day(5)).await;
     assert_eq!(first, second);
-    assert_eq!(
-        records_by_id(&second),
-        expected_by_id(sim.updated_on("appeals", day(4)))
-    );
+    assert_eq!(records_by_id(&second), f.updated_on(day(4)));
     let database = format!("{unique}-tascomi-raw-zone");
-    let partitions = platform
+    let partitions = f
+        .platform
         .catalog
         .list_partitions(&database, "api_response_appeals")
         .await

@@ -50,6 +50,13 @@ impl CatalogError {
     }
 }
 
+/// The inherent [`CatalogError::is_transient`], as the trait every stage's errors implement.
+impl crate::failure::Transience for CatalogError {
+    fn is_transient(&self) -> bool {
+        CatalogError::is_transient(self)
+    }
+}
+
 pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
 
 /// A column with its Hive type (`string`, `int`, `bigint`, `float`, `double`, `boolean`,

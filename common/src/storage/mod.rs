@@ -42,6 +42,13 @@ impl StorageError {
     }
 }
 
+/// The inherent [`StorageError::is_transient`], as the trait every stage's errors implement.
+impl crate::failure::Transience for StorageError {
+    fn is_transient(&self) -> bool {
+        StorageError::is_transient(self)
+    }
+}
+
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 /// One object of a listing.
