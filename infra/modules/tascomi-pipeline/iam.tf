@@ -1,35 +1,74 @@
 # Least privilege: one task role per stage, limited to its own key prefixes, queues, Glue
-# databases and (ingest only) the API secret; a shared execution role that only pulls the image
+# tables and (ingest only) the API secret; a shared execution role that only pulls the image
 # and writes the logs; a role EventBridge Scheduler uses to send the nightly requests.
 #
 # No Allow statement names a wildcard action (tests/infra-check checks it). Object access is
 # scoped to key prefixes. s3:ListBucket is granted on the whole bucket: S3 answers a GET of a
 # missing object with 404 only to a caller allowed to list the bucket without a prefix
 # condition (403 otherwise), and the stages rely on "not found" (a table's first run, say).
+#
+# Glue access is per table (common/src/layout.rs, catalog_table): a table's raw responses are
+# `api_response_<table>` (raw zone) and its increments `increment_<table>` (refined zone), which
+# a name pattern confines; its parsed table (raw zone) and its snapshot (refined zone) are both
+# plain `<table>`, which only the explicit list of the pipeline file's tables confines. Those
+# lists are long (an ARN per table), so they go into managed policies of at most
+# local.glue_tables_per_policy tables each (a role's inline policies share 10,240 characters;
+# a managed policy may hold 6,144), attached to the stage's role.
 
 locals {
   glue_arn_prefix  = "arn:${local.partition}:glue:${var.aws_region}:${local.account_id}"
   glue_catalog_arn = "${local.glue_arn_prefix}:catalog"
 
-  # Everything a stage needs to read or write one Glue database and its tables and partitions.
-  glue_resources = {
-    raw = [
-      local.glue_catalog_arn,
-      "${local.glue_arn_prefix}:database/${local.raw_database}",
-      "${local.glue_arn_prefix}:table/${local.raw_database}/*",
-    ]
-    refined = [
-      local.glue_catalog_arn,
-      "${local.glue_arn_prefix}:database/${local.refined_database}",
-      "${local.glue_arn_prefix}:table/${local.refined_database}/*",
-    ]
+  # The catalog and a zone's database: every Glue call on a table is authorised on all three.
+  glue_zone_arns = {
+    raw     = [local.glue_catalog_arn, "${local.glue_arn_prefix}:database/${local.raw_database}"]
+    refined = [local.glue_catalog_arn, "${local.glue_arn_prefix}:database/${local.refined_database}"]
+  }
+  glue_table_arn_prefix = {
+    raw     = "${local.glue_arn_prefix}:table/${local.raw_database}/"
+    refined = "${local.glue_arn_prefix}:table/${local.refined_database}/"
   }
 
-  # The calls common/src/catalog/glue.rs makes. CreateDatabase is there because the services
-  # ensure their database exists (an existing one is left alone).
+  glue_resources = {
+    # A whole zone: the operator and read-only roles (operators.tf).
+    raw     = concat(local.glue_zone_arns.raw, ["${local.glue_table_arn_prefix.raw}*"])
+    refined = concat(local.glue_zone_arns.refined, ["${local.glue_table_arn_prefix.refined}*"])
+    # The layers whose tables have a prefix.
+    raw_api_responses  = concat(local.glue_zone_arns.raw, ["${local.glue_table_arn_prefix.raw}api_response_*"])
+    refined_increments = concat(local.glue_zone_arns.refined, ["${local.glue_table_arn_prefix.refined}increment_*"])
+  }
+
+  # The layers whose tables are plain `<table>`: which stage reads or publishes them, by zone.
+  # A stage "publishes" its own layer's tables and "reads" another's partitions (parse-svc and
+  # recast-svc their input; snapshot-svc looks for holes in every earlier layer).
+  pipeline_table_names = sort(keys(local.tables))
+  glue_table_lists = {
+    parse    = [{ access = "publish", zone = "raw" }]
+    recast   = [{ access = "read", zone = "raw" }]
+    snapshot = [{ access = "read", zone = "raw" }, { access = "publish", zone = "refined" }]
+  }
+  # Tables per managed policy: 5,500 characters of table ARNs (each quoted, with a comma) leave
+  # room for the actions, the catalog and the database (about 500) within the 6,144 characters
+  # of a managed policy; aws_iam_policy.glue_tables checks the result.
+  glue_longest_table_arn = max(
+    length(local.glue_table_arn_prefix.raw), length(local.glue_table_arn_prefix.refined),
+  ) + max(0, [for table in local.pipeline_table_names : length(table)]...)
+  glue_tables_per_policy = max(1, floor(5500 / (local.glue_longest_table_arn + 3)))
+  glue_table_policies = merge(flatten([
+    for stage, lists in local.glue_table_lists : [
+      for grant in lists : {
+        for index, tables in chunklist(local.pipeline_table_names, local.glue_tables_per_policy) :
+        "${stage}-${grant.access}-${grant.zone}-${index}" => merge(grant, { stage = stage, part = index, tables = tables })
+      }
+    ]
+  ])...)
+
+  # The calls common/src/catalog/glue.rs makes. With TASCOMI_MANAGE_DATABASES=false (locals.tf)
+  # a service publishing into a database only checks that it exists (GetDatabase): the module
+  # creates the databases, so no task role may create one.
   glue_read_actions = ["glue:GetTable", "glue:GetPartition", "glue:GetPartitions"]
   glue_write_actions = [
-    "glue:CreateDatabase",
+    "glue:GetDatabase",
     "glue:GetTable",
     "glue:CreateTable",
     "glue:UpdateTable",
@@ -86,6 +125,75 @@ resource "aws_iam_role_policy" "task" {
   name   = "${each.value.service}-least-privilege"
   role   = aws_iam_role.task[each.key].id
   policy = local.task_policies[each.key]
+
+  lifecycle {
+    precondition {
+      condition     = alltrue([for table in local.pipeline_table_names : !startswith(table, "api_response_") && !startswith(table, "increment_")])
+      error_message = "A table of the pipeline file is named api_response_* or increment_*: its Glue tables would clash with another table's raw or increment table, and the task roles' name patterns would reach them."
+    }
+  }
+}
+
+# The Glue tables named `<table>` (see the top of this file), a part of the pipeline's tables per
+# policy.
+data "aws_iam_policy_document" "glue_tables" {
+  for_each = local.glue_table_policies
+
+  dynamic "statement" {
+    for_each = each.value.access == "read" ? [each.value] : []
+    content {
+      sid     = "ReadTables"
+      actions = local.glue_read_actions
+      resources = concat(
+        local.glue_zone_arns[statement.value.zone],
+        [for table in statement.value.tables : "${local.glue_table_arn_prefix[statement.value.zone]}${table}"],
+      )
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.access == "publish" ? [each.value] : []
+    content {
+      sid     = "PublishTables"
+      actions = local.glue_write_actions
+      resources = concat(
+        local.glue_zone_arns[statement.value.zone],
+        [for table in statement.value.tables : "${local.glue_table_arn_prefix[statement.value.zone]}${table}"],
+      )
+    }
+  }
+}
+
+resource "aws_iam_policy" "glue_tables" {
+  for_each = local.glue_table_policies
+
+  name        = "${local.name}-${each.key}-glue-tables"
+  description = "${local.stages[each.value.stage].service}: ${each.value.access} the pipeline's tables in the ${each.value.zone} zone's Glue database (part ${each.value.part + 1})"
+  policy      = data.aws_iam_policy_document.glue_tables[each.key].json
+
+  lifecycle {
+    precondition {
+      condition     = length(data.aws_iam_policy_document.glue_tables[each.key].minified_json) <= 6144
+      error_message = "The policy exceeds the 6,144 characters of a managed policy: lower local.glue_tables_per_policy."
+    }
+  }
+}
+
+resource "aws_iam_role_policy_attachment" "glue_tables" {
+  for_each = local.glue_table_policies
+
+  role       = aws_iam_role.task[each.value.stage].name
+  policy_arn = aws_iam_policy.glue_tables[each.key].arn
+}
+
+# AWS attaches at most 10 managed policies to a role unless the quota is raised (to 20).
+check "managed_policies_per_task_role" {
+  assert {
+    condition = alltrue([
+      for stage in keys(local.stages) : length([for policy in local.glue_table_policies : policy if policy.stage == stage]) <= 10
+    ])
+    error_message = "A task role would get more than 10 managed Glue policies (the pipeline file has many tables): raise the IAM quota \"Managed policies per role\" before applying."
+  }
 }
 
 # What every stage does with queues: consume its own, send to the next stage's and to its own
@@ -121,6 +229,17 @@ data "aws_iam_policy_document" "stage_common" {
       resources = [statement.value]
     }
   }
+
+  # The trace collector beside the service (traces.tf). X-Ray has no resource-level
+  # permissions for these actions: they take "*".
+  dynamic "statement" {
+    for_each = var.enable_trace_collector ? ["xray"] : []
+    content {
+      sid       = "SendTracesToXRay"
+      actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+      resources = ["*"]
+    }
+  }
 }
 
 data "aws_iam_policy_document" "ingest" {
@@ -142,9 +261,9 @@ data "aws_iam_policy_document" "ingest" {
   }
 
   statement {
-    sid       = "PublishRawTables"
+    sid       = "PublishApiResponseTables"
     actions   = local.glue_write_actions
-    resources = local.glue_resources.raw
+    resources = local.glue_resources.raw_api_responses
   }
 
   statement {
@@ -197,10 +316,12 @@ data "aws_iam_policy_document" "parse" {
   }
 
   statement {
-    sid       = "PublishParsedTables"
-    actions   = local.glue_write_actions
-    resources = local.glue_resources.raw
+    sid       = "ReadApiResponseTables"
+    actions   = local.glue_read_actions
+    resources = local.glue_resources.raw_api_responses
   }
+
+  # Publishing the parsed tables: aws_iam_policy.glue_tables.
 }
 
 data "aws_iam_policy_document" "recast" {
@@ -230,16 +351,12 @@ data "aws_iam_policy_document" "recast" {
     resources = ["${local.refined_bucket_arn}/${local.prefixes.data_quality}recast/*"]
   }
 
-  statement {
-    sid       = "ReadParsedTables"
-    actions   = local.glue_read_actions
-    resources = local.glue_resources.raw
-  }
+  # Reading the parsed tables: aws_iam_policy.glue_tables.
 
   statement {
     sid       = "PublishIncrementTables"
     actions   = local.glue_write_actions
-    resources = local.glue_resources.refined
+    resources = local.glue_resources.refined_increments
   }
 }
 
@@ -270,11 +387,21 @@ data "aws_iam_policy_document" "snapshot" {
     resources = ["${local.refined_bucket_arn}/${local.prefixes.data_quality}snapshot/*"]
   }
 
+  # The snapshot checks that every import since its base reached the increments (a hole is
+  # refused): it reads the partitions of the raw, parsed and increment tables.
   statement {
-    sid       = "PublishSnapshotTables"
-    actions   = local.glue_write_actions
-    resources = local.glue_resources.refined
+    sid       = "ReadApiResponseTables"
+    actions   = local.glue_read_actions
+    resources = local.glue_resources.raw_api_responses
   }
+
+  statement {
+    sid       = "ReadIncrementTables"
+    actions   = local.glue_read_actions
+    resources = local.glue_resources.refined_increments
+  }
+
+  # Reading the parsed tables and publishing the snapshot tables: aws_iam_policy.glue_tables.
 }
 
 # --- Execution role (shared): pull the image, write the logs -------------------------------------

@@ -65,7 +65,10 @@ locals {
     TASCOMI_LOG_FORMAT          = "json"
     TASCOMI_WAIT_TIME_SECS      = "20"
     TASCOMI_SHUTDOWN_GRACE_SECS = tostring(var.stop_timeout_secs - 10)
-    OTEL_EXPORTER_OTLP_ENDPOINT = var.otel_exporter_otlp_endpoint
+    OTEL_EXPORTER_OTLP_ENDPOINT = var.enable_trace_collector ? local.trace_collector_endpoint : var.otel_exporter_otlp_endpoint
+    # The module creates the Glue databases (storage.tf): the services only check that they
+    # exist and never call glue:CreateDatabase, which Lake Formation would deny.
+    TASCOMI_MANAGE_DATABASES = "false"
   }
 
   # Per stage: its queues and settings, and what only that stage reads.

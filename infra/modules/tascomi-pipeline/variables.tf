@@ -326,9 +326,21 @@ variable "log_retention_days" {
 }
 
 variable "otel_exporter_otlp_endpoint" {
-  description = "OTLP endpoint for traces (empty: no export)."
+  description = "OTLP endpoint for traces (empty: no export). Ignored with enable_trace_collector, which points the services at the collector beside them."
   type        = string
   default     = ""
+}
+
+variable "enable_trace_collector" {
+  description = "Run an AWS Distro for OpenTelemetry collector beside each service: the service sends its traces over OTLP to localhost:4317 (inside the task) and the collector sends them to AWS X-Ray over HTTPS (443). The task roles get xray:PutTraceSegments."
+  type        = bool
+  default     = false
+}
+
+variable "trace_collector_image" {
+  description = "The collector's image. Tasks that reach AWS through VPC endpoints only (no NAT gateway) cannot pull from public ECR: mirror it into a private repository (e.g. an ECR pull-through cache) and name that here."
+  type        = string
+  default     = "public.ecr.aws/aws-observability/aws-otel-collector:v0.45.1"
 }
 
 variable "container_insights" {

@@ -163,6 +163,13 @@ fn compose_environment_is_what_the_services_read() {
         for variable in required {
             assert!(env.contains_key(variable), "{name}: {variable} is not set");
         }
+        // moto keeps nothing between runs: the services create a missing database themselves
+        // (the default), unlike on AWS where Terraform manages them.
+        assert_ne!(
+            env.get("TASCOMI_MANAGE_DATABASES").map(String::as_str),
+            Some("false"),
+            "{name}: compose keeps TASCOMI_MANAGE_DATABASES at its default (true)"
+        );
     }
 }
 

@@ -503,7 +503,11 @@ fn no_allow_statement_grants_a_wildcard_action() {
         "the policy documents were not found"
     );
     // Actions whose resource AWS defines as "*" (no resource-level permissions).
-    let account_wide = ["ecr:GetAuthorizationToken"];
+    let account_wide = [
+        "ecr:GetAuthorizationToken",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    ];
     // In a key policy, resource "*" is the key itself.
     let key_policies: BTreeSet<String> = tf
         .resources_of_type("aws_kms_key")
@@ -539,15 +543,31 @@ fn no_allow_statement_grants_a_wildcard_action() {
         }
     }
 
-    // Policies come only from these documents: no managed policies, no inline JSON.
-    for rtype in [
-        "aws_iam_policy",
-        "aws_iam_role_policy_attachment",
-        "aws_iam_policy_attachment",
-    ] {
+    // Policies come only from these documents: no inline JSON, no AWS-managed policies. The
+    // module's own managed policies (the per-table Glue lists, too long for inline policies)
+    // are documents too, attached only to the task roles.
+    assert!(tf.resources_of_type("aws_iam_policy_attachment").is_empty());
+    let own_policies: BTreeSet<String> = tf
+        .resources_of_type("aws_iam_policy")
+        .into_iter()
+        .map(|(name, block)| {
+            let policy = text(attr(block, "policy").unwrap());
+            assert!(
+                policy.starts_with("data.aws_iam_policy_document."),
+                "aws_iam_policy.{name}: {policy}"
+            );
+            format!("aws_iam_policy.{name}[each.key].arn")
+        })
+        .collect();
+    for (name, block) in tf.resources_of_type("aws_iam_role_policy_attachment") {
+        let arn = text(attr(block, "policy_arn").unwrap());
         assert!(
-            tf.resources_of_type(rtype).is_empty(),
-            "{rtype}: use aws_iam_policy_document"
+            own_policies.contains(&arn),
+            "aws_iam_role_policy_attachment.{name} attaches {arn}, not one of the module's documents"
+        );
+        assert!(
+            text(attr(block, "role").unwrap()).starts_with("aws_iam_role.task["),
+            "aws_iam_role_policy_attachment.{name}: only task roles get managed policies"
         );
     }
     for (name, block) in tf.resources_of_type("aws_iam_role_policy") {
@@ -560,9 +580,36 @@ fn no_allow_statement_grants_a_wildcard_action() {
     }
 }
 
+/// The per-table Glue grants of one stage (`local.glue_table_lists`, made into managed
+/// policies): `("publish", "glue:raw_tables")` = the pipeline's `<table>` tables in the raw zone.
+fn glue_table_grants(tf: &Terraform, stage: &str) -> BTreeSet<(String, String)> {
+    let lists = object_entries(
+        tf.local("glue_table_lists")
+            .expect("local.glue_table_lists"),
+    )
+    .expect("glue_table_lists is an object by stage");
+    let Some(list) = lists.get(stage) else {
+        return BTreeSet::new();
+    };
+    let Expression::Array(items) = list else {
+        panic!("glue_table_lists.{stage} must be a list");
+    };
+    items
+        .iter()
+        .map(|item| {
+            let entries = object_entries(item).expect("{ access, zone }");
+            let access = string(entries["access"]).expect("a literal access");
+            let zone = string(entries["zone"]).expect("a literal zone");
+            assert!(["read", "publish"].contains(&access), "{stage}: {access}");
+            assert!(["raw", "refined"].contains(&zone), "{stage}: {zone}");
+            (access.to_owned(), format!("glue:{zone}_tables"))
+        })
+        .collect()
+}
+
 /// What one stage's task role may do with objects and tables, as (grant, place) pairs.
 fn grants(tf: &Terraform, stage: &str) -> BTreeSet<(String, String)> {
-    let mut grants = BTreeSet::new();
+    let mut grants = glue_table_grants(tf, stage);
     let docs = [stage.to_owned(), "stage_common".to_owned()];
     for (doc, effect, actions, resources) in statements(tf, Some(stage)) {
         if !docs.contains(&doc) || effect != "Allow" {
@@ -655,7 +702,7 @@ fn task_roles_reach_only_their_own_prefixes_queues_and_databases() {
                 ("list", "raw"),
                 ("write", "raw:api_responses"),
                 ("write", "raw:ingest_state"),
-                ("publish", "glue:raw"),
+                ("publish", "glue:raw_api_responses"),
                 ("secret", "var.tascomi_api_secret_arn"),
                 ("send", "queue:next"),
             ]),
@@ -668,7 +715,8 @@ fn task_roles_reach_only_their_own_prefixes_queues_and_databases() {
                 ("read", "raw:api_responses"),
                 ("write", "raw:parsed"),
                 ("put", "refined:data_quality/parse"),
-                ("publish", "glue:raw"),
+                ("read", "glue:raw_api_responses"),
+                ("publish", "glue:raw_tables"),
                 ("send", "queue:next"),
             ]),
         ),
@@ -680,8 +728,8 @@ fn task_roles_reach_only_their_own_prefixes_queues_and_databases() {
                 ("read", "raw:parsed"),
                 ("write", "refined:increment"),
                 ("put", "refined:data_quality/recast"),
-                ("read", "glue:raw"),
-                ("publish", "glue:refined"),
+                ("read", "glue:raw_tables"),
+                ("publish", "glue:refined_increments"),
                 ("send", "queue:next"),
             ]),
         ),
@@ -692,7 +740,10 @@ fn task_roles_reach_only_their_own_prefixes_queues_and_databases() {
                 ("read", "refined:increment"),
                 ("write", "refined:snapshot"),
                 ("put", "refined:data_quality/snapshot"),
-                ("publish", "glue:refined"),
+                ("read", "glue:raw_api_responses"),
+                ("read", "glue:raw_tables"),
+                ("read", "glue:refined_increments"),
+                ("publish", "glue:refined_tables"),
             ]),
         ),
     ];
@@ -772,19 +823,40 @@ fn buckets_are_encrypted_private_and_tls_only() {
     }
 }
 
-/// The container definition of the stage task definitions.
+/// The service's container definition in the stage task definitions:
+/// `jsonencode(concat([merge({ service }, <dependsOn or null>)], <the collector or nothing>))`.
 fn container(tf: &Terraform) -> BTreeMap<String, Expression> {
     let task_def = tf.resource("aws_ecs_task_definition", "stage").unwrap();
     let args = func_call(
         attr(task_def, "container_definitions").unwrap(),
         "jsonencode",
     )
-    .expect("container_definitions = jsonencode([...])");
-    let Expression::Array(containers) = &args[0] else {
-        panic!("a list of containers");
+    .expect("container_definitions = jsonencode(...)");
+    let parts = func_call(&args[0], "concat").expect("jsonencode(concat([service], sidecars))");
+    assert_eq!(parts.len(), 2, "the service, then the optional sidecars");
+    assert_eq!(
+        text(&parts[1]),
+        "local.trace_collector_containers[each.key]",
+        "the only other container is the optional trace collector"
+    );
+    let Expression::Array(containers) = &parts[0] else {
+        panic!("a list holding the service's container");
     };
-    assert_eq!(containers.len(), 1, "one container per task");
-    object_entries(&containers[0])
+    assert_eq!(containers.len(), 1, "one service container per task");
+    let service = match func_call(&containers[0], "merge") {
+        Some(merged) => {
+            // merge({ service }, var.enable_trace_collector ? { dependsOn = ... } : null)
+            assert_eq!(merged.len(), 2);
+            let extra = text(&merged[1]);
+            assert!(
+                extra.starts_with("var.enable_trace_collector ?") && extra.contains("dependsOn"),
+                "{extra}"
+            );
+            &merged[0]
+        }
+        None => &containers[0],
+    };
+    object_entries(service)
         .unwrap()
         .into_iter()
         .map(|(k, v)| (k, v.clone()))
@@ -1236,4 +1308,162 @@ fn the_module_has_no_provider_and_the_example_calls_it_with_a_partial_backend_an
         lock.contains("h1:"),
         "the lock file records the provider's checksum"
     );
+}
+
+#[test]
+fn the_services_never_create_the_databases_the_module_creates() {
+    let tf = terraform();
+    assert!(
+        tf.resource("aws_glue_catalog_database", "zone").is_some(),
+        "the module creates the Glue databases"
+    );
+    let common_env = object_entries(tf.local("common_environment").unwrap()).unwrap();
+    assert_eq!(
+        common_env
+            .get("TASCOMI_MANAGE_DATABASES")
+            .and_then(|e| string(e)),
+        Some("false"),
+        "the services must be told that Terraform manages the databases"
+    );
+    let write = string_list(tf.local("glue_write_actions").unwrap()).unwrap();
+    assert!(
+        write.contains(&"glue:GetDatabase".to_owned()),
+        "with managed databases a publishing service checks its database exists (GetDatabase)"
+    );
+    for stage in STAGES {
+        for (doc, _, actions, _) in statements(&tf, Some(stage)) {
+            assert!(
+                !actions.iter().any(|a| a == "glue:CreateDatabase"),
+                "{doc}: no role may create a Glue database"
+            );
+        }
+    }
+}
+
+/// The per-table managed policies are made from `local.glue_table_lists` and the pipeline
+/// file's tables (by name, no pattern), attached to the stage's own role; the prefixed layers
+/// are reached by their name pattern only.
+#[test]
+fn glue_grants_name_the_tables_of_the_pipeline_file() {
+    let tf = terraform();
+    let glue_resources = object_entries(tf.local("glue_resources").unwrap()).unwrap();
+    for (key, pattern) in [
+        ("raw_api_responses", "api_response_*"),
+        ("refined_increments", "increment_*"),
+    ] {
+        let resources = text(glue_resources[key]);
+        assert!(
+            resources.contains(&format!("}}{pattern}\"")),
+            "{key}: {resources}"
+        );
+    }
+    assert!(
+        text(tf.local("pipeline_table_names").unwrap()).contains("local.tables"),
+        "the per-table lists are the pipeline file's tables"
+    );
+    let policies = text(tf.local("glue_table_policies").unwrap());
+    for part in [
+        "local.glue_table_lists",
+        "chunklist(local.pipeline_table_names, local.glue_tables_per_policy)",
+    ] {
+        assert!(policies.contains(part), "glue_table_policies: {policies}");
+    }
+
+    let doc = tf
+        .data("aws_iam_policy_document", "glue_tables")
+        .expect("data.aws_iam_policy_document.glue_tables");
+    assert_eq!(
+        text(attr(doc, "for_each").unwrap()),
+        "local.glue_table_policies"
+    );
+    let mut seen = BTreeSet::new();
+    for dynamic in doc.body().blocks().filter(|b| b.identifier() == "dynamic") {
+        let condition = text(attr(dynamic, "for_each").unwrap());
+        let content = dynamic
+            .body()
+            .blocks()
+            .find(|b| b.identifier() == "content")
+            .unwrap();
+        let actions = text(attr(content, "actions").unwrap());
+        let resources = text(attr(content, "resources").unwrap());
+        assert!(
+            resources.contains("statement.value.tables") && !resources.contains('*'),
+            "tables by name: {resources}"
+        );
+        if condition.contains("\"read\"") {
+            assert_eq!(actions, "local.glue_read_actions");
+            seen.insert("read");
+        } else if condition.contains("\"publish\"") {
+            assert_eq!(actions, "local.glue_write_actions");
+            seen.insert("publish");
+        } else {
+            panic!("unexpected statement condition {condition}");
+        }
+    }
+    assert_eq!(seen, BTreeSet::from(["publish", "read"]));
+
+    let attachment = tf
+        .resource("aws_iam_role_policy_attachment", "glue_tables")
+        .unwrap();
+    assert_eq!(
+        text(attr(attachment, "role").unwrap()),
+        "aws_iam_role.task[each.value.stage].name"
+    );
+    assert_eq!(
+        text(attr(attachment, "for_each").unwrap()),
+        "local.glue_table_policies"
+    );
+}
+
+/// The trace collector is off by default; when on, it is the only other container of a task,
+/// not essential, listening on the task's loopback only, exporting to X-Ray (HTTPS), and the
+/// services export to it.
+#[test]
+fn the_trace_collector_is_optional_and_keeps_otlp_inside_the_task() {
+    let tf = terraform();
+    let variable = tf
+        .blocks("variable")
+        .find(|b| infra_check::labels(b) == ["enable_trace_collector"])
+        .expect("variable enable_trace_collector");
+    assert_eq!(attr(variable, "default"), Some(&Expression::Bool(false)));
+
+    let common_env = object_entries(tf.local("common_environment").unwrap()).unwrap();
+    assert_eq!(
+        text(common_env["OTEL_EXPORTER_OTLP_ENDPOINT"]),
+        "var.enable_trace_collector ? local.trace_collector_endpoint : var.otel_exporter_otlp_endpoint"
+    );
+    assert_eq!(
+        tf.local("trace_collector_endpoint").and_then(string),
+        Some("http://localhost:4317")
+    );
+    let config = text(tf.local("trace_collector_config").unwrap());
+    let compact: String = config.split_whitespace().collect();
+    for part in [
+        "grpc={endpoint=\"127.0.0.1:4317\"}",
+        "awsxray={region=var.aws_region,indexed_attributes=[\"stage\",\"table\"]}",
+        "exporters=[\"awsxray\"]",
+    ] {
+        assert!(
+            compact.contains(part),
+            "collector config lacks {part}: {config}"
+        );
+    }
+    assert!(
+        !compact.contains("0.0.0.0"),
+        "the collector listens on the loopback address only"
+    );
+
+    let containers = text(tf.local("trace_collector_containers").unwrap());
+    let compact: String = containers.split_whitespace().collect();
+    for part in [
+        "var.enable_trace_collector?[",
+        "essential=false",
+        "readonlyRootFilesystem=true",
+        "AOT_CONFIG_CONTENT",
+        "awslogs-group=aws_cloudwatch_log_group.stage[stage].name",
+    ] {
+        assert!(compact.contains(part), "collector container lacks {part}");
+    }
+    // The service's container is the one the other tests read; the collector is the other.
+    container(&tf);
 }

@@ -31,6 +31,9 @@ mock_provider "aws" {
   mock_resource "aws_iam_role" {
     defaults = { arn = "arn:aws:iam::123456789012:role/mock" }
   }
+  mock_resource "aws_iam_policy" {
+    defaults = { arn = "arn:aws:iam::123456789012:policy/mock" }
+  }
   mock_resource "aws_cloudwatch_log_group" {
     defaults = { arn = "arn:aws:logs:eu-west-2:123456789012:log-group:mock" }
   }
@@ -117,6 +120,18 @@ run "a_queue_a_dead_letter_queue_a_service_and_a_role_per_stage" {
   assert {
     condition     = jsondecode(aws_ecs_task_definition.stage["recast"].container_definitions)[0].user == "10001:10001"
     error_message = "containers run as the image's non-root user"
+  }
+
+  assert {
+    condition     = jsondecode(aws_ecs_task_definition.stage["recast"].container_definitions)[0].healthCheck.command == ["CMD", "/usr/local/bin/recast-svc", "--health"]
+    error_message = "ECS probes each service with its own --health"
+  }
+
+  assert {
+    condition = alltrue([
+      for td in aws_ecs_task_definition.stage : length(jsondecode(td.container_definitions)) == 1
+    ]) && local.environment["parse"].OTEL_EXPORTER_OTLP_ENDPOINT == ""
+    error_message = "no trace collector and no trace export unless asked for"
   }
 }
 
@@ -386,5 +401,181 @@ run "spot_lifecycle_and_athena" {
   assert {
     condition     = alltrue([for q in aws_sqs_queue.stage : q.visibility_timeout_seconds == 300])
     error_message = "short visibility timeouts: the services renew leases"
+  }
+}
+
+# The module creates the Glue databases: the services are told so (they only check that the
+# database exists) and no task role may create one (Lake Formation would deny it anyway).
+run "the_services_never_create_glue_databases" {
+  command = plan
+
+  assert {
+    condition     = alltrue([for stage, env in local.environment : env.TASCOMI_MANAGE_DATABASES == "false"])
+    error_message = "every service runs with TASCOMI_MANAGE_DATABASES=false"
+  }
+
+  assert {
+    condition     = length(aws_glue_catalog_database.zone) == 2
+    error_message = "the module creates both databases"
+  }
+
+  assert {
+    condition = !contains(flatten([
+      for s in concat(
+        data.aws_iam_policy_document.ingest.statement,
+        data.aws_iam_policy_document.parse.statement,
+        data.aws_iam_policy_document.recast.statement,
+        data.aws_iam_policy_document.snapshot.statement,
+      ) : s.actions
+    ]), "glue:CreateDatabase")
+    error_message = "no task role may call glue:CreateDatabase"
+  }
+}
+
+# Glue access per table: the prefixed layers by pattern (inline), the `<table>` layers by the
+# explicit list of the pipeline's tables (managed policies attached to the stage's role).
+run "glue_access_is_per_table" {
+  command = plan
+
+  assert {
+    condition     = toset(keys(local.glue_table_policies)) == toset(["parse-publish-raw-0", "recast-read-raw-0", "snapshot-read-raw-0", "snapshot-publish-refined-0"])
+    error_message = "parse publishes the parsed tables, recast reads them, snapshot reads them and publishes the snapshots: one policy each for this pipeline file"
+  }
+
+  assert {
+    condition = data.aws_iam_policy_document.glue_tables["snapshot-publish-refined-0"].statement[0].resources == toset(concat(
+      ["arn:aws:glue:eu-west-2:123456789012:catalog", "arn:aws:glue:eu-west-2:123456789012:database/tascomi-test-tascomi-refined-zone"],
+      [for table in keys(yamldecode(file("${path.module}/../../../pipeline.yaml")).tables) : "arn:aws:glue:eu-west-2:123456789012:table/tascomi-test-tascomi-refined-zone/${table}"],
+    )) && contains(data.aws_iam_policy_document.glue_tables["snapshot-publish-refined-0"].statement[0].actions, "glue:CreatePartition")
+    error_message = "snapshot-svc publishes exactly the pipeline's tables in the refined zone, by name"
+  }
+
+  assert {
+    condition = (
+      contains(data.aws_iam_policy_document.glue_tables["recast-read-raw-0"].statement[0].resources, "arn:aws:glue:eu-west-2:123456789012:table/tascomi-test-tascomi-raw-zone/applications")
+      && !contains(data.aws_iam_policy_document.glue_tables["recast-read-raw-0"].statement[0].actions, "glue:CreatePartition")
+    )
+    error_message = "recast-svc only reads the parsed tables"
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for policy in data.aws_iam_policy_document.glue_tables : [
+        for s in policy.statement : [for r in s.resources : !strcontains(r, "*")]
+      ]
+    ]))
+    error_message = "the per-table policies name tables, no pattern"
+  }
+
+  assert {
+    condition = alltrue([
+      for key, attachment in aws_iam_role_policy_attachment.glue_tables :
+      attachment.role == aws_iam_role.task[local.glue_table_policies[key].stage].name
+    ])
+    error_message = "each policy is attached to its own stage's role"
+  }
+
+  assert {
+    condition = (
+      contains(flatten(data.aws_iam_policy_document.ingest.statement[*].resources), "arn:aws:glue:eu-west-2:123456789012:table/tascomi-test-tascomi-raw-zone/api_response_*")
+      && contains(flatten(data.aws_iam_policy_document.recast.statement[*].resources), "arn:aws:glue:eu-west-2:123456789012:table/tascomi-test-tascomi-refined-zone/increment_*")
+      && !anytrue([
+        for r in flatten(concat(
+          data.aws_iam_policy_document.ingest.statement[*].resources,
+          data.aws_iam_policy_document.parse.statement[*].resources,
+          data.aws_iam_policy_document.recast.statement[*].resources,
+          data.aws_iam_policy_document.snapshot.statement[*].resources,
+        )) : endswith(r, "-zone/*")
+      ])
+    )
+    error_message = "raw responses and increments by name pattern; no task role reaches a whole database's tables"
+  }
+}
+
+# Many tables with long names and a long database prefix: the lists split into parts, each
+# small enough for a managed policy, together covering every table.
+run "glue_table_policies_split_to_fit" {
+  command = plan
+
+  variables {
+    pipeline_file   = "tests/fixtures/many-tables.yaml"
+    database_prefix = "a-rather-long-council-database-prefix"
+  }
+
+  assert {
+    condition     = length([for key, policy in local.glue_table_policies : key if policy.stage == "snapshot" && policy.access == "publish"]) > 1
+    error_message = "a long list is split"
+  }
+
+  assert {
+    condition     = toset(flatten([for policy in local.glue_table_policies : policy.tables if policy.stage == "snapshot" && policy.access == "publish"])) == toset(keys(local.tables))
+    error_message = "the parts together cover every table"
+  }
+
+  # An upper bound: the statements as Terraform holds them (with every empty field) are longer
+  # than the policy AWS stores.
+  assert {
+    condition     = alltrue([for policy in data.aws_iam_policy_document.glue_tables : length(jsonencode(policy.statement)) + 40 <= 6144])
+    error_message = "each part fits the 6,144 characters of a managed policy"
+  }
+}
+
+# Traces: an ADOT collector beside each service, OTLP inside the task, X-Ray over HTTPS.
+run "trace_collector_sidecar" {
+  command = apply
+
+  variables {
+    enable_trace_collector = true
+  }
+
+  assert {
+    condition = alltrue([
+      for stage, td in aws_ecs_task_definition.stage :
+      [for c in jsondecode(td.container_definitions) : c.name] == [local.stages[stage].service, "aws-otel-collector"]
+    ])
+    error_message = "every task runs its service and the collector"
+  }
+
+  assert {
+    condition = (
+      jsondecode(aws_ecs_task_definition.stage["parse"].container_definitions)[1].essential == false
+      && jsondecode(aws_ecs_task_definition.stage["parse"].container_definitions)[1].image == "public.ecr.aws/aws-observability/aws-otel-collector:v0.45.1"
+      && jsondecode(aws_ecs_task_definition.stage["parse"].container_definitions)[1].readonlyRootFilesystem
+      && jsondecode(aws_ecs_task_definition.stage["parse"].container_definitions)[0].dependsOn == [{ containerName = "aws-otel-collector", condition = "START" }]
+    )
+    error_message = "the collector starts first, read-only; a collector failure does not stop the service"
+  }
+
+  assert {
+    condition     = local.environment["snapshot"].OTEL_EXPORTER_OTLP_ENDPOINT == "http://localhost:4317"
+    error_message = "the services send their traces to the collector in their task"
+  }
+
+  assert {
+    condition = (
+      yamldecode(local.trace_collector_config).receivers.otlp.protocols.grpc.endpoint == "127.0.0.1:4317"
+      && yamldecode(local.trace_collector_config).service.pipelines.traces.exporters == ["awsxray"]
+      && yamldecode(local.trace_collector_config).exporters.awsxray.region == "eu-west-2"
+    )
+    error_message = "the collector listens on the task's loopback only and exports to X-Ray in the region"
+  }
+
+  assert {
+    condition = alltrue([
+      for stage in keys(local.stages) : anytrue([
+        for s in data.aws_iam_policy_document.stage_common[stage].statement :
+        toset(s.actions) == toset(["xray:PutTraceSegments", "xray:PutTelemetryRecords"])
+      ])
+    ])
+    error_message = "every task role may send trace segments to X-Ray"
+  }
+
+  assert {
+    condition = (
+      length(aws_security_group.tasks.egress) == 1
+      && one(aws_security_group.tasks.egress).from_port == 443
+      && one(aws_security_group.tasks.egress).to_port == 443
+    )
+    error_message = "X-Ray is reached over HTTPS: no egress beyond 443"
   }
 }
