@@ -5,6 +5,13 @@
 //! Each stage run is, by default, a child process (`bench stage ...`) so that the peak resident
 //! memory reported (`VmHWM`) is that stage's alone.
 
+/// This program allocates with mimalloc: with glibc's allocator, the encoding and decoding
+/// threads each kept an arena of freed buffers and a wide table's snapshot held nearly twice its
+/// live memory (measured with heaptrack and `bench`, docs/benchmarks.md). Each binary sets it in
+/// its own `main.rs`; the library `common` leaves the choice to the program.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod data;
 mod night;
 mod raw;

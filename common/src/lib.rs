@@ -1,5 +1,6 @@
 //! What every stage of the Tascomi pipeline stands on.
 //!
+//! - [`stage`]: the four stages in order and the layer each publishes.
 //! - [`layout`]: zones, layers, table and partition names; London dates.
 //! - [`messages`]: the versioned messages between the schedule, the operator and the stages.
 //! - [`config`]: settings from an injected environment map; the pipeline file.
@@ -15,13 +16,6 @@
 //! - [`transform_stage`]: the one flow of the stages that turn a partition into the next
 //!   (parse, recast): lock, read, transform, gate, publish, next message.
 //! - [`telemetry`]: structured logs and traces; [`metrics`]: counts for alarms (CloudWatch EMF).
-
-/// Every program built on `common` (the services, `tascomi`, `bench`, the tests) allocates with
-/// mimalloc: with glibc's allocator, the encoding and decoding threads each kept an arena of
-/// freed buffers and a wide table's snapshot held nearly twice its live memory (measured with
-/// heaptrack and `bench`, docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod aws;
 pub mod bookkeeping;
@@ -42,6 +36,7 @@ pub mod raw;
 pub mod runner;
 pub mod service;
 pub mod source;
+pub mod stage;
 pub mod storage;
 pub mod telemetry;
 pub mod threads;

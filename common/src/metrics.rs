@@ -37,14 +37,7 @@ pub struct Measure<'a> {
 
 /// The EMF document of one report: `Stage` and `Table` as dimensions, every count a metric.
 pub fn to_emf(stage: &str, table: &str, counts: &[Count], timestamp_ms: i64) -> Value {
-    let measures: Vec<Measure> = counts
-        .iter()
-        .map(|(name, value)| Measure {
-            name,
-            value: *value as f64,
-            unit: "Count",
-        })
-        .collect();
+    let measures = count_measures(counts);
     to_emf_with(
         &[("Stage", stage), ("Table", table)],
         &measures,
@@ -86,16 +79,21 @@ pub fn to_emf_with(dimensions: &[(&str, &str)], measures: &[Measure], timestamp_
     Value::Object(document)
 }
 
-/// Reports the counts of one stage run on one table (see the module docs).
-pub fn emit(stage: &str, table: &str, counts: &[Count]) {
-    let measures: Vec<Measure> = counts
+/// Counts as measures with the unit `Count`.
+fn count_measures(counts: &[Count]) -> Vec<Measure<'_>> {
+    counts
         .iter()
         .map(|(name, value)| Measure {
             name,
             value: *value as f64,
             unit: "Count",
         })
-        .collect();
+        .collect()
+}
+
+/// Reports the counts of one stage run on one table (see the module docs).
+pub fn emit(stage: &str, table: &str, counts: &[Count]) {
+    let measures = count_measures(counts);
     emit_with(&[("Stage", stage), ("Table", table)], &measures);
 }
 

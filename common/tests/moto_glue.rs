@@ -39,7 +39,8 @@ async fn glue_catalog_keeps_the_catalog_contract() {
     };
     let catalog = GlueCatalog::new(&config);
     let database = support::unique("tascomi-test");
-    common::catalog::contract::check(&catalog, &database, "tascomi-refined-zone").await;
+    tascomi_test_support::contract::catalog::check(&catalog, &database, "tascomi-refined-zone")
+        .await;
 }
 
 #[tokio::test]

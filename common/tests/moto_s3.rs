@@ -30,7 +30,7 @@ async fn s3_storage_keeps_the_storage_contract() {
         return;
     };
     // The contract includes a 12 MiB object (two parts at the default 8 MiB) and a copy.
-    common::storage::contract::check(&storage, &bucket).await;
+    tascomi_test_support::contract::storage::check(&storage, &bucket).await;
 }
 
 #[tokio::test]

@@ -332,7 +332,7 @@ impl Handler for IngestStage {
     type Message = IngestRequest;
 
     fn stage(&self) -> &'static str {
-        "ingest"
+        common::stage::Stage::Ingest.name()
     }
 
     fn is_known_table(&self, table: &TableName) -> bool {

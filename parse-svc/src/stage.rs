@@ -141,7 +141,7 @@ pub struct ExplodeSummary {
 
 #[async_trait]
 impl Transform for Explode {
-    const STAGE: &'static str = "parse";
+    const STAGE: &'static str = common::stage::Stage::Parse.name();
     const READS: Layer = Layer::Raw;
     const WRITES: Layer = Layer::Parsed;
     type Error = ParseError;

@@ -168,7 +168,7 @@ struct ColumnFailures {
 
 #[async_trait]
 impl Transform for Cast {
-    const STAGE: &'static str = "recast";
+    const STAGE: &'static str = common::stage::Stage::Recast.name();
     const READS: Layer = Layer::Parsed;
     const WRITES: Layer = Layer::Increment;
     type Error = RecastError;

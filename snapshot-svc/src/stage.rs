@@ -45,7 +45,7 @@ use crate::settings::SnapshotSettings;
 use crate::winner::ID_COLUMN;
 
 /// The stage's name in logs, metrics and quality reports.
-pub const STAGE: &str = "snapshot";
+pub const STAGE: &str = common::stage::Stage::Snapshot.name();
 
 /// A published snapshot.
 #[derive(Debug, Clone)]

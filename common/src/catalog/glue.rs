@@ -430,13 +430,13 @@ fn from_failure(
     table: &str,
     failure: CallFailure,
 ) -> CatalogError {
-    CatalogError::Failed {
+    CatalogError::failed(
         operation,
-        database: database.to_owned(),
-        table: table.to_owned(),
-        message: failure.message,
-        transient: failure.transient,
-    }
+        database,
+        table,
+        failure.message,
+        failure.transient,
+    )
 }
 
 /// A request we could not even build: a required field was empty. Permanent.
@@ -446,13 +446,7 @@ fn invalid(
     table: &str,
     err: aws_sdk_glue::error::BuildError,
 ) -> CatalogError {
-    CatalogError::Failed {
-        operation,
-        database: database.to_owned(),
-        table: table.to_owned(),
-        message: err.to_string(),
-        transient: false,
-    }
+    CatalogError::failed(operation, database, table, err, false)
 }
 
 #[cfg(test)]

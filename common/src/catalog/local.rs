@@ -57,13 +57,7 @@ impl LocalCatalog {
         table: &str,
         err: impl ToString,
     ) -> CatalogError {
-        CatalogError::Failed {
-            operation,
-            database: database.to_owned(),
-            table: table.to_owned(),
-            message: err.to_string(),
-            transient: false,
-        }
+        CatalogError::failed(operation, database, table, err, false)
     }
 
     async fn read(&self, database: &str, table: &str) -> Result<Option<TableFile>> {
@@ -213,13 +207,6 @@ impl Catalog for LocalCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn keeps_the_catalog_contract() {
-        let dir = tempfile::tempdir().unwrap();
-        let catalog = LocalCatalog::new(dir.path());
-        super::super::contract::check(&catalog, "council-tascomi-refined-zone", "refined").await;
-    }
 
     #[tokio::test]
     async fn survives_a_restart() {

@@ -80,7 +80,8 @@ impl std::fmt::Debug for MotoDeployment {
     }
 }
 
-pub const STAGES: [&str; 4] = ["ingest", "parse", "recast", "snapshot"];
+/// The stages in pipeline order (`common::stage::Stage`).
+pub const STAGES: [&str; 4] = common::stage::Stage::NAMES;
 
 async fn create_bucket(sdk: &aws_config::SdkConfig, bucket: &str) {
     let s3 = aws_sdk_s3::Client::from_conf(

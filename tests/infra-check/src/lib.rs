@@ -29,7 +29,7 @@ pub fn example_dir() -> PathBuf {
 }
 
 /// The stages in pipeline order, as the module's `locals.tf` names them.
-pub const STAGES: [&str; 4] = ["ingest", "parse", "recast", "snapshot"];
+pub const STAGES: [&str; 4] = common::stage::Stage::NAMES;
 
 /// The Terraform of one module folder: every `*.tf` file, parsed.
 #[derive(Debug)]

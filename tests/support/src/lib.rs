@@ -1,11 +1,13 @@
 //! What the tests (and the benchmark) of the stages share; never a dependency of a service.
 //!
+//! - [`contract`]: the catalog and storage contracts every implementation keeps;
 //! - [`raw`]: raw partitions shaped like Tascomi's, as ingest-svc stores them;
 //! - [`records`]: synthetic records, typed by the column-type dictionary;
 //! - [`parsed`]: parsed partitions as parse-svc writes them, for recast-svc's tests;
 //! - [`read`]: a published partition read whole;
 //! - [`moto`]: a platform and queues of their own on the moto server.
 
+pub mod contract;
 pub mod moto;
 pub mod parsed;
 pub mod raw;

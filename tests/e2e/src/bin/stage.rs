@@ -2,6 +2,13 @@
 //! (`common::service::run` with the stage's `from_env`), so tests in this package can start the
 //! real services as OS processes (`CARGO_BIN_EXE_stage`) and kill them.
 
+/// This program allocates with mimalloc: with glibc's allocator, the encoding and decoding
+/// threads each kept an arena of freed buffers and a wide table's snapshot held nearly twice its
+/// live memory (measured with heaptrack and `bench`, docs/benchmarks.md). Each binary sets it in
+/// its own `main.rs`; the library `common` leaves the choice to the program.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let stage = std::env::args().nth(1).unwrap_or_default();
