@@ -1,7 +1,8 @@
 //! parse-svc, recast-svc and snapshot-svc never hold the Tascomi API keys: even built from an
 //! environment that has them (as a misconfigured task might), nothing of a stage shows them,
 //! because nothing reads them. Only ingest-svc reads the keys (see ingest-svc/tests/logs.rs);
-//! infra/locals.tf gives the secret id (`TASCOMI_API_SECRET_ID`), and infra/iam.tf the right to
+//! infra/modules/tascomi-pipeline/locals.tf gives the secret id (`TASCOMI_API_SECRET_ID`), and
+//! its iam.tf the right to
 //! read the secret, to ingest only.
 
 use common::config::Env;
