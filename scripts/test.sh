@@ -6,7 +6,8 @@
 #
 # Needs a Rust toolchain and Python 3 with venv/pip. Creates .venv in the repository with the
 # pinned tools of scripts/requirements-test.txt, starts moto on a free loopback port for the
-# duration of the run, and stops it on exit whatever the outcome.
+# duration of the run, and stops it on exit whatever the outcome. Installs Chromium with apt-get
+# when it is missing (the report's browser test opens the page in it).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +27,28 @@ if ! cmp -s "$requirements" "$stamp"; then
   echo "test.sh: installing $(grep -cv '^#' "$requirements") pinned Python tools into .venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
   cp "$requirements" "$stamp"
+fi
+
+# The report's browser test opens the page in a real headless Chromium, the distribution's
+# package. Installed only when missing and apt-get exists (as root, or with passwordless sudo);
+# from then on the test must run: TASCOMI_REQUIRE_BROWSER=1 makes a missing browser a failure
+# rather than a skip.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  as_root=()
+  if [[ "$(id -u)" -ne 0 ]] && command -v sudo >/dev/null 2>&1; then
+    as_root=(sudo -n)
+  fi
+  apt_log="$(mktemp -t apt-chromium.XXXXXX.log)"
+  echo "test.sh: installing chromium (apt-get) for the report's browser test"
+  if ! { "${as_root[@]}" apt-get update -qq &&
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >"$apt_log" 2>&1; then
+    echo "test.sh: could not install chromium; the browser test will fail. apt-get said:" >&2
+    tail -n 20 "$apt_log" >&2
+  fi
+  rm -f "$apt_log"
+fi
+if command -v chromium >/dev/null 2>&1 || command -v apt-get >/dev/null 2>&1; then
+  export TASCOMI_REQUIRE_BROWSER=1
 fi
 
 port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

@@ -9,21 +9,29 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use common::config::{Env, PipelineFile, TableConfig};
 use common::dictionary::ColumnTypes;
-use common::layout::{TableName, date_value, london_today, parse_date};
+use common::layout::{Layer, TableName, date_value, london_today, parse_date};
 use common::messages::{self, IngestMode, IngestRequest, Message, PartitionReady};
 use common::queue::Queue;
 
 use crate::local::{DeadLetter, LocalApi, LocalOptions, LocalPipeline};
-use crate::ops;
 use crate::stage::Stage;
 use crate::target::{AwsTarget, Target};
 use crate::verdict::{self, Expectation, ImportCheck, Repair, Verdicts};
+use crate::{health, ops};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "tascomi",
     version,
-    about = "Operate the Tascomi planning data pipeline"
+    about = "Operate the Tascomi planning data pipeline",
+    long_about = "Operate the Tascomi planning data pipeline: on the AWS deployment named by the \
+environment (TASCOMI_* variables, as Terraform outputs them), or with --local on a local data \
+directory (the embedded default). Dates are YYYY-MM-DD or YYYYMMDD.",
+    after_help = "Examples:\n  \
+tascomi demo                                   # the whole pipeline on a simulated API, in data/demo\n  \
+tascomi report --local --data-dir data/demo    # the morning report: open tascomi-report.html\n  \
+tascomi status                                 # the deployment's summary; --verbose for details\n\n\
+Each command's --help has its own examples. docs/operations.md has the morning routine."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -37,14 +45,19 @@ pub struct TargetArgs {
     /// named by the environment.
     #[arg(long)]
     pub local: bool,
-    /// The local data directory.
-    #[arg(long, default_value = "data/local")]
+    /// The local data directory (with --local).
+    #[arg(long, value_name = "DIR", default_value = "data/local")]
     pub data_dir: PathBuf,
-    /// The pipeline file.
-    #[arg(long, env = "TASCOMI_PIPELINE_FILE", default_value = "pipeline.yaml")]
+    /// The pipeline file: the tables and their schedules.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "TASCOMI_PIPELINE_FILE",
+        default_value = "pipeline.yaml"
+    )]
     pub pipeline: PathBuf,
     /// The column-type dictionary (default: the pipeline file's `column_type_dictionary`).
-    #[arg(long, env = "TASCOMI_COLUMN_TYPE_DICTIONARY")]
+    #[arg(long, value_name = "FILE", env = "TASCOMI_COLUMN_TYPE_DICTIONARY")]
     pub dictionary: Option<PathBuf>,
 }
 
@@ -54,50 +67,65 @@ pub struct TargetArgs {
 #[derive(Debug, Args, Clone)]
 pub struct ApiArgs {
     /// The API's base URL, e.g. https://council-planning.idoxcloud.com/rest/v1/ (with --local).
-    #[arg(long, env = "TASCOMI_API_BASE_URL")]
+    #[arg(long, value_name = "URL", env = "TASCOMI_API_BASE_URL")]
     pub api_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the whole pipeline on the embedded default against a simulated Tascomi API, over a
-    /// few simulated nights, and print what it published.
+    /// few simulated nights, print what it published and write the morning report of those
+    /// nights (DIR/tascomi-report.html).
+    #[command(after_help = "Example:\n  \
+tascomi demo                                      # three nights into data/demo\n  \
+tascomi report --local --data-dir data/demo       # then look at what they published")]
     Demo {
-        #[arg(long, default_value = "data/demo")]
+        /// Where the demo writes (a folder it made before is wiped first; any other is refused).
+        #[arg(long, value_name = "DIR", default_value = "data/demo")]
         data_dir: PathBuf,
         /// How many nights to simulate.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, value_name = "N", default_value_t = 3)]
         nights: u32,
     },
     /// One nightly run of every stage on the embedded default, against any Tascomi API (keys
     /// from TASCOMI_PUBLIC_KEY and TASCOMI_PRIVATE_KEY). Exits non-zero unless every table's
     /// snapshot of the day is published with no page failed, naming each table and why.
+    #[command(after_help = "Example:\n  \
+TASCOMI_PUBLIC_KEY=... TASCOMI_PRIVATE_KEY=... tascomi run --local --data-dir data/council \\\n    \
+--api-url https://council-planning.idoxcloud.com/rest/v1/ --tables applications,appeals --as-of 2026-11-21")]
     Run {
         #[command(flatten)]
         target: TargetArgs,
         /// The API's base URL, e.g. https://council-planning.idoxcloud.com/rest/v1/
-        #[arg(long, env = "TASCOMI_API_BASE_URL")]
+        #[arg(long, value_name = "URL", env = "TASCOMI_API_BASE_URL")]
         api_url: String,
-        /// Tables to run (default: the pipeline file's tables due that day).
-        #[arg(long, value_delimiter = ',')]
+        /// Tables to run, comma-separated (default: the pipeline file's tables due that day).
+        #[arg(long, value_name = "TABLE,...", value_delimiter = ',')]
         tables: Vec<TableName>,
         /// The London date the run takes as today (default: today), YYYY-MM-DD or YYYYMMDD.
-        #[arg(long, value_parser = parse_date_arg)]
+        #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
         as_of: Option<NaiveDate>,
     },
     /// Send an ingest request for a table to the deployment's ingest queue; with --local, run
     /// it (and every later stage) here and report as `run` does.
+    #[command(after_help = "Examples:\n  \
+tascomi ingest --table planning_conditions --mode full        # load a new table now\n  \
+tascomi ingest --table appeals --mode retry-failed --as-of 2026-11-21\n  \
+tascomi ingest --table appeals --since 2026-11-01             # fetch those days again")]
     Ingest {
-        #[arg(long)]
+        /// The table to ingest.
+        #[arg(long, value_name = "TABLE")]
         table: TableName,
-        #[arg(long, default_value = "incremental", value_parser = parse_mode)]
+        /// incremental (the days since the last import), full, or retry-failed (the pages that
+        /// failed in the latest import).
+        #[arg(long, value_name = "MODE", default_value = "incremental", value_parser = parse_mode)]
         mode: IngestMode,
         /// Fetch again every day from this date up to the day before the run's date, whatever
-        /// earlier imports fetched (incremental only).
-        #[arg(long, value_parser = parse_date_arg)]
+        /// earlier imports fetched (incremental only), YYYY-MM-DD or YYYYMMDD.
+        #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
         since: Option<NaiveDate>,
-        /// The London date the ingest takes as today (default: today).
-        #[arg(long, value_parser = parse_date_arg)]
+        /// The London date the ingest takes as today (default: today), YYYY-MM-DD or YYYYMMDD.
+        #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
         as_of: Option<NaiveDate>,
         #[command(flatten)]
         api: ApiArgs,
@@ -105,50 +133,76 @@ pub enum Command {
         target: TargetArgs,
     },
     /// Re-run a stage (and everything downstream) on its input partitions dated FROM..=TO.
+    #[command(after_help = "Examples:\n  \
+tascomi replay --stage recast --table applications --from 2026-11-01 --to 2026-11-21 --dry-run\n  \
+tascomi replay --stage parse --all --from 20261120")]
     Replay {
-        #[arg(long)]
+        /// The stage to run again (it reads the layer before its own).
+        #[arg(long, value_name = "STAGE")]
         stage: Stage,
-        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        /// The table to replay (or --all).
+        #[arg(
+            long,
+            value_name = "TABLE",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
         table: Option<TableName>,
+        /// Replay every table of the pipeline file.
         #[arg(long)]
         all: bool,
-        #[arg(long, value_parser = parse_date_arg)]
+        /// The first partition date to replay, YYYY-MM-DD or YYYYMMDD.
+        #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
         from: NaiveDate,
-        #[arg(long, value_parser = parse_date_arg)]
+        /// The last partition date to replay (default: the latest), YYYY-MM-DD or YYYYMMDD.
+        #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
         to: Option<NaiveDate>,
         /// Print the messages instead of sending them.
         #[arg(long)]
         dry_run: bool,
         /// The London date every replayed stage takes as today, so one snapshot of that date
-        /// (default: each partition's own date, so each snapshot is rebuilt under its date).
-        #[arg(long, value_parser = parse_date_arg)]
+        /// (default: each partition's own date, so each snapshot is rebuilt under its date),
+        /// YYYY-MM-DD or YYYYMMDD.
+        #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
         as_of: Option<NaiveDate>,
         #[command(flatten)]
         target: TargetArgs,
     },
     /// Remove a stage's partitions (and every later layer's) from FROM on, then replay.
+    #[command(after_help = "Example:\n  \
+tascomi reset --table applications --stage parse --from 2026-11-15          # prints the plan\n  \
+tascomi reset --table applications --stage parse --from 2026-11-15 --yes    # carries it out")]
     Reset {
-        #[arg(long)]
+        /// The table to reset.
+        #[arg(long, value_name = "TABLE")]
         table: TableName,
-        #[arg(long)]
+        /// The first stage to rebuild; its layer and every later one are removed and rebuilt.
+        #[arg(long, value_name = "STAGE")]
         stage: Stage,
-        #[arg(long, value_parser = parse_date_arg)]
+        /// The first partition date removed and rebuilt, YYYY-MM-DD or YYYYMMDD.
+        #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
         from: NaiveDate,
         /// Carry the plan out (without it, only print it).
         #[arg(long)]
         yes: bool,
-        /// As for `replay` (default: each partition's own date).
-        #[arg(long, value_parser = parse_date_arg)]
+        /// As for `replay` (default: each partition's own date), YYYY-MM-DD or YYYYMMDD.
+        #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
         as_of: Option<NaiveDate>,
         #[command(flatten)]
         target: TargetArgs,
     },
     /// Make the snapshot of a date the latest again, removing later ones.
+    #[command(after_help = "Example:\n  \
+tascomi rollback --table applications --to 2026-11-20         # prints the plan\n  \
+tascomi rollback --table applications --to 2026-11-20 --yes   # carries it out")]
     Rollback {
-        #[arg(long)]
+        /// The table to roll back.
+        #[arg(long, value_name = "TABLE")]
         table: TableName,
-        #[arg(long, value_parser = parse_date_arg)]
+        /// The snapshot date that becomes the latest again, YYYY-MM-DD or YYYYMMDD.
+        #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
         to: NaiveDate,
+        /// Carry the plan out (without it, only print it).
         #[arg(long)]
         yes: bool,
         #[command(flatten)]
@@ -157,21 +211,67 @@ pub enum Command {
     /// Send a stage's dead-letter messages back to its queue (after a fix). With --local they
     /// are handled at once; one that fails again is back in the dead-letter queue with its
     /// reason, and the command exits non-zero.
+    #[command(after_help = "Examples:\n  \
+tascomi redrive --stage parse\n  \
+tascomi redrive --local --data-dir data/council --stage ingest --api-url https://council-planning.idoxcloud.com/rest/v1/")]
     Redrive {
-        #[arg(long)]
+        /// The stage whose dead-letter queue is sent back.
+        #[arg(long, value_name = "STAGE")]
         stage: Stage,
         #[command(flatten)]
         api: ApiArgs,
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// Per table and layer the latest partition; per stage the queues; the holes (a raw import
-    /// without its later layers) and snapshots older than the latest import (exit 1 if any).
+    /// A short summary: tables fresh, stale (not what the schedule promised by the as-of date)
+    /// and failing, dead letters, and each problem with the command that fixes it; exit 1
+    /// unless every table is fresh and no dead letter waits. --verbose adds every table and
+    /// layer and the queues.
+    #[command(after_help = "Examples:\n  \
+tascomi status\n  \
+tascomi status --local --data-dir data/demo --verbose\n  \
+tascomi status --as-of 2026-11-21                  # judge the schedule as of that night")]
     Status {
+        /// The night the schedule is judged as of (default: on AWS yesterday, or today once
+        /// tonight's run has started; locally the newest import), YYYY-MM-DD or YYYYMMDD.
+        #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
+        as_of: Option<NaiveDate>,
+        /// Also print every table and layer (latest partition, age, rows) and the queues.
+        #[arg(long, short)]
+        verbose: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Write the morning report: one self-contained HTML page (no script, opens from a file or
+    /// an S3 link) with, per table, the freshness of each layer, rows per night, the snapshot's
+    /// rows, data-quality results and cast failures per column, stage run times and the dead
+    /// letters; problems first. Reads the catalog, the data-quality reports and the queues,
+    /// never the tables.
+    #[command(after_help = "Examples:\n  \
+tascomi report --local --data-dir data/demo        # then open tascomi-report.html\n  \
+tascomi report --out /tmp/report.html --nights 30  # on the deployment, the last 30 nights")]
+    Report {
+        /// Where to write the page.
+        #[arg(long, value_name = "FILE", default_value = "tascomi-report.html")]
+        out: PathBuf,
+        /// How many nights to show, ending on the as-of date.
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = health::DEFAULT_NIGHTS,
+            value_parser = clap::value_parser!(u32).range(1..=366)
+        )]
+        nights: u32,
+        /// The night the schedule is judged as of (default: as for `status`), YYYY-MM-DD or
+        /// YYYYMMDD.
+        #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
+        as_of: Option<NaiveDate>,
         #[command(flatten)]
         target: TargetArgs,
     },
     /// Compare the parsed tables' columns with the column-type dictionary (exit 1 on drift).
+    #[command(after_help = "Example:\n  \
+tascomi drift --local --data-dir data/demo")]
     Drift {
         #[command(flatten)]
         target: TargetArgs,
@@ -202,8 +302,17 @@ pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = Env::from_process();
     init_logs(&env);
+    crate::interrupt::install();
     match run(cli.command, &env).await {
         Ok(code) => code,
+        Err(err)
+            if err
+                .downcast_ref::<crate::interrupt::Interrupted>()
+                .is_some() =>
+        {
+            eprintln!("{err:#}");
+            ExitCode::from(crate::interrupt::EXIT_CODE)
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
@@ -236,8 +345,11 @@ fn load_dictionary(args: &TargetArgs, pipeline: &PipelineFile) -> anyhow::Result
     }
 }
 
+/// The target of a command that reads what runs left: on the embedded default, a data
+/// directory that must exist (a mistyped path is an error, never an empty pipeline).
 async fn target(args: &TargetArgs, env: &Env) -> anyhow::Result<Target> {
     if args.local {
+        existing_data_dir(args)?;
         let local = build_local(args, env, None, &[]).await?;
         Ok(Target::Local(Box::new(local)))
     } else {
@@ -246,6 +358,21 @@ async fn target(args: &TargetArgs, env: &Env) -> anyhow::Result<Target> {
             AwsTarget::from_env(env, pipeline).await?,
         )))
     }
+}
+
+/// Refuses a data directory that does not exist, for the commands that only read one.
+fn existing_data_dir(args: &TargetArgs) -> anyhow::Result<()> {
+    let dir = &args.data_dir;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if dir.exists() {
+        bail!("--data-dir {} is not a directory", dir.display());
+    }
+    bail!(
+        "--data-dir {} does not exist: check the path (a local data directory is made by `tascomi run --local --data-dir DIR` or `tascomi demo --data-dir DIR`)",
+        dir.display()
+    )
 }
 
 /// The embedded default on `args.data_dir`; with `api_url`, its ingest stage talks to that API
@@ -289,6 +416,15 @@ fn local_api(env: &Env, url: &str, pipeline: &PipelineFile) -> anyhow::Result<Lo
         settings,
         credentials,
     })
+}
+
+/// The flags that make a suggested command act where this one did: none on AWS.
+fn target_repair(args: &TargetArgs) -> Repair {
+    if args.local {
+        repair_flags(args, None)
+    } else {
+        Repair::default()
+    }
 }
 
 /// The flags that make a suggested command act where this one did (no secrets: keys stay in
@@ -436,11 +572,30 @@ async fn run(command: Command, env: &Env) -> anyhow::Result<ExitCode> {
             api,
             target: args,
         } => redrive(env, &args, api.api_url.as_deref(), stage).await,
-        Command::Status { target: args } => {
+        Command::Status {
+            as_of,
+            verbose,
+            target: args,
+        } => {
             let target = target(&args, env).await?;
-            let (text, gaps) = status_text(&target, london_today()).await?;
-            print!("{text}");
-            Ok(exit_code(gaps.is_empty()))
+            let options = health::Options {
+                as_of,
+                repair: target_repair(&args),
+                ..health::Options::default()
+            };
+            let health = health::collect(&target, &options).await?;
+            print!("{}", status_text(&health, verbose));
+            Ok(exit_code(health.all_fresh()))
+        }
+        Command::Report {
+            out,
+            nights,
+            as_of,
+            target: args,
+        } => {
+            let target = target(&args, env).await?;
+            write_report(&target, &out, nights, as_of, &target_repair(&args)).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Drift { target: args } => {
             let target = target(&args, env).await?;
@@ -499,7 +654,24 @@ fn report(verdicts: &Verdicts, what: &str) -> ExitCode {
     print!("{}", verdicts.describe());
     let failed = verdicts.failed_tables() + verdicts.other_letters.len();
     println!("{} {what}, {failed} failed", verdicts.tables.len());
-    exit_code(verdicts.ok())
+    interrupted_or(exit_code(verdicts.ok()), verdicts)
+}
+
+/// After Ctrl-C stopped the stages: says what finished and what the next run repeats, and
+/// exits with the interrupted code; otherwise `code`.
+#[allow(clippy::print_stdout)]
+fn interrupted_or(code: ExitCode, verdicts: &Verdicts) -> ExitCode {
+    if !crate::interrupt::requested() {
+        return code;
+    }
+    let finished = verdicts.tables.len() - verdicts.failed_tables();
+    println!(
+        "interrupted (Ctrl-C) at a safe point: {finished} table(s) finished (`ok` above), {} not; \
+         every message not handled is in its stage's dead-letter queue, and the `tascomi redrive` \
+         commands above repeat exactly those (and every later stage), nothing else",
+        verdicts.failed_tables()
+    );
+    ExitCode::from(crate::interrupt::EXIT_CODE)
 }
 
 /// `tascomi ingest`: on AWS, sends the request; with --local, runs it here and judges it.
@@ -604,6 +776,13 @@ async fn redrive(
             "{} message(s) sent back to {stage}: the {stage} service handles them; one that fails again returns to the dead-letter queue with its reason (`tascomi status` counts them)",
             moved.len()
         );
+        if crate::interrupt::requested() {
+            return Err(crate::interrupt::Interrupted(format!(
+                "{} message(s) were sent back; the others are still in the {stage} dead-letter queue: run the same command again to send them",
+                moved.len()
+            ))
+            .into());
+        }
         if let Some((_, _, Some(left))) = target
             .queue_depths()
             .await?
@@ -622,6 +801,7 @@ async fn redrive(
             "redriving ingest on the embedded default runs the ingest stage: pass --api-url (or TASCOMI_API_BASE_URL) and the keys; the dead letters are left as they are"
         );
     }
+    existing_data_dir(args)?;
     // Tables a run named beyond the pipeline file (`run --tables`) ran with the defaults; their
     // redriven messages do too, rather than fail again as unknown tables.
     let named: Vec<TableName> = build_local(args, env, None, &[])
@@ -651,7 +831,7 @@ async fn redrive(
         "{} message(s) sent back to {stage} and handled: {again} failed again and are back in a dead-letter queue with the reason",
         moved.len()
     );
-    Ok(exit_code(verdicts.ok()))
+    Ok(interrupted_or(exit_code(verdicts.ok()), &verdicts))
 }
 
 #[allow(clippy::print_stdout)]
@@ -734,45 +914,88 @@ async fn confirm_and_execute(
     }
 }
 
-/// `status` as text.
-pub async fn status_report(target: &Target, today: NaiveDate) -> anyhow::Result<String> {
-    Ok(status_text(target, today).await?.0)
+/// `status --verbose` as of a date, as text.
+pub async fn status_report(target: &Target, as_of: NaiveDate) -> anyhow::Result<String> {
+    let options = health::Options {
+        as_of: Some(as_of),
+        ..health::Options::default()
+    };
+    Ok(status_text(&health::collect(target, &options).await?, true))
 }
 
-/// `status` as text, and the gaps it flags (holes, snapshots behind their imports).
-pub async fn status_text(
-    target: &Target,
-    today: NaiveDate,
-) -> anyhow::Result<(String, Vec<ops::Gap>)> {
+/// `status`: the summary, then one line per finding (worst first) with its repair; with
+/// `verbose`, every table and layer and the queues.
+pub fn status_text(health: &health::Health, verbose: bool) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<28} {:<10} {:>10} {:>6} {:>10} {:>5}",
-        "table", "layer", "latest", "age", "rows", "parts"
-    );
-    for s in ops::status(target, today).await? {
+    let _ = writeln!(out, "as of {} ({})", health.as_of, health.as_of_reason);
+    let _ = writeln!(out, "{}", health.summary_line());
+    let mut findings: Vec<(&TableName, &health::Finding)> = health
+        .tables
+        .iter()
+        .flat_map(|t| t.findings.iter().map(move |f| (&t.table, f)))
+        .collect();
+    findings.sort_by_key(|(_, f)| std::cmp::Reverse(f.severity));
+    for (table, finding) in &findings {
         let _ = writeln!(
             out,
-            "{:<28} {:<10} {:>10} {:>6} {:>10} {:>5}{}",
-            s.table.as_str(),
-            s.layer.name(),
-            s.latest.map_or("-".into(), date_value),
-            s.age_days.map_or("-".into(), |d| format!("{d}d")),
-            s.rows.map_or("-".into(), |r| r.to_string()),
-            s.partitions,
-            if s.stale && s.layer == common::Layer::Snapshot {
-                "  STALE"
-            } else {
-                ""
-            }
+            "{:<8}{table}: {}\n        repair: {}",
+            finding.label, finding.what, finding.fix
         );
     }
-    let gaps = ops::gaps(target).await?;
-    if !gaps.is_empty() {
-        out.push('\n');
-        for gap in &gaps {
-            let _ = writeln!(out, "{}", gap.describe());
+    for letter in &health.other_letters {
+        let _ = writeln!(
+            out,
+            "FAILED  {} dead letter ({}): {}",
+            letter.stage,
+            letter
+                .table
+                .as_deref()
+                .unwrap_or("a message naming no table"),
+            letter.reason
+        );
+    }
+    if !verbose {
+        if !findings.is_empty() || health.dead_letters() > 0 {
+            out.push_str(
+                "(--verbose for every table and layer and the queues; `tascomi report` draws the last nights)\n",
+            );
+        }
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<28} {:<10} {:>10} {:>6} {:>10} {:>5}  state",
+        "table", "layer", "latest", "age", "rows", "parts"
+    );
+    for t in &health.tables {
+        for layer in Layer::ALL {
+            let published = t.partitions(layer);
+            let latest = published.last();
+            let state = if layer == Layer::Snapshot {
+                match t.condition() {
+                    health::Condition::Fresh => "fresh",
+                    health::Condition::Stale => "STALE",
+                    health::Condition::Failing => "FAILING",
+                }
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "{:<28} {:<10} {:>10} {:>6} {:>10} {:>5}  {state}",
+                t.table.as_str(),
+                layer.name(),
+                latest.map_or("-".into(), |p| date_value(p.date)),
+                latest.map_or("-".into(), |p| format!(
+                    "{}d",
+                    (health.as_of - p.date).num_days()
+                )),
+                latest
+                    .and_then(|p| p.rows)
+                    .map_or("-".into(), |r| r.to_string()),
+                published.len(),
+            );
         }
     }
     let _ = writeln!(
@@ -780,17 +1003,54 @@ pub async fn status_text(
         "\n{:<10} {:>8} {:>9} {:>12}",
         "queue", "waiting", "in flight", "dead letters"
     );
-    for (stage, depth, dead) in target.queue_depths().await? {
+    for q in &health.queues {
         let _ = writeln!(
             out,
             "{:<10} {:>8} {:>9} {:>12}",
-            stage.name(),
-            depth.visible,
-            depth.in_flight,
-            dead.map_or("?".into(), |d| d.to_string())
+            q.stage.name(),
+            q.depth.visible,
+            q.depth.in_flight,
+            q.dead_letters.map_or("?".into(), |d| d.to_string())
         );
     }
-    Ok((out, gaps))
+    out
+}
+
+/// `tascomi report`: collects and writes the page (aside, then renamed: a reader never sees
+/// half a page), and prints where, how large, and the summary line.
+#[allow(clippy::print_stdout)]
+pub async fn write_report(
+    target: &Target,
+    out: &std::path::Path,
+    nights: u32,
+    as_of: Option<NaiveDate>,
+    repair: &Repair,
+) -> anyhow::Result<health::Health> {
+    let started = std::time::Instant::now();
+    let options = health::Options {
+        as_of,
+        nights,
+        quality: true,
+        letters: true,
+        repair: repair.clone(),
+    };
+    let health = health::collect(target, &options).await?;
+    let page = crate::report::render(&health);
+    let partial = out.with_extension("html.partial");
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&partial, &page).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, out).with_context(|| format!("replacing {}", out.display()))?;
+    println!(
+        "wrote {} ({} kB, in {:.1} s): as of {}, {}",
+        out.display(),
+        page.len().div_ceil(1024),
+        started.elapsed().as_secs_f64(),
+        health.as_of,
+        health.summary_line()
+    );
+    Ok(health)
 }
 
 /// The tables a night runs: the named ones (tables the pipeline file does not name run with
@@ -870,6 +1130,41 @@ mod tests {
             let err = parse_date_arg(bad).unwrap_err();
             assert!(err.contains("YYYY-MM-DD or YYYYMMDD"), "{bad}: {err}");
         }
+    }
+
+    /// Every option of every command says what it is for, and every command has an example.
+    #[test]
+    fn every_option_has_a_description_and_every_command_an_example() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for command in cli.get_subcommands() {
+            let name = command.get_name();
+            let example = command
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            if !example.contains("Example") || !example.contains(&format!("tascomi {name}")) {
+                missing.push(format!("{name}: no example running it"));
+            }
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                if help.trim().is_empty() {
+                    missing.push(format!("{name} --{id}: no description"));
+                }
+                let dated = arg
+                    .get_value_names()
+                    .is_some_and(|names| names.iter().any(|n| n.as_str() == "DATE"));
+                if dated && !help.contains("YYYY-MM-DD or YYYYMMDD") {
+                    missing.push(format!("{name} --{id}: the date format is not named"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{missing:#?}");
     }
 
     #[test]

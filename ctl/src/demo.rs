@@ -130,6 +130,13 @@ pub async fn demo(data_dir: &Path, nights: u32) -> anyhow::Result<ExitCode> {
         for (i, letter) in verdicts.other_letters.iter().enumerate() {
             failed.insert(format!("dead letter {} ({today})", i + 1), letter.clone());
         }
+        if local.interrupted() {
+            sim.stop().await;
+            return Err(crate::interrupt::Interrupted(format!(
+                "the demo stopped during the night of {today}; run `tascomi demo` again to start over"
+            ))
+            .into());
+        }
     }
     sim.stop().await;
     let target = Target::Local(Box::new(local));
@@ -147,6 +154,36 @@ pub async fn demo(data_dir: &Path, nights: u32) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64(),
         snapshot_dir.display(),
         date_value(last),
+    );
+    // The pipeline file beside the data, so that every other command can act on it, and the
+    // morning report of the nights just run.
+    let pipeline_file = data_dir.join("pipeline.yaml");
+    std::fs::write(
+        &pipeline_file,
+        format!(
+            "# The demo's tables (written by `tascomi demo`).\ncolumn_type_dictionary: {}\n{DEMO_TABLES}",
+            serde_json::to_string(&pipeline.column_type_dictionary)?
+        ),
+    )
+    .with_context(|| format!("writing {}", pipeline_file.display()))?;
+    let flags = format!(
+        "--local --data-dir {} --pipeline {}",
+        data_dir.display(),
+        pipeline_file.display()
+    );
+    crate::cli::write_report(
+        &target,
+        &data_dir.join("tascomi-report.html"),
+        crate::health::DEFAULT_NIGHTS,
+        None,
+        &Repair {
+            target_flags: flags.clone(),
+        },
+    )
+    .await?;
+    println!(
+        "Open it in a browser. The other commands act on the demo's data with these flags, e.g.\n\n  \
+         tascomi status {flags}\n  tascomi report {flags}\n"
     );
     Ok(if failed.is_empty() {
         ExitCode::SUCCESS

@@ -19,7 +19,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use common::config::PipelineFile;
 use common::dictionary::ColumnTypes;
-use common::layout::TableName;
+use common::layout::{TableName, date_value};
 use common::messages::{Message, PartitionReady};
 use common::platform::Platform;
 use common::queue::{MemoryQueue, Queue};
@@ -31,10 +31,18 @@ use recast_svc::{RecastSettings, RecastStage};
 use serde::{Deserialize, Serialize};
 use snapshot_svc::{SnapshotSettings, SnapshotStage};
 
+use crate::interrupt;
 use crate::stage::Stage;
 
 /// A message received this many times without success moves to the dead-letter queue.
 const MAX_RECEIVES: u32 = 3;
+
+/// The attribute that marks a dead letter left by Ctrl-C (see [`LocalPipeline::settle`]).
+const INTERRUPTED_ATTRIBUTE: &str = "interrupted";
+
+/// Without a terminal, a progress line names the work in progress after this long without
+/// another line.
+pub const HEARTBEAT: Duration = Duration::from_secs(30);
 
 /// How the embedded pipeline is built.
 #[derive(Debug)]
@@ -93,6 +101,11 @@ impl DeadLetter {
         common::layout::parse_date(value.get("as_of")?.as_str()?)
     }
 
+    /// True for a message moved here because Ctrl-C stopped the stages before it was handled.
+    pub fn interrupted(&self) -> bool {
+        self.attributes.contains_key(INTERRUPTED_ATTRIBUTE)
+    }
+
     pub fn reason(&self) -> &str {
         self.attributes
             .get("failure_reason")
@@ -132,11 +145,51 @@ impl Journal {
     }
 }
 
-/// A stage's handler, unchanged, whose outcomes are written to the [`Journal`].
+/// What the stages are doing, for progress: the messages being handled and those finished.
+#[derive(Debug, Default)]
+pub struct Activity {
+    next_id: u64,
+    in_flight: BTreeMap<u64, (Stage, String, Instant)>,
+    finished: Vec<Finished>,
+}
+
+/// One message handled by a stage.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub stage: Stage,
+    pub table: String,
+    /// `published parsed 20261110`, `failed (retried): ...`.
+    pub outcome: String,
+    pub took: Duration,
+}
+
+impl Activity {
+    fn start(&mut self, stage: Stage, table: &str) -> u64 {
+        self.next_id += 1;
+        self.in_flight
+            .insert(self.next_id, (stage, table.to_owned(), Instant::now()));
+        self.next_id
+    }
+
+    fn finish(&mut self, id: u64, outcome: String) {
+        if let Some((stage, table, started)) = self.in_flight.remove(&id) {
+            self.finished.push(Finished {
+                stage,
+                table,
+                outcome,
+                took: started.elapsed(),
+            });
+        }
+    }
+}
+
+/// A stage's handler, unchanged, whose outcomes are written to the [`Journal`] and whose work
+/// is tracked in the [`Activity`].
 struct Watched<H> {
     stage: Stage,
     inner: H,
     journal: Arc<Mutex<Journal>>,
+    activity: Arc<Mutex<Activity>>,
 }
 
 #[async_trait]
@@ -153,7 +206,22 @@ impl<H: Handler> Handler for Watched<H> {
 
     async fn handle(&self, message: H::Message) -> Result<Vec<PartitionReady>, Failure> {
         let table = message.table().to_string();
+        let id = lock(&self.activity).start(self.stage, &table);
         let result = self.inner.handle(message).await;
+        let progress = match &result {
+            Ok(published) if published.is_empty() => "done, nothing to publish".to_owned(),
+            Ok(published) => published
+                .iter()
+                .map(|p| format!("published {} {}", p.layer, date_value(p.date())))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Err(Failure::Discard(reason)) => format!("skipped: {}", short(reason)),
+            Err(Failure::Transient(err)) => {
+                format!("failed, will retry: {}", short(&format!("{err:#}")))
+            }
+            Err(Failure::Permanent(err)) => format!("FAILED: {}", short(&format!("{err:#}"))),
+        };
+        lock(&self.activity).finish(id, progress);
         let outcome = match &result {
             Ok(_) => Ok(()),
             Err(Failure::Discard(reason)) => Err(format!("skipped: {reason}")),
@@ -168,16 +236,68 @@ impl<H: Handler> Handler for Watched<H> {
     }
 }
 
-/// A stage's runner, whatever its handler.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The first 200 characters of a reason, for a progress line.
+fn short(text: &str) -> String {
+    match text.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
+/// A stage's runner, whatever its handler, with its input queue.
 #[async_trait]
 trait Drain: Send + Sync {
+    /// Handles queued messages until the queue stays empty for `idle`, or until Ctrl-C asks
+    /// to stop (see [`crate::interrupt`]): at a safe point nothing new is received; "now"
+    /// abandons the messages in progress (unacknowledged: they stay in the queue, nothing of
+    /// them published).
     async fn drain(&self, idle: Duration) -> Vec<Disposition>;
 }
 
+struct StageRunner<H> {
+    runner: Arc<Runner<H>>,
+    input: MemoryQueue,
+}
+
 #[async_trait]
-impl<H: Handler> Drain for Runner<H> {
+impl<H: Handler> Drain for StageRunner<H> {
     async fn drain(&self, idle: Duration) -> Vec<Disposition> {
-        Runner::drain(self, idle).await
+        let mut dispositions = Vec::new();
+        while !interrupt::requested() {
+            let messages = match self.input.receive(10, idle).await {
+                Ok(messages) if !messages.is_empty() => messages,
+                Ok(_) => break,
+                Err(err) => {
+                    tracing::warn!(error = %err, "receive failed");
+                    break;
+                }
+            };
+            let mut tasks = tokio::task::JoinSet::new();
+            for message in messages {
+                let runner = self.runner.clone();
+                tasks.spawn(async move { runner.process(message).await });
+            }
+            let stop_now = interrupt::reached(interrupt::Level::Now);
+            tokio::pin!(stop_now);
+            loop {
+                tokio::select! {
+                    done = tasks.join_next() => match done {
+                        Some(Ok(disposition)) => dispositions.push(disposition),
+                        Some(Err(err)) => tracing::error!(error = %err, "a message handler panicked"),
+                        None => break,
+                    },
+                    () = &mut stop_now => {
+                        tasks.abort_all();
+                        return dispositions;
+                    }
+                }
+            }
+        }
+        dispositions
     }
 }
 
@@ -190,6 +310,10 @@ pub struct LocalPipeline {
     dead_letters: BTreeMap<Stage, MemoryQueue>,
     runners: BTreeMap<Stage, Arc<dyn Drain>>,
     journal: Arc<Mutex<Journal>>,
+    activity: Arc<Mutex<Activity>>,
+    /// Set when Ctrl-C stopped a settle: the messages left are in the dead-letter queues and
+    /// nothing more runs.
+    interrupted: std::sync::atomic::AtomicBool,
     /// What the snapshot stage announces to downstream consumers; kept for tests.
     pub published_snapshots: MemoryQueue,
 }
@@ -242,6 +366,8 @@ impl LocalPipeline {
             dead_letters,
             runners: BTreeMap::new(),
             journal: Arc::default(),
+            activity: Arc::default(),
+            interrupted: std::sync::atomic::AtomicBool::new(false),
             published_snapshots,
         };
         let p = || platform.clone();
@@ -277,6 +403,7 @@ impl LocalPipeline {
             stage,
             inner: handler,
             journal: self.journal.clone(),
+            activity: self.activity.clone(),
         };
         let runner = Runner::new(
             Arc::new(handler),
@@ -285,7 +412,13 @@ impl LocalPipeline {
             Some(Arc::new(self.dead_letters[&stage].clone())),
             runner_settings(),
         );
-        self.runners.insert(stage, Arc::new(runner));
+        self.runners.insert(
+            stage,
+            Arc::new(StageRunner {
+                runner: Arc::new(runner),
+                input: self.queues[&stage].clone(),
+            }),
+        );
     }
 
     /// The input queue of a stage.
@@ -338,14 +471,26 @@ impl LocalPipeline {
 
     /// Runs every stage until all queues are empty (retries included), in pipeline order, then
     /// saves the dead-letter queues. Returns what each stage did.
+    ///
+    /// Progress: with `progress` (a terminal) a spinner per stage; otherwise a line per message
+    /// handled, and every [`HEARTBEAT`] without one a line naming the work in progress, so
+    /// that a log shows the run as it goes. Ctrl-C stops at the next safe point (see
+    /// [`crate::interrupt`]): every message not handled then is moved to its stage's
+    /// dead-letter queue with that reason, so that `tascomi redrive` repeats exactly it, and
+    /// [`LocalPipeline::interrupted`] is set.
     pub async fn settle(&self, progress: bool) -> anyhow::Result<BTreeMap<Stage, StageReport>> {
+        let mut reports: BTreeMap<Stage, StageReport> = BTreeMap::new();
+        if self.interrupted() {
+            return Ok(reports);
+        }
+        let _careful = interrupt::Careful::begin();
         let bars = MultiProgress::new();
         if !progress {
             bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         }
+        let lines = (!progress).then(|| self.progress_lines());
         let style = ProgressStyle::with_template("{spinner} {prefix:>8} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
-        let mut reports: BTreeMap<Stage, StageReport> = BTreeMap::new();
         let mut bar_of = BTreeMap::new();
         for stage in self.runners.keys() {
             let bar = bars.add(ProgressBar::new_spinner().with_style(style.clone()));
@@ -353,8 +498,11 @@ impl LocalPipeline {
             bar.set_message("waiting");
             bar_of.insert(*stage, bar);
         }
-        loop {
+        'settle: loop {
             for (stage, runner) in &self.runners {
+                if interrupt::requested() {
+                    break 'settle;
+                }
                 let bar = &bar_of[stage];
                 bar.enable_steady_tick(Duration::from_millis(120));
                 bar.set_message("running");
@@ -379,20 +527,111 @@ impl LocalPipeline {
                     report.elapsed.as_secs_f64()
                 ));
             }
-            if self.all_empty().await? {
+            if interrupt::requested() || self.all_empty().await? {
                 break;
             }
             // Messages waiting out a retry delay: let it pass.
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                () = interrupt::reached(interrupt::Level::AtSafePoint) => {}
+            }
         }
         for bar in bar_of.values() {
             bar.finish();
         }
+        if let Some(lines) = lines {
+            lines.abort();
+            self.print_finished();
+        }
         for (stage, dead_lettered) in self.park_unrun().await? {
             reports.entry(stage).or_default().dead_lettered += dead_lettered;
         }
+        if interrupt::requested() {
+            self.park_interrupted().await?;
+            self.interrupted
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         self.save_dead_letters()?;
         Ok(reports)
+    }
+
+    /// True once Ctrl-C stopped a settle (see [`LocalPipeline::settle`]).
+    pub fn interrupted(&self) -> bool {
+        self.interrupted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Prints the messages finished since the last call, one line each, on stderr.
+    fn print_finished(&self) {
+        let finished: Vec<Finished> = std::mem::take(&mut lock(&self.activity).finished);
+        for f in finished {
+            eprintln!(
+                "progress: {:<8} {}: {} ({})",
+                f.stage.name(),
+                f.table,
+                f.outcome,
+                crate::health::human_duration(f.took)
+            );
+        }
+    }
+
+    /// Prints progress lines while the stages run: the messages finished, and a line naming
+    /// the work in progress after [`HEARTBEAT`] without any.
+    fn progress_lines(&self) -> tokio::task::JoinHandle<()> {
+        let activity = self.activity.clone();
+        tokio::spawn(async move {
+            let mut quiet_since = Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let (finished, in_flight) = {
+                    let mut a = lock(&activity);
+                    let in_flight: Vec<String> = a
+                        .in_flight
+                        .values()
+                        .map(|(stage, table, started)| {
+                            format!(
+                                "{stage} {table} ({})",
+                                crate::health::human_duration(started.elapsed())
+                            )
+                        })
+                        .collect();
+                    (std::mem::take(&mut a.finished), in_flight)
+                };
+                for f in &finished {
+                    eprintln!(
+                        "progress: {:<8} {}: {} ({})",
+                        f.stage.name(),
+                        f.table,
+                        f.outcome,
+                        crate::health::human_duration(f.took)
+                    );
+                }
+                if !finished.is_empty() {
+                    quiet_since = Instant::now();
+                } else if quiet_since.elapsed() >= HEARTBEAT && !in_flight.is_empty() {
+                    eprintln!("progress: still running: {}", in_flight.join(", "));
+                    quiet_since = Instant::now();
+                }
+            }
+        })
+    }
+
+    /// After Ctrl-C: every message still held by a stage's queue (waiting, retrying, or
+    /// abandoned while in progress) goes to that stage's dead-letter queue, saying so.
+    async fn park_interrupted(&self) -> anyhow::Result<()> {
+        for (stage, queue) in &self.queues {
+            for (body, mut attributes) in queue.entries() {
+                attributes.insert(
+                    "failure_reason".into(),
+                    format!(
+                        "not handled: interrupted (Ctrl-C) before the {stage} stage finished it; nothing of it is published"
+                    ),
+                );
+                attributes.insert("failed_stage".into(), stage.name().into());
+                attributes.insert(INTERRUPTED_ATTRIBUTE.into(), "true".into());
+                self.dead_letters[stage].send(&body, &attributes).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Moves the messages waiting for a stage that is not built here to its dead-letter queue,

@@ -200,9 +200,23 @@ impl Plan {
 
     /// Carries the plan out: unpublish in the catalog first (readers stop seeing the data),
     /// then delete the files (every run folder of the partition), then replay.
+    ///
+    /// Ctrl-C stops between two steps (see [`crate::interrupt`]): what is done is done, and
+    /// the same command again plans from what is left and completes it.
     pub async fn execute(&self, target: &Target) -> anyhow::Result<()> {
         let platform = target.platform();
-        for p in &self.remove {
+        let _careful = crate::interrupt::Careful::begin();
+        let interrupted = |removed: usize, sent: usize| {
+            crate::interrupt::Interrupted(format!(
+                "{removed} of {} partition(s) removed, {sent} of {} message(s) sent; run the same command again: it plans from what is left, removes the rest and sends every message",
+                self.remove.len(),
+                self.replay.len()
+            ))
+        };
+        for (removed, p) in self.remove.iter().enumerate() {
+            if crate::interrupt::requested() {
+                return Err(interrupted(removed, 0).into());
+            }
             let partition = platform.layout.partition(&p.table, p.layer, p.date);
             platform
                 .catalog
@@ -226,7 +240,10 @@ impl Plan {
                 .await
                 .with_context(|| format!("removing the files of {partition}"))?;
         }
-        for (stage, message) in &self.replay {
+        for (sent, (stage, message)) in self.replay.iter().enumerate() {
+            if crate::interrupt::requested() {
+                return Err(interrupted(self.remove.len(), sent).into());
+            }
             target.send(*stage, &messages::encode(message)).await?;
         }
         target.settle().await
@@ -288,46 +305,6 @@ pub async fn plan_rollback(
     })
 }
 
-/// One line of `status`.
-#[derive(Debug, Clone)]
-pub struct LayerStatus {
-    pub table: TableName,
-    pub layer: Layer,
-    pub latest: Option<NaiveDate>,
-    pub partitions: usize,
-    pub rows: Option<u64>,
-    /// Days since the latest partition.
-    pub age_days: Option<i64>,
-    pub stale: bool,
-}
-
-/// Per table and layer: the latest partition, its age and rows. A daily table whose latest
-/// snapshot is older than yesterday, or a weekly one older than a week, is stale.
-pub async fn status(target: &Target, today: NaiveDate) -> anyhow::Result<Vec<LayerStatus>> {
-    let mut out = Vec::new();
-    for config in &target.pipeline().tables {
-        let allowed = match config.schedule {
-            common::config::Schedule::Daily => 1,
-            common::config::Schedule::Weekly => 7,
-        };
-        for layer in Layer::ALL {
-            let published = partitions(target, &config.name, layer).await?;
-            let latest = published.last();
-            let age_days = latest.map(|p| (today - p.date).num_days());
-            out.push(LayerStatus {
-                table: config.name.clone(),
-                layer,
-                latest: latest.map(|p| p.date),
-                partitions: published.len(),
-                rows: latest.and_then(|p| p.info.parameters.get("rows")?.parse().ok()),
-                age_days,
-                stale: age_days.is_none_or(|age| age > allowed),
-            });
-        }
-    }
-    Ok(out)
-}
-
 /// Something `status` flags on a table: data that is published in one layer and missing from
 /// the next, so the snapshot does not hold it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -385,44 +362,55 @@ pub async fn gaps(target: &Target) -> anyhow::Result<Vec<Gap>> {
     let mut out = Vec::new();
     for config in &target.pipeline().tables {
         let table = &config.name;
-        let raw = partitions(target, table, Layer::Raw).await?;
+        let raw = dates(&partitions(target, table, Layer::Raw).await?);
         let parsed = dates(&partitions(target, table, Layer::Parsed).await?);
         let increments = dates(&partitions(target, table, Layer::Increment).await?);
-        for p in &raw {
-            let missing = if !parsed.contains(&p.date) {
-                Some(Layer::Parsed)
-            } else if !increments.contains(&p.date) {
-                Some(Layer::Increment)
-            } else {
-                None
-            };
-            if let Some(missing) = missing {
-                out.push(Gap::Hole {
-                    table: table.clone(),
-                    import_date: p.date,
-                    missing,
-                });
-            }
-        }
-        let latest_snapshot = partitions(target, table, Layer::Snapshot)
-            .await?
-            .last()
-            .map(|p| p.date);
-        if let Some(latest_raw) = raw.last()
-            && latest_snapshot.is_none_or(|s| s < latest_raw.date)
-        {
-            let first_raw = raw.first().map_or(latest_raw.date, |p| p.date);
-            out.push(Gap::Behind {
+        let snapshots = dates(&partitions(target, table, Layer::Snapshot).await?);
+        out.extend(table_gaps(table, &raw, &parsed, &increments, &snapshots));
+    }
+    Ok(out)
+}
+
+/// The holes and lagging snapshot of one table, from the dates of its published partitions.
+pub fn table_gaps(
+    table: &TableName,
+    raw: &BTreeSet<NaiveDate>,
+    parsed: &BTreeSet<NaiveDate>,
+    increments: &BTreeSet<NaiveDate>,
+    snapshots: &BTreeSet<NaiveDate>,
+) -> Vec<Gap> {
+    let mut out = Vec::new();
+    for date in raw {
+        let missing = if !parsed.contains(date) {
+            Some(Layer::Parsed)
+        } else if !increments.contains(date) {
+            Some(Layer::Increment)
+        } else {
+            None
+        };
+        if let Some(missing) = missing {
+            out.push(Gap::Hole {
                 table: table.clone(),
-                snapshot: latest_snapshot,
-                import_date: latest_raw.date,
-                rebuild_from: latest_snapshot
-                    .and_then(|s| s.succ_opt())
-                    .unwrap_or(first_raw),
+                import_date: *date,
+                missing,
             });
         }
     }
-    Ok(out)
+    let latest_snapshot = snapshots.last().copied();
+    if let Some(latest_raw) = raw.last()
+        && latest_snapshot.is_none_or(|s| s < *latest_raw)
+    {
+        let first_raw = raw.first().copied().unwrap_or(*latest_raw);
+        out.push(Gap::Behind {
+            table: table.clone(),
+            snapshot: latest_snapshot,
+            import_date: *latest_raw,
+            rebuild_from: latest_snapshot
+                .and_then(|s| s.succ_opt())
+                .unwrap_or(first_raw),
+        });
+    }
+    out
 }
 
 fn dates(published: &[Published]) -> BTreeSet<NaiveDate> {

@@ -148,13 +148,19 @@ impl Target {
         };
         let mut moved: Vec<DeadLetter> = Vec::new();
         let mut sent = std::collections::BTreeSet::new();
+        // Ctrl-C stops between two messages: each is either moved or left, never lost.
+        let _careful = crate::interrupt::Careful::begin();
         'receive: loop {
+            if crate::interrupt::requested() {
+                break;
+            }
             let received = dlq.receive(10, Duration::from_secs(1)).await?;
             if received.is_empty() {
                 break;
             }
             for (i, message) in received.iter().enumerate() {
-                if matches!(self, Target::Aws(_)) && sent.contains(&message.body) {
+                let interrupted = crate::interrupt::requested();
+                if interrupted || (matches!(self, Target::Aws(_)) && sent.contains(&message.body)) {
                     // Back already: leave this one and the rest of the batch where they are.
                     for left in &received[i..] {
                         if let Err(err) = dlq.extend_visibility(&left.receipt, Duration::ZERO).await
@@ -172,6 +178,7 @@ impl Target {
                 let mut attributes = message.attributes.clone();
                 attributes.remove("failure_reason");
                 attributes.remove("failed_stage");
+                attributes.remove("interrupted");
                 queue
                     .send(&message.body, &attributes)
                     .await
@@ -191,6 +198,56 @@ impl Target {
             }
         }
         Ok(moved)
+    }
+
+    /// Up to `max` of the messages in a stage's dead-letter queue, left where they are. On AWS
+    /// they are received and at once made visible again (their receive count goes up by one;
+    /// a redrive running at the same moment may miss them and says how many are left).
+    pub async fn peek_dead_letters(
+        &self,
+        stage: Stage,
+        max: usize,
+    ) -> anyhow::Result<Vec<DeadLetter>> {
+        let dlq = match self {
+            Target::Local(local) => {
+                return Ok(local.dead_letters(stage).into_iter().take(max).collect());
+            }
+            Target::Aws(aws) => match aws.dead_letters.get(&stage) {
+                Some(dlq) => dlq.clone(),
+                None => return Ok(Vec::new()),
+            },
+        };
+        let mut letters = Vec::new();
+        let mut receipts = Vec::new();
+        let mut result = Ok(());
+        while letters.len() < max {
+            match dlq
+                .receive((max - letters.len()).min(10), Duration::ZERO)
+                .await
+            {
+                Ok(received) if received.is_empty() => break,
+                Ok(received) => {
+                    for message in received {
+                        receipts.push(message.receipt);
+                        letters.push(DeadLetter {
+                            body: message.body,
+                            attributes: message.attributes,
+                        });
+                    }
+                }
+                Err(err) => {
+                    result = Err(err);
+                    break;
+                }
+            }
+        }
+        for receipt in &receipts {
+            if let Err(err) = dlq.extend_visibility(receipt, Duration::ZERO).await {
+                tracing::warn!(error = %err, "could not make a dead letter visible again; it will be after the queue's visibility timeout");
+            }
+        }
+        result.with_context(|| format!("reading the {stage} dead-letter queue"))?;
+        Ok(letters)
     }
 
     /// Per stage: (queue depth, messages in the dead-letter queue), where known.

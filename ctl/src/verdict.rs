@@ -136,11 +136,19 @@ pub async fn judge(
             if letter.table().as_deref() == Some(table.as_str())
                 && letter.as_of().is_none_or(|d| d == expectation.snapshot)
             {
-                problems.push(format!(
-                    "{stage} failed: {} (in the {stage} dead-letter queue; after the fix: tascomi redrive --stage {stage} {})",
-                    letter.reason(),
-                    repair.target_flags
-                ));
+                problems.push(if letter.interrupted() {
+                    format!(
+                        "interrupted before {stage} finished{}: nothing of it is published; the next run, tascomi redrive --stage {stage} {}, repeats {stage} and every later stage",
+                        letter.as_of().map_or(String::new(), |d| format!(" the partition of {}", date_value(d))),
+                        repair.target_flags
+                    )
+                } else {
+                    format!(
+                        "{stage} failed: {} (in the {stage} dead-letter queue; after the fix: tascomi redrive --stage {stage} {})",
+                        letter.reason(),
+                        repair.target_flags
+                    )
+                });
             }
         }
         if let Some(pages) = failed_pages(local, table, expectation.import).await? {

@@ -75,8 +75,14 @@ async fn consecutive_nights_match_what_the_api_holds_and_operations_work() {
     };
     assert_eq!(glob_rows, published_rows);
 
-    // status
+    // status: a summary, as of the last night run; every table and layer with --verbose.
     let (ok, out) = tascomi(&data_dir, &pipeline, &sim, &["status"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.starts_with(&format!("as of {last} ")) && out.contains("2 tables: 2 fresh"),
+        "{out}"
+    );
+    let (ok, out) = tascomi(&data_dir, &pipeline, &sim, &["status", "--verbose"]);
     assert!(ok, "{out}");
     assert!(
         out.contains("applications") && out.contains(&date_value(last)),

@@ -1,0 +1,1032 @@
+//! How every table stands as of a date: what `tascomi status` summarises and `tascomi report`
+//! draws.
+//!
+//! Everything here comes from what the stages already record, never from the tables' data:
+//! the catalog's partition parameters (rows, files, bytes, run id, publication time, failed
+//! pages, cast failures), the data-quality reports (JSON lines under the refined bucket's
+//! metrics prefix, read only for the nights shown), and the queues.
+//!
+//! A table is
+//! - **failing** when something it needs is broken and will not mend by itself: a hole (a raw
+//!   import without its later layers), a snapshot behind its latest import, a message of it in a
+//!   dead-letter queue, pages that failed in its latest import, a failed data-quality gate;
+//! - **stale** when its latest snapshot is older than what its schedule promised by the as-of
+//!   date: the snapshot of that date for a daily table, of the Sunday on or before it for a
+//!   weekly one;
+//! - **fresh** otherwise. A fresh table may still carry warnings (it shrank, a column started
+//!   failing to cast, a stage got much slower): odd, not broken.
+//!
+//! Stage durations are not recorded as such; each is derived from the partition's parameters:
+//! the run id is a UUIDv7, made when the run starts, and `published_at` is when it ended.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use common::config::Schedule;
+use common::layout::{Layer, TableName, date_value, london_today};
+use common::queue::QueueDepth;
+
+use crate::local::DeadLetter;
+use crate::ops::{self, Gap};
+use crate::stage::Stage;
+use crate::target::Target;
+use crate::verdict::Repair;
+
+/// How many nights the report shows by default.
+pub const DEFAULT_NIGHTS: u32 = 14;
+
+/// How many dead letters per stage are read (on AWS, received and released again).
+pub const MAX_LETTERS_PER_STAGE: usize = 100;
+
+/// What to collect.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The date the schedule is judged against (default: see [`Health::as_of_reason`]).
+    pub as_of: Option<NaiveDate>,
+    /// How many nights of history, ending on the as-of date (fewer when the data begins later).
+    pub nights: u32,
+    /// Read the data-quality reports of those nights.
+    pub quality: bool,
+    /// Read the dead letters themselves (on the embedded default they are always read: they are
+    /// files). On AWS this receives them and makes them visible again at once.
+    pub letters: bool,
+    /// The flags that make a suggested command act where this one did.
+    pub repair: Repair,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            as_of: None,
+            nights: DEFAULT_NIGHTS,
+            quality: false,
+            letters: false,
+            repair: Repair::default(),
+        }
+    }
+}
+
+/// One published partition, as the catalog describes it.
+#[derive(Debug, Clone)]
+pub struct PartitionFacts {
+    pub date: NaiveDate,
+    pub rows: Option<u64>,
+    pub files: Option<u64>,
+    pub bytes: Option<u64>,
+    pub run_id: String,
+    pub published_at: Option<DateTime<Utc>>,
+    /// From the run's start (its UUIDv7 run id) to its publication.
+    pub duration: Option<Duration>,
+    pub parameters: BTreeMap<String, String>,
+}
+
+impl PartitionFacts {
+    fn from_published(p: &ops::Published) -> Self {
+        let parameters = p.info.parameters.clone();
+        let number = |key: &str| parameters.get(key).and_then(|v| v.parse::<u64>().ok());
+        let run_id = parameters.get("run_id").cloned().unwrap_or_default();
+        let published_at = parameters
+            .get("published_at")
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let duration = match (run_started(&run_id), published_at) {
+            (Some(start), Some(end)) if end >= start => (end - start).to_std().ok(),
+            _ => None,
+        };
+        Self {
+            date: p.date,
+            rows: number("rows"),
+            files: number("files"),
+            bytes: number("bytes"),
+            run_id,
+            published_at,
+            duration,
+            parameters,
+        }
+    }
+
+    /// A numeric parameter (`failed_pages`, `cast_failures`, ...).
+    pub fn number(&self, key: &str) -> Option<u64> {
+        self.parameters.get(key)?.parse().ok()
+    }
+}
+
+/// When a run started, from its run id: a UUIDv7 (as `common::publish::new_run_id` makes
+/// them) begins with its creation time in milliseconds since the epoch.
+pub fn run_started(run_id: &str) -> Option<DateTime<Utc>> {
+    let hex: String = run_id.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 || hex.as_bytes()[12] != b'7' {
+        return None;
+    }
+    let millis = u64::from_str_radix(&hex[..12], 16).ok()?;
+    DateTime::from_timestamp_millis(i64::try_from(millis).ok()?)
+}
+
+/// One check of a data-quality report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckFacts {
+    pub name: String,
+    pub passed: bool,
+    pub value: f64,
+    pub threshold: f64,
+    pub examples: Vec<String>,
+}
+
+/// One stage's data-quality report on one partition (the newest run of that date).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualityRun {
+    pub stage: Stage,
+    pub date: NaiveDate,
+    pub run_id: String,
+    pub rows: u64,
+    pub recorded_at: Option<DateTime<Utc>>,
+    pub checks: Vec<CheckFacts>,
+}
+
+impl QualityRun {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+
+    /// The values that failed to cast, per column (`cast_failures_<column>` checks).
+    pub fn cast_failures(&self) -> impl Iterator<Item = (&str, &CheckFacts)> {
+        self.checks
+            .iter()
+            .filter_map(|c| Some((c.name.strip_prefix("cast_failures_")?, c)))
+    }
+
+    /// Parses the JSON lines `QualityReport::record` writes (one line per check).
+    pub fn parse(stage: Stage, body: &[u8]) -> Option<Self> {
+        let mut run: Option<QualityRun> = None;
+        for line in body.split(|b| *b == b'\n') {
+            let Ok(value) = serde_json::from_slice::<serde_json::Value>(line) else {
+                continue;
+            };
+            let run = run.get_or_insert_with(|| QualityRun {
+                stage,
+                date: value
+                    .get("partition_date")
+                    .and_then(|d| d.as_str())
+                    .and_then(common::layout::parse_date)
+                    .unwrap_or(NaiveDate::MIN),
+                run_id: text(&value, "run_id"),
+                rows: value.get("rows").and_then(|r| r.as_u64()).unwrap_or(0),
+                recorded_at: value
+                    .get("recorded_at")
+                    .and_then(|t| t.as_str())
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc)),
+                checks: Vec::new(),
+            });
+            if let Some(check) = value.get("check") {
+                run.checks.push(CheckFacts {
+                    name: text(check, "check"),
+                    passed: check
+                        .get("passed")
+                        .and_then(|p| p.as_bool())
+                        .unwrap_or(true),
+                    value: check.get("value").and_then(|v| v.as_f64()).unwrap_or(0.0),
+                    threshold: check
+                        .get("threshold")
+                        .and_then(|v| v.as_f64())
+                        .unwrap_or(0.0),
+                    examples: check
+                        .get("examples")
+                        .and_then(|e| e.as_array())
+                        .map(|e| {
+                            e.iter()
+                                .filter_map(|x| x.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        run.filter(|r| r.date != NaiveDate::MIN)
+    }
+}
+
+fn text(value: &serde_json::Value, key: &str) -> String {
+    value
+        .get(key)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A message in a dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Letter {
+    pub stage: Stage,
+    pub table: Option<String>,
+    /// The date the message's run takes as today, when it carries one.
+    pub date: Option<NaiveDate>,
+    pub reason: String,
+}
+
+impl Letter {
+    pub fn new(stage: Stage, letter: &DeadLetter) -> Self {
+        Self {
+            stage,
+            table: letter.table(),
+            date: letter.as_of(),
+            reason: letter.reason().to_owned(),
+        }
+    }
+}
+
+/// How bad a finding is; a table's condition is its worst finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Odd, not broken.
+    Warning,
+    /// Not what the schedule promised by the as-of date.
+    Stale,
+    /// Broken: will not mend by itself.
+    Failing,
+}
+
+/// A table's condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Condition {
+    Fresh,
+    Stale,
+    Failing,
+}
+
+impl Condition {
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::Fresh => "fresh",
+            Condition::Stale => "stale",
+            Condition::Failing => "failing",
+        }
+    }
+}
+
+/// Something that needs a look, with the command that fixes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    /// `HOLE`, `BEHIND`, `FAILED`, `STALE`, `WARN`.
+    pub label: &'static str,
+    pub what: String,
+    pub fix: String,
+}
+
+/// One table.
+#[derive(Debug, Clone)]
+pub struct TableHealth {
+    pub table: TableName,
+    pub schedule: Schedule,
+    /// The snapshot date the schedule promised by the as-of date.
+    pub promised: NaiveDate,
+    /// Per layer (in [`Layer::ALL`] order) every published partition, oldest first.
+    pub layers: Vec<(Layer, Vec<PartitionFacts>)>,
+    /// The data-quality reports of the nights shown, oldest first (empty unless read).
+    pub quality: Vec<QualityRun>,
+    /// The dead letters naming this table (those read).
+    pub letters: Vec<Letter>,
+    pub findings: Vec<Finding>,
+}
+
+impl TableHealth {
+    pub fn partitions(&self, layer: Layer) -> &[PartitionFacts] {
+        self.layers
+            .iter()
+            .find(|(l, _)| *l == layer)
+            .map_or(&[], |(_, p)| p.as_slice())
+    }
+
+    pub fn latest(&self, layer: Layer) -> Option<&PartitionFacts> {
+        self.partitions(layer).last()
+    }
+
+    /// The partition of a layer dated `date`, if published.
+    pub fn on(&self, layer: Layer, date: NaiveDate) -> Option<&PartitionFacts> {
+        self.partitions(layer).iter().find(|p| p.date == date)
+    }
+
+    pub fn condition(&self) -> Condition {
+        match self.findings.iter().map(|f| f.severity).max() {
+            Some(Severity::Failing) => Condition::Failing,
+            Some(Severity::Stale) => Condition::Stale,
+            _ => Condition::Fresh,
+        }
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
+            .count()
+    }
+
+    /// The date a layer's partition is promised for by the as-of date (the import of the
+    /// scheduled night, for every layer).
+    pub fn layer_is_fresh(&self, layer: Layer) -> bool {
+        self.latest(layer).is_some_and(|p| p.date >= self.promised)
+    }
+}
+
+/// A stage's queues.
+#[derive(Debug, Clone)]
+pub struct QueueFacts {
+    pub stage: Stage,
+    pub depth: QueueDepth,
+    pub dead_letters: Option<u64>,
+}
+
+/// Every table as of a date, and the queues.
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub as_of: NaiveDate,
+    /// Why this as-of date: given, the newest import, or today.
+    pub as_of_reason: String,
+    pub nights: u32,
+    pub generated_at: DateTime<Utc>,
+    /// Where the facts come from: the data directory, or "the AWS deployment".
+    pub source: String,
+    pub tables: Vec<TableHealth>,
+    pub queues: Vec<QueueFacts>,
+    /// Whether the dead letters were read (else only counted).
+    pub letters_read: bool,
+    /// Dead letters that name no table of the pipeline file.
+    pub other_letters: Vec<Letter>,
+    /// Whether the data-quality reports were read.
+    pub quality_read: bool,
+}
+
+impl Health {
+    /// The nights shown, oldest first.
+    pub fn nights(&self) -> Vec<NaiveDate> {
+        (0..i64::from(self.nights.max(1)))
+            .rev()
+            .map(|back| self.as_of - chrono::Duration::days(back))
+            .collect()
+    }
+
+    pub fn count(&self, condition: Condition) -> usize {
+        self.tables
+            .iter()
+            .filter(|t| t.condition() == condition)
+            .count()
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.tables.iter().map(TableHealth::warnings).sum()
+    }
+
+    pub fn dead_letters(&self) -> u64 {
+        self.queues.iter().filter_map(|q| q.dead_letters).sum()
+    }
+
+    /// True when every table is fresh and no dead letter waits.
+    pub fn all_fresh(&self) -> bool {
+        self.count(Condition::Fresh) == self.tables.len() && self.dead_letters() == 0
+    }
+
+    /// The one-line summary: `5 tables: 4 fresh, 1 stale, 0 failing; 2 dead letters`.
+    pub fn summary_line(&self) -> String {
+        let warnings = self.warnings();
+        format!(
+            "{} tables: {} fresh, {} stale, {} failing; {} dead letter(s){}",
+            self.tables.len(),
+            self.count(Condition::Fresh),
+            self.count(Condition::Stale),
+            self.count(Condition::Failing),
+            self.dead_letters(),
+            if warnings > 0 {
+                format!("; {warnings} warning(s)")
+            } else {
+                String::new()
+            }
+        )
+    }
+}
+
+/// The snapshot date a schedule promises by `as_of`: that date for a daily table, the Sunday on
+/// or before it for a weekly one.
+pub fn promised(schedule: Schedule, as_of: NaiveDate) -> NaiveDate {
+    match schedule {
+        Schedule::Daily => as_of,
+        Schedule::Weekly => {
+            as_of - chrono::Duration::days(i64::from(as_of.weekday().num_days_from_sunday()))
+        }
+    }
+}
+
+/// Collects every table's facts and findings. See the module docs.
+pub async fn collect(target: &Target, options: &Options) -> anyhow::Result<Health> {
+    let generated_at = Utc::now();
+    let mut tables = Vec::new();
+    let mut newest_import: Option<NaiveDate> = None;
+    let mut all_layers = Vec::new();
+    for config in &target.pipeline().tables {
+        let mut layers = Vec::new();
+        for layer in Layer::ALL {
+            let published = ops::partitions(target, &config.name, layer).await?;
+            if layer == Layer::Raw
+                && let Some(last) = published.last()
+            {
+                newest_import = newest_import.max(Some(last.date));
+            }
+            layers.push((
+                layer,
+                published
+                    .iter()
+                    .map(PartitionFacts::from_published)
+                    .collect::<Vec<_>>(),
+            ));
+        }
+        all_layers.push((config, layers));
+    }
+    let (as_of, as_of_reason) = match (options.as_of, target) {
+        (Some(date), _) => (date, "as given".to_owned()),
+        (None, Target::Local(_)) => match newest_import {
+            Some(date) => (
+                date,
+                "the newest import in the data directory; --as-of DATE to choose".to_owned(),
+            ),
+            None => (
+                london_today(),
+                "today in London: nothing imported yet".to_owned(),
+            ),
+        },
+        (None, Target::Aws(_)) => {
+            let yesterday = london_today() - chrono::Duration::days(1);
+            match newest_import {
+                Some(date) if date > yesterday => (
+                    date,
+                    "tonight's run has started; --as-of DATE to choose".to_owned(),
+                ),
+                _ => (
+                    yesterday,
+                    "yesterday in London: the latest night the schedule has run for certain; --as-of DATE to choose"
+                        .to_owned(),
+                ),
+            }
+        }
+    };
+
+    let queues: Vec<QueueFacts> = target
+        .queue_depths()
+        .await?
+        .into_iter()
+        .map(|(stage, depth, dead_letters)| QueueFacts {
+            stage,
+            depth,
+            dead_letters,
+        })
+        .collect();
+    let letters_read = options.letters || target.local().is_some();
+    let mut letters = Vec::new();
+    if letters_read {
+        for stage in Stage::ALL {
+            for letter in target
+                .peek_dead_letters(stage, MAX_LETTERS_PER_STAGE)
+                .await?
+            {
+                letters.push(Letter::new(stage, &letter));
+            }
+        }
+    }
+
+    // The nights shown: the last `nights`, but none before the first the data holds.
+    let earliest = all_layers
+        .iter()
+        .flat_map(|(_, layers)| layers.iter().filter_map(|(_, p)| p.first().map(|p| p.date)))
+        .min()
+        .unwrap_or(as_of)
+        .min(as_of);
+    let first_night =
+        (as_of - chrono::Duration::days(i64::from(options.nights.max(1)) - 1)).max(earliest);
+    let nights = u32::try_from((as_of - first_night).num_days() + 1).unwrap_or(1);
+    let mut quality = if options.quality {
+        read_quality(target, first_night, as_of).await?
+    } else {
+        BTreeMap::new()
+    };
+    let flags = &options.repair.target_flags;
+    for (config, layers) in all_layers {
+        let table = config.name.clone();
+        let mut health = TableHealth {
+            promised: promised(config.schedule, as_of),
+            schedule: config.schedule,
+            layers,
+            quality: quality.remove(table.as_str()).unwrap_or_default(),
+            letters: letters
+                .iter()
+                .filter(|l| l.table.as_deref() == Some(table.as_str()))
+                .cloned()
+                .collect(),
+            findings: Vec::new(),
+            table,
+        };
+        let dates = |layer| -> BTreeSet<NaiveDate> {
+            health.partitions(layer).iter().map(|p| p.date).collect()
+        };
+        let gaps = ops::table_gaps(
+            &health.table,
+            &dates(Layer::Raw),
+            &dates(Layer::Parsed),
+            &dates(Layer::Increment),
+            &dates(Layer::Snapshot),
+        );
+        health.findings = findings(&health, gaps.iter(), flags);
+        tables.push(health);
+    }
+    let known: BTreeSet<&str> = tables.iter().map(|t| t.table.as_str()).collect();
+    let other_letters = letters
+        .iter()
+        .filter(|l| l.table.as_deref().is_none_or(|t| !known.contains(t)))
+        .cloned()
+        .collect();
+    Ok(Health {
+        as_of,
+        as_of_reason,
+        nights,
+        generated_at,
+        source: match target {
+            Target::Local(local) => format!("the data directory {}", local.data_dir.display()),
+            Target::Aws(aws) => format!(
+                "the AWS deployment (Glue databases {}, {})",
+                aws.platform.layout.database(common::layout::Zone::Raw),
+                aws.platform.layout.database(common::layout::Zone::Refined)
+            ),
+        },
+        tables,
+        queues,
+        letters_read,
+        other_letters,
+        quality_read: options.quality,
+    })
+}
+
+/// Per table, the newest data-quality report of each stage and night in `from..=to`, oldest
+/// first. Only the reports of those nights are read (keys start with the partition date).
+async fn read_quality(
+    target: &Target,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> anyhow::Result<BTreeMap<String, Vec<QualityRun>>> {
+    let platform = target.platform();
+    let bucket = platform.layout.refined_bucket.clone();
+    let mut wanted = Vec::new();
+    for config in &target.pipeline().tables {
+        for stage in Stage::ALL {
+            let prefix = format!("{}{stage}/{}/", platform.metrics_prefix, config.name);
+            // Keys are `<date>-<run id>.jsonl`, run ids ordered by time: per date, the last key
+            // listed is the newest run.
+            let mut newest: BTreeMap<NaiveDate, String> = BTreeMap::new();
+            for object in platform.storage.list(&bucket, &prefix).await? {
+                let name = &object.key[prefix.len().min(object.key.len())..];
+                let Some(date) = name.get(..8).and_then(common::layout::parse_date) else {
+                    continue;
+                };
+                if date < from || date > to {
+                    continue;
+                }
+                let newer = newest.get(&date).is_none_or(|k| object.key > *k);
+                if newer {
+                    newest.insert(date, object.key.clone());
+                }
+            }
+            for key in newest.into_values() {
+                wanted.push((config.name.to_string(), stage, key));
+            }
+        }
+    }
+    let storage = platform.storage.clone();
+    let permits = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (table, stage, key) in wanted {
+        let storage = storage.clone();
+        let bucket = bucket.clone();
+        let permits = permits.clone();
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let body = storage.get(&bucket, &key).await;
+            (table, stage, key, body)
+        });
+    }
+    let mut out: BTreeMap<String, Vec<QualityRun>> = BTreeMap::new();
+    while let Some(done) = tasks.join_next().await {
+        let (table, stage, key, body) = done?;
+        let body = body.map_err(|e| anyhow::anyhow!("reading {key}: {e}"))?;
+        if let Some(run) = QualityRun::parse(stage, &body) {
+            out.entry(table).or_default().push(run);
+        }
+    }
+    for runs in out.values_mut() {
+        runs.sort_by_key(|a| (a.date, a.stage));
+    }
+    Ok(out)
+}
+
+/// A stage got slower when its latest run took more than twice its median over the earlier
+/// nights shown, and at least this much longer.
+const SLOWER_BY_AT_LEAST: Duration = Duration::from_secs(60);
+
+fn findings<'a>(t: &TableHealth, gaps: impl Iterator<Item = &'a Gap>, flags: &str) -> Vec<Finding> {
+    let table = &t.table;
+    let flags = if flags.is_empty() {
+        String::new()
+    } else {
+        format!(" {flags}")
+    };
+    let mut out = Vec::new();
+    let mut has_gap = false;
+    for gap in gaps {
+        has_gap = true;
+        out.push(match gap {
+            Gap::Hole {
+                import_date,
+                missing,
+                ..
+            } => Finding {
+                severity: Severity::Failing,
+                label: "HOLE",
+                what: format!(
+                    "the raw import {} has no {missing} partition, so no snapshot holds it",
+                    date_value(*import_date)
+                ),
+                fix: format!(
+                    "tascomi reset --table {table} --stage {} --from {import_date}{flags}",
+                    Stage::publishing(*missing)
+                ),
+            },
+            Gap::Behind {
+                snapshot,
+                import_date,
+                rebuild_from,
+                ..
+            } => Finding {
+                severity: Severity::Failing,
+                label: "BEHIND",
+                what: format!(
+                    "the latest snapshot ({}) is older than the latest raw import {}; the dead-letter queues say why",
+                    snapshot.map_or("none".into(), date_value),
+                    date_value(*import_date),
+                ),
+                fix: format!(
+                    "after the fix, tascomi redrive --stage <stage>{flags}; without a hole, rebuild: tascomi replay --stage snapshot --table {table} --from {rebuild_from}{flags}"
+                ),
+            },
+        });
+    }
+    let mut by_stage: BTreeMap<Stage, Vec<&Letter>> = BTreeMap::new();
+    for letter in &t.letters {
+        by_stage.entry(letter.stage).or_default().push(letter);
+    }
+    for (stage, letters) in by_stage {
+        let dates: BTreeSet<String> = letters
+            .iter()
+            .filter_map(|l| l.date.map(date_value))
+            .collect();
+        out.push(Finding {
+            severity: Severity::Failing,
+            label: "FAILED",
+            what: format!(
+                "{} message(s) in the {stage} dead-letter queue{}: {}",
+                letters.len(),
+                if dates.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (dated {})",
+                        dates.into_iter().collect::<Vec<_>>().join(", ")
+                    )
+                },
+                letters[0].reason
+            ),
+            fix: format!("fix the cause, then tascomi redrive --stage {stage}{flags}"),
+        });
+    }
+    if let Some(raw) = t.latest(Layer::Raw)
+        && let Some(failed) = raw.number("failed_pages").filter(|n| *n > 0)
+    {
+        out.push(Finding {
+            severity: Severity::Failing,
+            label: "FAILED",
+            what: format!(
+                "{failed} page(s) failed in the raw import of {}; their records are missing until fetched",
+                date_value(raw.date)
+            ),
+            fix: format!(
+                "tascomi ingest --table {table} --mode retry-failed --as-of {}{flags} (or the next night fetches them)",
+                raw.date
+            ),
+        });
+    }
+    // The newest report of each stage: a failed gate published nothing.
+    let mut newest: BTreeMap<Stage, &QualityRun> = BTreeMap::new();
+    for run in &t.quality {
+        newest.insert(run.stage, run);
+    }
+    for run in newest.values().filter(|r| !r.passed()) {
+        let published_later = t
+            .on(run.stage.layer(), run.date)
+            .is_some_and(|p| p.run_id == run.run_id);
+        if published_later {
+            continue;
+        }
+        let failed: Vec<String> = run
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("{} = {} (threshold {})", c.name, c.value, c.threshold))
+            .collect();
+        out.push(Finding {
+            severity: Severity::Failing,
+            label: "FAILED",
+            what: format!(
+                "the {} data-quality gate failed on {}: {}; nothing was published",
+                run.stage,
+                date_value(run.date),
+                failed.join("; ")
+            ),
+            fix: format!(
+                "fix the data or the dictionary, then tascomi redrive --stage {}{flags}",
+                run.stage
+            ),
+        });
+    }
+    let snapshot = t.latest(Layer::Snapshot);
+    if !has_gap && snapshot.is_none_or(|s| s.date < t.promised) {
+        let schedule = match t.schedule {
+            Schedule::Daily => "daily",
+            Schedule::Weekly => "weekly (Sunday)",
+        };
+        out.push(Finding {
+            severity: Severity::Stale,
+            label: "STALE",
+            what: format!(
+                "{}, but its {schedule} schedule promised the snapshot of {}: the ingest of that night did not run or failed (the dead letters say why)",
+                snapshot.map_or("no snapshot is published".into(), |s| format!(
+                    "the latest snapshot is {}",
+                    date_value(s.date)
+                )),
+                date_value(t.promised)
+            ),
+            fix: format!(
+                "tascomi ingest --table {table} --as-of {}{flags}{}",
+                t.promised,
+                if flags.is_empty() { "" } else { " --api-url URL" }
+            ),
+        });
+    }
+    out.extend(warnings(t, &flags));
+    out
+}
+
+/// The odd things: a snapshot that shrank, columns that started failing to cast, a stage much
+/// slower than usual.
+fn warnings(t: &TableHealth, flags: &str) -> Vec<Finding> {
+    let table = &t.table;
+    let mut out = Vec::new();
+    let snapshots = t.partitions(Layer::Snapshot);
+    if let [.., before, last] = snapshots
+        && let (Some(b), Some(l)) = (before.rows, last.rows)
+        && l < b
+    {
+        out.push(Finding {
+            severity: Severity::Warning,
+            label: "WARN",
+            what: format!(
+                "the snapshot shrank from {b} rows ({}) to {l} ({}), {:.1} %",
+                date_value(before.date),
+                date_value(last.date),
+                (b - l) as f64 * 100.0 / b as f64
+            ),
+            fix: format!(
+                "check the source; tascomi rollback --table {table} --to {}{flags} makes the previous snapshot the latest again",
+                before.date
+            ),
+        });
+    }
+    // Columns whose values started failing to cast: per column when the reports were read,
+    // else the increment's total.
+    let recasts: Vec<&QualityRun> = t
+        .quality
+        .iter()
+        .filter(|r| r.stage == Stage::Recast)
+        .collect();
+    if let [.., before, last] = recasts.as_slice() {
+        let earlier: BTreeMap<&str, f64> = before
+            .cast_failures()
+            .map(|(column, c)| (column, c.value))
+            .collect();
+        let started: Vec<String> = last
+            .cast_failures()
+            .filter(|(column, c)| c.value > 0.0 && earlier.get(column).is_none_or(|v| *v == 0.0))
+            .map(|(column, c)| {
+                let mut text = format!("{column} ({})", c.value);
+                if !c.examples.is_empty() {
+                    text.push_str(&format!(", e.g. {}", c.examples.join(", ")));
+                }
+                text
+            })
+            .collect();
+        if !started.is_empty() {
+            out.push(cast_warning(t, last.date, &started.join("; "), flags));
+        }
+    } else if recasts.is_empty() {
+        let increments = t.partitions(Layer::Increment);
+        if let [.., before, last] = increments
+            && let Some(now) = last.number("cast_failures").filter(|n| *n > 0)
+            && before.number("cast_failures").unwrap_or(0) == 0
+        {
+            out.push(cast_warning(
+                t,
+                last.date,
+                &format!("{now} value(s) in all"),
+                flags,
+            ));
+        }
+    }
+    for layer in Layer::ALL {
+        let runs = t.partitions(layer);
+        let Some((last, earlier)) = runs.split_last() else {
+            continue;
+        };
+        let mut durations: Vec<Duration> = earlier
+            .iter()
+            .rev()
+            .take(DEFAULT_NIGHTS as usize)
+            .filter_map(|p| p.duration)
+            .collect();
+        if durations.len() < 3 {
+            continue;
+        }
+        durations.sort();
+        let median = durations[durations.len() / 2];
+        if let Some(took) = last.duration
+            && took > median * 2
+            && took >= median + SLOWER_BY_AT_LEAST
+        {
+            out.push(Finding {
+                severity: Severity::Warning,
+                label: "WARN",
+                what: format!(
+                    "{} took {} on {}, against a usual {}",
+                    Stage::publishing(layer),
+                    human_duration(took),
+                    date_value(last.date),
+                    human_duration(median)
+                ),
+                fix: "look at the stage's logs for that night (the run id is in the report); more rows, a slower API or a busier host are the usual causes".into(),
+            });
+        }
+    }
+    out
+}
+
+fn cast_warning(t: &TableHealth, date: NaiveDate, columns: &str, flags: &str) -> Finding {
+    Finding {
+        severity: Severity::Warning,
+        label: "WARN",
+        what: format!(
+            "values started failing to cast on {} (they are null in the increment): {columns}",
+            date_value(date)
+        ),
+        fix: format!(
+            "correct the column-type dictionary (tascomi drift{flags} compares it with the data), then tascomi replay --stage recast --table {} --from {date}{flags}",
+            t.table
+        ),
+    }
+}
+
+/// `850 ms`, `12.3 s`, `4 min 05 s`, `1 h 02 min`.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 1.0 {
+        format!("{} ms", d.as_millis())
+    } else if secs < 60.0 {
+        format!("{secs:.1} s")
+    } else if secs < 3600.0 {
+        format!("{} min {:02} s", d.as_secs() / 60, d.as_secs() % 60)
+    } else {
+        format!(
+            "{} h {:02} min",
+            d.as_secs() / 3600,
+            d.as_secs() % 3600 / 60
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_weekly_table_is_promised_the_sunday_on_or_before() {
+        let tuesday = NaiveDate::from_ymd_opt(2026, 11, 10).unwrap();
+        let sunday = NaiveDate::from_ymd_opt(2026, 11, 8).unwrap();
+        assert_eq!(promised(Schedule::Weekly, tuesday), sunday);
+        assert_eq!(promised(Schedule::Weekly, sunday), sunday);
+        assert_eq!(promised(Schedule::Daily, tuesday), tuesday);
+    }
+
+    #[test]
+    fn a_run_starts_when_its_uuidv7_says() {
+        let id = uuid_v7_at(1_700_000_000_123);
+        assert_eq!(
+            run_started(&id).unwrap().timestamp_millis(),
+            1_700_000_000_123
+        );
+        assert!(run_started("replay").is_none());
+        assert!(run_started("0123456789abcdef0123456789abcdef").is_none());
+    }
+
+    fn uuid_v7_at(millis: u64) -> String {
+        format!("{millis:012x}7abc8def0123456789ab")
+    }
+
+    #[test]
+    fn quality_reports_parse_from_their_json_lines() {
+        let body = br#"{"stage":"recast","table":"appeals","layer":"increment","partition_date":"20261110","run_id":"r1","rows":12,"recorded_at":"2026-11-10T02:10:00+00:00","passed":true,"check":{"check":"unique_id","passed":true,"value":0.0,"threshold":0.0}}
+{"stage":"recast","table":"appeals","layer":"increment","partition_date":"20261110","run_id":"r1","rows":12,"recorded_at":"2026-11-10T02:10:00+00:00","passed":true,"check":{"check":"cast_failures_officer_id","passed":true,"value":2.0,"threshold":0.0,"examples":["seven","7.5"]}}
+"#;
+        let run = QualityRun::parse(Stage::Recast, body).unwrap();
+        assert_eq!(run.date, NaiveDate::from_ymd_opt(2026, 11, 10).unwrap());
+        assert_eq!(run.rows, 12);
+        assert!(run.passed());
+        let casts: Vec<_> = run.cast_failures().map(|(c, f)| (c, f.value)).collect();
+        assert_eq!(casts, [("officer_id", 2.0)]);
+        assert!(QualityRun::parse(Stage::Recast, b"not json\n").is_none());
+    }
+
+    fn partition(day: u32, rows: u64, took_secs: u64) -> PartitionFacts {
+        PartitionFacts {
+            date: NaiveDate::from_ymd_opt(2026, 11, day).unwrap(),
+            rows: Some(rows),
+            files: Some(1),
+            bytes: Some(1000),
+            run_id: String::new(),
+            published_at: None,
+            duration: Some(Duration::from_secs(took_secs)),
+            parameters: BTreeMap::new(),
+        }
+    }
+
+    fn table(snapshots: Vec<PartitionFacts>) -> TableHealth {
+        let promised = snapshots.last().map_or(NaiveDate::MIN, |p| p.date);
+        TableHealth {
+            table: TableName::new("appeals").unwrap(),
+            schedule: Schedule::Daily,
+            promised,
+            layers: vec![(Layer::Snapshot, snapshots)],
+            quality: vec![],
+            letters: vec![],
+            findings: vec![],
+        }
+    }
+
+    #[test]
+    fn a_shrunk_snapshot_and_a_much_slower_stage_are_warnings() {
+        let usual = table(vec![
+            partition(1, 100, 60),
+            partition(2, 101, 65),
+            partition(3, 102, 55),
+            partition(4, 103, 70),
+        ]);
+        assert!(warnings(&usual, "").is_empty());
+        let odd = table(vec![
+            partition(1, 100, 60),
+            partition(2, 101, 65),
+            partition(3, 102, 55),
+            partition(4, 90, 400),
+        ]);
+        let found = warnings(&odd, "");
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(
+            found[0]
+                .what
+                .contains("shrank from 102 rows (20261103) to 90 (20261104)")
+        );
+        assert!(
+            found[1]
+                .what
+                .contains("snapshot took 6 min 40 s on 20261104")
+        );
+        // Twice as slow but by less than a minute: the usual noise of short runs.
+        let noisy = table(vec![
+            partition(1, 100, 2),
+            partition(2, 100, 3),
+            partition(3, 100, 2),
+            partition(4, 100, 30),
+        ]);
+        assert!(warnings(&noisy, "").is_empty());
+    }
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(human_duration(Duration::from_millis(850)), "850 ms");
+        assert_eq!(human_duration(Duration::from_millis(12_340)), "12.3 s");
+        assert_eq!(human_duration(Duration::from_secs(245)), "4 min 05 s");
+        assert_eq!(human_duration(Duration::from_secs(3720)), "1 h 02 min");
+    }
+}
