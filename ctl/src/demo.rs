@@ -32,6 +32,10 @@ tables:
   wards: weekly
 ";
 
+/// The demo's column-type dictionary: a few columns of each type for its tables, in the
+/// production dictionary's format (the simulated API serves every column it names).
+const DEMO_DICTIONARY: &str = include_str!("../demo/column-type-dictionary.json");
+
 /// A marker that says a folder was made by the demo and may be wiped by the next one.
 const MARKER: &str = ".tascomi-demo";
 
@@ -88,13 +92,13 @@ pub async fn demo(data_dir: &Path, nights: u32) -> anyhow::Result<ExitCode> {
         "made by `tascomi demo`; the next demo wipes this folder\n",
     )?;
 
-    let dictionary_path = tascomi_sim::production_dictionary_path();
-    let dictionary = ColumnTypes::load(&dictionary_path).with_context(|| {
-        format!(
-            "the demo types columns with the production dictionary, expected at {}",
-            dictionary_path.display()
-        )
-    })?;
+    // The demo carries its own small dictionary, so it runs in any clone; the tests use the
+    // production one.
+    let dictionary_path = data_dir.join("column-type-dictionary.json");
+    std::fs::write(&dictionary_path, DEMO_DICTIONARY)
+        .with_context(|| format!("writing {}", dictionary_path.display()))?;
+    let dictionary = ColumnTypes::load(&dictionary_path)
+        .with_context(|| format!("the demo's dictionary at {}", dictionary_path.display()))?;
     let mut pipeline = PipelineFile::parse(DEMO_TABLES, "demo pipeline")?;
     pipeline.column_type_dictionary = Some(dictionary_path);
     let config = SimConfig {
