@@ -18,6 +18,7 @@ use crate::stage::Stage;
 use crate::target::{AwsTarget, Target};
 use crate::verdict::{self, Expectation, ImportCheck, Repair, Verdicts};
 use crate::{health, ops};
+use clap::builder::TypedValueParser as _;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -138,7 +139,7 @@ tascomi replay --stage recast --table applications --from 2026-11-01 --to 2026-1
 tascomi replay --stage parse --all --from 20261120")]
     Replay {
         /// The stage to run again (it reads the layer before its own).
-        #[arg(long, value_name = "STAGE")]
+        #[arg(long, value_name = "STAGE", value_parser = stage_parser())]
         stage: Stage,
         /// The table to replay (or --all).
         #[arg(
@@ -177,7 +178,7 @@ tascomi reset --table applications --stage parse --from 2026-11-15 --yes    # ca
         #[arg(long, value_name = "TABLE")]
         table: TableName,
         /// The first stage to rebuild; its layer and every later one are removed and rebuilt.
-        #[arg(long, value_name = "STAGE")]
+        #[arg(long, value_name = "STAGE", value_parser = stage_parser())]
         stage: Stage,
         /// The first partition date removed and rebuilt, YYYY-MM-DD or YYYYMMDD.
         #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
@@ -216,7 +217,7 @@ tascomi redrive --stage parse\n  \
 tascomi redrive --local --data-dir data/council --stage ingest --api-url https://council-planning.idoxcloud.com/rest/v1/")]
     Redrive {
         /// The stage whose dead-letter queue is sent back.
-        #[arg(long, value_name = "STAGE")]
+        #[arg(long, value_name = "STAGE", value_parser = stage_parser())]
         stage: Stage,
         #[command(flatten)]
         api: ApiArgs,
@@ -1108,6 +1109,11 @@ async fn run_local_night(
         &verdicts,
         &format!("table(s) run for {}", date_value(today)),
     ))
+}
+
+/// `--stage`: one of the stage names, listed in `--help` and in the error for another word.
+fn stage_parser() -> impl clap::builder::TypedValueParser<Value = Stage> {
+    clap::builder::PossibleValuesParser::new(Stage::NAMES).try_map(|name| name.parse::<Stage>())
 }
 
 #[cfg(test)]

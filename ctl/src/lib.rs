@@ -10,6 +10,7 @@ pub mod interrupt;
 pub mod local;
 pub mod ops;
 pub mod report;
-pub mod stage;
+/// The four stages, as every part of the pipeline names them.
+pub use common::stage;
 pub mod target;
 pub mod verdict;
