@@ -471,9 +471,16 @@ async fn run_from_raw(args: RunArgs, dir: &Path) -> anyhow::Result<()> {
     out.flush()?;
     let label = |p: &raw::RawPartition| format!("{} {}", p.table, p.date);
     let mut rows = Vec::new();
+    let mut loaded = std::collections::HashSet::new();
     for partition in &partitions {
         let started = Instant::now();
-        let (raw_rows, raw_bytes) = raw::import_partition(&inputs.platform, partition)
+        // Partitions come in date order per table: a table's first is its full load.
+        let import_kind = if loaded.insert(partition.table.clone()) {
+            "full"
+        } else {
+            "incremental"
+        };
+        let (raw_rows, raw_bytes) = raw::import_partition(&inputs.platform, partition, import_kind)
             .await
             .with_context(|| format!("importing {}", label(partition)))?;
         rows.push(Row {

@@ -133,19 +133,16 @@ fn parquet_files(dir: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
 /// Publishes `partition`'s files as the platform's raw partition of its table and date, as
 /// ingest-svc would: each file is put in a staging key, copied into a new run folder and the
 /// run published (the staging keys are then deleted). Returns the rows and bytes published.
+///
+/// `import_kind` is the catalog parameter ingest-svc sets: `full` for a table's first import
+/// (what a first snapshot is built from), `incremental` for the later ones.
 pub async fn import_partition(
     platform: &Platform,
     partition: &RawPartition,
+    import_kind: &str,
 ) -> anyhow::Result<(u64, u64)> {
     let table = &partition.table;
     let target = platform.layout.partition(table, Layer::Raw, partition.date);
-    // A table's first import is its full load (what a first snapshot is built from), as
-    // ingest-svc marks it; the later ones are increments.
-    let earlier = common::publish::published_partitions(platform.catalog.as_ref(), &target)
-        .await?
-        .into_iter()
-        .any(|(date, _)| date < partition.date);
-    let import_kind = if earlier { "incremental" } else { "full" };
     let mut writer = PartitionWriter::new(
         platform.storage.clone(),
         target.clone(),

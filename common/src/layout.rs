@@ -368,12 +368,6 @@ pub fn parse_london_timestamp(text: &str) -> Option<NaiveDateTime> {
         .map(|at| at.with_timezone(&London).naive_local())
 }
 
-/// Whether a timestamp text carries a zone (`Z` or an offset) and so needs converting to
-/// London wall-clock; Tascomi's own timestamps do not.
-pub fn has_zone(text: &str) -> bool {
-    wall_clock(text.trim()).is_none() && parse_london_timestamp(text).is_some()
-}
-
 const WALL_CLOCK_FORMATS: [&str; 2] = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"];
 
 fn wall_clock(text: &str) -> Option<NaiveDateTime> {
@@ -429,8 +423,6 @@ mod tests {
             parse_london_timestamp("2026-07-01T09:00:00-0500"),
             Some(at("2026-07-01 15:00:00"))
         );
-        assert!(has_zone("2026-07-01T11:00:00Z"));
-        assert!(!has_zone("2026-07-01 11:00:00"));
         for junk in [
             "2026-07-01",
             "",
@@ -438,7 +430,6 @@ mod tests {
             "2026-07-01 11:00:00 UTC",
         ] {
             assert_eq!(parse_london_timestamp(junk), None, "{junk}");
-            assert!(!has_zone(junk), "{junk}");
         }
     }
 

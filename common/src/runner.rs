@@ -299,20 +299,8 @@ impl<H: Handler> Runner<H> {
         let receipt = received.receipt.clone();
         self.track(&receipt, true);
         let heartbeat = self.keep_invisible(&receipt);
-        let started = std::time::Instant::now();
         let result = self.decode_and_handle(&received).await;
         heartbeat.abort();
-        if let Some(table) = table_of(&received.body) {
-            // How long a message takes, per stage and table, for the dashboard.
-            crate::metrics::emit_with(
-                &[("Stage", self.handler.stage()), ("Table", &table)],
-                &[crate::metrics::Measure {
-                    name: "MessageSeconds",
-                    value: started.elapsed().as_secs_f64(),
-                    unit: "Seconds",
-                }],
-            );
-        }
         let disposition = self.settle(&received, result).await;
         self.track(&receipt, false);
         disposition
@@ -322,8 +310,20 @@ impl<H: Handler> Runner<H> {
         let message: H::Message =
             messages::decode(&received.body, |t| self.handler.is_known_table(t))
                 .map_err(Failure::permanent)?;
-        tracing::Span::current().record("table", message.table().as_str());
-        self.handler.handle(message).await
+        let table = message.table().clone();
+        tracing::Span::current().record("table", table.as_str());
+        let started = std::time::Instant::now();
+        let result = self.handler.handle(message).await;
+        // How long a message takes, per stage and table, for the dashboard.
+        crate::metrics::emit_with(
+            &[("Stage", self.handler.stage()), ("Table", table.as_str())],
+            &[crate::metrics::Measure {
+                name: "MessageSeconds",
+                value: started.elapsed().as_secs_f64(),
+                unit: "Seconds",
+            }],
+        );
+        result
     }
 
     async fn settle(
@@ -444,14 +444,6 @@ impl<H: Handler> Runner<H> {
             }
         }
     }
-}
-
-/// The `table` a message body names, if it is JSON that names one (for metrics only: decoding
-/// and its errors are `messages::decode`'s).
-fn table_of(body: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(body).ok()?;
-    let table = value.get("table")?.as_str()?;
-    TableName::new(table).ok().map(|t| t.to_string())
 }
 
 fn log_panic(done: Result<Disposition, tokio::task::JoinError>) {

@@ -18,6 +18,7 @@
 
 use std::time::{Duration, Instant};
 
+use chrono::NaiveDate;
 use common::config::{Env, PipelineFile};
 use common::dictionary::ColumnTypes;
 use common::layout::{Layer, TableName};
@@ -25,7 +26,7 @@ use common::messages::{self, IngestMode, IngestRequest};
 use e2e::process::{CrashStats, ProcessDeployment, ProcessSettings, Rng};
 use e2e::watcher::{Watcher, published_rows, unpublished_run_folders};
 use e2e::{STAGES, expected_snapshot, moto, snapshot_rows};
-use tascomi_sim::{History, SimApi, SimConfig};
+use tascomi_sim::{History, SimApi, SimConfig, SimHandle};
 
 const TABLES: [&str; 3] = ["appeals", "contacts", "wards"];
 const NIGHTS: i64 = 2;
@@ -55,53 +56,14 @@ async fn killed_stages_publish_what_an_uninterrupted_run_publishes() {
         .map(|s| s.parse().expect("TASCOMI_CRASH_SEED is a number"))
         .unwrap_or(DEFAULT_SEED);
 
-    let dir = tempfile::tempdir().unwrap();
-    let pipeline_text = format!(
-        "tables:\n{}",
-        TABLES.map(|t| format!("  {t}: daily\n")).concat()
-    );
-    let pipeline_file = dir.path().join("pipeline.yaml");
-    std::fs::write(&pipeline_file, &pipeline_text).unwrap();
-    let pipeline = PipelineFile::parse(&pipeline_text, "test").unwrap();
-    let dictionary_file = tascomi_sim::production_dictionary_path();
-    let dictionary = ColumnTypes::load(&dictionary_file).unwrap();
-    let config = SimConfig {
-        dictionary: dictionary.clone(),
-        per_page: 20,
-        history: History {
-            initial_records: 60,
-            ..History::default()
-        },
-        ..SimConfig::default()
-    };
-    let first = config.history.start + chrono::Duration::days(5);
-    let sim = SimApi::start(config).await.unwrap();
-    let settings = ProcessSettings {
-        program: env!("CARGO_BIN_EXE_stage").into(),
-        visibility_timeout_secs: 2,
-        log_dir: env_flag("TASCOMI_CRASH_LOG_DIR")
-            .map_or_else(|| dir.path().to_owned(), Into::into),
-        pipeline_file,
-        dictionary_file,
-    };
-    let reference =
-        ProcessDeployment::new(&sdk, &sim, &pipeline, dictionary.clone(), settings.clone()).await;
-    let crashed = ProcessDeployment::new(&sdk, &sim, &pipeline, dictionary, settings).await;
-    let tables: Vec<TableName> = TABLES.iter().map(|t| TableName::new(*t).unwrap()).collect();
-    let requests = |night: i64| -> Vec<String> {
-        tables
-            .iter()
-            .map(|table| {
-                messages::encode(&IngestRequest {
-                    table: table.clone(),
-                    mode: IngestMode::Incremental,
-                    requested_by: "crash test".into(),
-                    as_of: Some(first + chrono::Duration::days(night)),
-                    since: None,
-                })
-            })
-            .collect()
-    };
+    let setup = Setup::new(env_flag("TASCOMI_CRASH_LOG_DIR").map(Into::into)).await;
+    let Setup {
+        sim, first, tables, ..
+    } = &setup;
+    let (sim, first) = (sim, *first);
+    let reference = setup.deployment(&sdk).await;
+    let crashed = setup.deployment(&sdk).await;
+    let requests = |night: i64| setup.requests(night, "crash test");
 
     // The run without a crash, timing each stage's night.
     let mut window = [Duration::ZERO; 4];
@@ -160,7 +122,7 @@ async fn killed_stages_publish_what_an_uninterrupted_run_publishes() {
     assert_eq!(crashed.dead_letters().await, Vec::<String>::new());
     // The same rows in every partition of every layer, and the snapshot the API implies.
     let mut partitions = 0;
-    for table in &tables {
+    for table in tables {
         for layer in Layer::ALL {
             let want = published_rows(reference.platform(), table, layer).await;
             let got = published_rows(crashed.platform(), table, layer).await;
@@ -184,12 +146,12 @@ async fn killed_stages_publish_what_an_uninterrupted_run_publishes() {
             let day = first + chrono::Duration::days(night);
             assert_eq!(
                 snapshot_rows(crashed.platform(), table.as_str(), day).await,
-                expected_snapshot(&sim, table.as_str(), day),
+                expected_snapshot(sim, table.as_str(), day),
                 "{table} snapshot of {day}"
             );
         }
     }
-    let orphans = unpublished_run_folders(crashed.platform(), &tables).await;
+    let orphans = unpublished_run_folders(crashed.platform(), tables).await;
 
     let total = started.elapsed();
     eprintln!(
@@ -253,7 +215,7 @@ async fn killed_stages_publish_what_an_uninterrupted_run_publishes() {
             STAGES[stage]
         );
     }
-    sim.stop().await;
+    setup.stop().await;
 }
 
 fn first_difference(want: &[String], got: &[String]) -> Option<(Option<String>, Option<String>)> {
@@ -271,48 +233,14 @@ fn first_difference(want: &[String], got: &[String]) -> Option<(Option<String>, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_night_killed_half_way_then_the_next_night_publishes_the_whole_table() {
     let Some(sdk) = moto().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let pipeline_text = format!(
-        "tables:\n{}",
-        TABLES.map(|t| format!("  {t}: daily\n")).concat()
-    );
-    let pipeline_file = dir.path().join("pipeline.yaml");
-    std::fs::write(&pipeline_file, &pipeline_text).unwrap();
-    let pipeline = PipelineFile::parse(&pipeline_text, "test").unwrap();
-    let dictionary_file = tascomi_sim::production_dictionary_path();
-    let dictionary = ColumnTypes::load(&dictionary_file).unwrap();
-    let config = SimConfig {
-        dictionary: dictionary.clone(),
-        per_page: 20,
-        history: History {
-            initial_records: 60,
-            ..History::default()
-        },
-        ..SimConfig::default()
-    };
-    let first = config.history.start + chrono::Duration::days(5);
-    let sim = SimApi::start(config).await.unwrap();
-    let settings = ProcessSettings {
-        program: env!("CARGO_BIN_EXE_stage").into(),
-        visibility_timeout_secs: 2,
-        log_dir: dir.path().to_owned(),
-        pipeline_file,
-        dictionary_file,
-    };
-    let deployment = ProcessDeployment::new(&sdk, &sim, &pipeline, dictionary, settings).await;
-    let tables: Vec<TableName> = TABLES.iter().map(|t| TableName::new(*t).unwrap()).collect();
+    let setup = Setup::new(None).await;
+    let (sim, first, tables) = (&setup.sim, setup.first, &setup.tables);
+    let deployment = setup.deployment(&sdk).await;
     let send_night = |night: i64| {
         let deployment = &deployment;
-        let tables = &tables;
+        let bodies = setup.requests(night, "killed night test");
         async move {
-            for table in tables {
-                let body = messages::encode(&IngestRequest {
-                    table: table.clone(),
-                    mode: IngestMode::Incremental,
-                    requested_by: "killed night test".into(),
-                    as_of: Some(first + chrono::Duration::days(night)),
-                    since: None,
-                });
+            for body in bodies {
                 deployment.send(0, &body).await;
             }
         }
@@ -344,12 +272,12 @@ async fn a_night_killed_half_way_then_the_next_night_publishes_the_whole_table()
     }
 
     assert_eq!(deployment.dead_letters().await, Vec::<String>::new());
-    for table in &tables {
+    for table in tables {
         for night in 0..2 {
             let day = first + chrono::Duration::days(night);
             assert_eq!(
                 snapshot_rows(deployment.platform(), table.as_str(), day).await,
-                expected_snapshot(&sim, table.as_str(), day),
+                expected_snapshot(sim, table.as_str(), day),
                 "{table} snapshot of {day}"
             );
         }
@@ -362,5 +290,94 @@ async fn a_night_killed_half_way_then_the_next_night_publishes_the_whole_table()
             );
         }
     }
-    sim.stop().await;
+    setup.stop().await;
+}
+
+/// What both tests run on: three small tables in a pipeline file, the production dictionary, the
+/// simulated API serving them, and the settings of the stage processes (their logs in `log_dir`,
+/// else in the temporary folder).
+struct Setup {
+    /// Holds the pipeline file and the logs while the test runs.
+    _dir: tempfile::TempDir,
+    pipeline: PipelineFile,
+    dictionary: ColumnTypes,
+    sim: SimHandle,
+    first: NaiveDate,
+    settings: ProcessSettings,
+    tables: Vec<TableName>,
+}
+
+impl Setup {
+    async fn new(log_dir: Option<std::path::PathBuf>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let pipeline_text = format!(
+            "tables:\n{}",
+            TABLES.map(|t| format!("  {t}: daily\n")).concat()
+        );
+        let pipeline_file = dir.path().join("pipeline.yaml");
+        std::fs::write(&pipeline_file, &pipeline_text).unwrap();
+        let pipeline = PipelineFile::parse(&pipeline_text, "test").unwrap();
+        let dictionary_file = tascomi_sim::production_dictionary_path();
+        let dictionary = ColumnTypes::load(&dictionary_file).unwrap();
+        let config = SimConfig {
+            dictionary: dictionary.clone(),
+            per_page: 20,
+            history: History {
+                initial_records: 60,
+                ..History::default()
+            },
+            ..SimConfig::default()
+        };
+        let first = config.history.start + chrono::Duration::days(5);
+        let sim = SimApi::start(config).await.unwrap();
+        let settings = ProcessSettings {
+            program: env!("CARGO_BIN_EXE_stage").into(),
+            visibility_timeout_secs: 2,
+            log_dir: log_dir.unwrap_or_else(|| dir.path().to_owned()),
+            pipeline_file,
+            dictionary_file,
+        };
+        let tables = TABLES.iter().map(|t| TableName::new(*t).unwrap()).collect();
+        Self {
+            _dir: dir,
+            pipeline,
+            dictionary,
+            sim,
+            first,
+            settings,
+            tables,
+        }
+    }
+
+    /// A deployment of its own (queues, buckets, databases) on moto.
+    async fn deployment(&self, sdk: &aws_config::SdkConfig) -> ProcessDeployment {
+        ProcessDeployment::new(
+            sdk,
+            &self.sim,
+            &self.pipeline,
+            self.dictionary.clone(),
+            self.settings.clone(),
+        )
+        .await
+    }
+
+    async fn stop(self) {
+        self.sim.stop().await;
+    }
+
+    /// The schedule's ingest requests of night `night` (0 = the first), one per table.
+    fn requests(&self, night: i64, requested_by: &str) -> Vec<String> {
+        self.tables
+            .iter()
+            .map(|table| {
+                messages::encode(&IngestRequest {
+                    table: table.clone(),
+                    mode: IngestMode::Incremental,
+                    requested_by: requested_by.into(),
+                    as_of: Some(self.first + chrono::Duration::days(night)),
+                    since: None,
+                })
+            })
+            .collect()
+    }
 }
