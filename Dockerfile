@@ -9,7 +9,7 @@
 #   sim                the simulated Tascomi API alone, for docker-compose; never deployed
 #
 #   docker buildx build -t tascomi .
-#   docker buildx build -t tascomi --target baked --build-context dictionary=../shared/tascomi .
+#   docker buildx build -t tascomi --target baked --build-context dictionary=<folder holding column-type-dictionary.json> .
 #   docker buildx build -t tascomi-sim --target sim .
 #
 # The column-type dictionary is not in this repository (the production one lives in the

@@ -7,82 +7,23 @@
 //! skipped with a reason otherwise, unless `CI` is set, where skipping is a failure.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::compute::concat_batches;
-use chrono::NaiveDate;
-use common::config::PipelineFile;
 use common::dictionary::{ColumnType, ColumnTypes};
-use common::layout::{Layer, TableName};
+use common::layout::Layer;
 use common::messages::{self, PartitionReady};
 use common::platform::Platform;
 use common::queue::{MemoryQueue, Queue};
 use common::runner::{Disposition, Runner, RunnerSettings};
 use common::source::published_files;
 use parse_svc::{ParseSettings, ParseStage};
-use tascomi_test_support::{
-    MotoPlatform, RawPage, RecordShape, publish_parsed, publish_raw, read_published,
+use tascomi_test_support::{MotoPlatform, RawPage, publish_parsed, publish_raw, read_published};
+
+use tascomi_test_support::production::{
+    TABLES, date, pipeline, production_dictionary, shape, table, typed_column, with_field,
 };
-
-const PIPELINE: &str = "\
-tables:
-  applications: { schedule: daily, completeness_column: application_reference_number }
-  appeals: daily
-  enforcements: daily
-  public_consultations: { schedule: daily, completeness_column: document_id }
-  pre_applications: { schedule: daily, keep_as_text: true }
-";
-
-/// The tables driven, with their number of record fields.
-const TABLES: [(&str, usize); 5] = [
-    ("applications", 752),
-    ("appeals", 60),
-    ("enforcements", 60),
-    ("public_consultations", 30),
-    ("pre_applications", 40),
-];
-
-fn production_dictionary() -> ColumnTypes {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/tascomi/column-type-dictionary.json");
-    ColumnTypes::load(&path).unwrap()
-}
-
-fn pipeline() -> PipelineFile {
-    PipelineFile::parse(PIPELINE, "pipeline.yaml").unwrap()
-}
-
-fn date() -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()
-}
-
-fn table(name: &str) -> TableName {
-    TableName::new(name).unwrap()
-}
-
-fn shape(dictionary: &ColumnTypes, name: &str, fields: usize) -> RecordShape {
-    let config = pipeline().table_or_default(&table(name));
-    RecordShape::from_dictionary(dictionary, name, fields, &[&config.completeness_column])
-}
-
-/// Sets one field of a JSON record.
-fn with_field(record: &str, field: &str, value: &str) -> String {
-    let mut object: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(record).unwrap();
-    object.insert(field.into(), value.into());
-    serde_json::Value::Object(object).to_string()
-}
-
-/// The first column of `table` that the dictionary types as `wanted`.
-fn typed_column(dictionary: &ColumnTypes, name: &str, wanted: ColumnType) -> String {
-    dictionary
-        .columns(name)
-        .find(|(c, t)| *t == wanted && *c != "id")
-        .map(|(c, _)| c.to_owned())
-        .unwrap()
-}
 
 /// The raw pages of a table: two pages of records and a failed page in between, the last record
 /// of the first page served again at the start of the last (offset paging over a live table)

@@ -4,12 +4,14 @@
 //! - [`raw`]: raw partitions shaped like Tascomi's, as ingest-svc stores them;
 //! - [`records`]: synthetic records, typed by the column-type dictionary;
 //! - [`parsed`]: parsed partitions as parse-svc writes them, for recast-svc's tests;
+//! - [`production`]: the production-dictionary tables parse's and recast's tests drive;
 //! - [`read`]: a published partition read whole;
 //! - [`moto`]: a platform and queues of their own on the moto server.
 
 pub mod contract;
 pub mod moto;
 pub mod parsed;
+pub mod production;
 pub mod raw;
 pub mod read;
 pub mod records;
