@@ -29,9 +29,11 @@ pub const TABLES: [(&str, usize); 5] = [
     ("pre_applications", 40),
 ];
 
+/// The real production dictionary, read from `../shared` beside the repository (never copied
+/// into it).
 pub fn production_dictionary() -> ColumnTypes {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/tascomi/column-type-dictionary.json");
+        .join("../../../shared/tascomi/column-type-dictionary.json");
     ColumnTypes::load(&path).unwrap()
 }
 
