@@ -11,7 +11,7 @@
 //! message was dead-lettered (a message discarded, or one still retrying).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,20 +19,26 @@ use anyhow::Context;
 use async_trait::async_trait;
 use common::config::PipelineFile;
 use common::dictionary::ColumnTypes;
-use common::layout::{TableName, date_value};
-use common::messages::{Message, PartitionReady};
+use common::messages::Message;
 use common::platform::Platform;
 use common::queue::{MemoryQueue, Queue};
-use common::runner::{Disposition, Failure, Handler, Runner, RunnerSettings};
+use common::runner::{Disposition, Handler, Runner, RunnerSettings};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ingest_svc::{Credentials, IngestSettings, IngestStage};
 use parse_svc::{ParseSettings, ParseStage};
 use recast_svc::{RecastSettings, RecastStage};
-use serde::{Deserialize, Serialize};
 use snapshot_svc::{SnapshotSettings, SnapshotStage};
+
+mod dead_letters;
+mod watch;
+
+pub use dead_letters::{DeadLetter, DeadLetterMark};
+pub use watch::{Activity, Finished, Journal};
 
 use crate::interrupt;
 use crate::stage::Stage;
+use dead_letters::{dead_letter_path, read_dead_letters};
+use watch::{Watched, lock};
 
 /// A message received this many times without success moves to the dead-letter queue.
 const MAX_RECEIVES: u32 = 3;
@@ -79,173 +85,6 @@ pub struct StageReport {
     pub discarded: usize,
     pub dead_lettered: usize,
     pub elapsed: Duration,
-}
-
-/// A message left in a dead-letter queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeadLetter {
-    pub body: String,
-    pub attributes: BTreeMap<String, String>,
-}
-
-impl DeadLetter {
-    /// The table the message names, if it names one.
-    pub fn table(&self) -> Option<String> {
-        let value: serde_json::Value = serde_json::from_str(&self.body).ok()?;
-        value.get("table")?.as_str().map(str::to_owned)
-    }
-
-    /// The `as_of` the message carries (the date its run takes as today), if it carries one.
-    pub fn as_of(&self) -> Option<chrono::NaiveDate> {
-        let value: serde_json::Value = serde_json::from_str(&self.body).ok()?;
-        common::layout::parse_date(value.get("as_of")?.as_str()?)
-    }
-
-    /// True for a message moved here because Ctrl-C stopped the stages before it was handled.
-    pub fn interrupted(&self) -> bool {
-        self.attributes.contains_key(INTERRUPTED_ATTRIBUTE)
-    }
-
-    pub fn reason(&self) -> &str {
-        self.attributes
-            .get("failure_reason")
-            .map_or("(no reason recorded)", String::as_str)
-    }
-}
-
-/// The latest failed attempt of each stage on each table while this pipeline ran. A success
-/// of the stage on the table clears its entry, so what is left explains a table that did not
-/// reach its snapshot. Dead letters remain the authoritative record; this only adds the
-/// failures that left no dead letter (a discarded message, one still retrying).
-#[derive(Debug, Clone, Default)]
-pub struct Journal {
-    failures: BTreeMap<(String, Stage), String>,
-}
-
-impl Journal {
-    /// The failures recorded for a table, in pipeline order, as `<stage>: <reason>`.
-    pub fn failures(&self, table: &str) -> Vec<String> {
-        self.failures
-            .iter()
-            .filter(|((t, _), _)| t == table)
-            .map(|((_, stage), reason)| format!("{stage}: {reason}"))
-            .collect()
-    }
-
-    fn record(&mut self, table: &str, stage: Stage, outcome: Result<(), String>) {
-        let key = (table.to_owned(), stage);
-        match outcome {
-            Ok(()) => {
-                self.failures.remove(&key);
-            }
-            Err(reason) => {
-                self.failures.insert(key, reason);
-            }
-        }
-    }
-}
-
-/// What the stages are doing, for progress: the messages being handled and those finished.
-#[derive(Debug, Default)]
-pub struct Activity {
-    next_id: u64,
-    in_flight: BTreeMap<u64, (Stage, String, Instant)>,
-    finished: Vec<Finished>,
-}
-
-/// One message handled by a stage.
-#[derive(Debug, Clone)]
-pub struct Finished {
-    pub stage: Stage,
-    pub table: String,
-    /// `published parsed 20261110`, `failed (retried): ...`.
-    pub outcome: String,
-    pub took: Duration,
-}
-
-impl Activity {
-    fn start(&mut self, stage: Stage, table: &str) -> u64 {
-        self.next_id += 1;
-        self.in_flight
-            .insert(self.next_id, (stage, table.to_owned(), Instant::now()));
-        self.next_id
-    }
-
-    fn finish(&mut self, id: u64, outcome: String) {
-        if let Some((stage, table, started)) = self.in_flight.remove(&id) {
-            self.finished.push(Finished {
-                stage,
-                table,
-                outcome,
-                took: started.elapsed(),
-            });
-        }
-    }
-}
-
-/// A stage's handler, unchanged, whose outcomes are written to the [`Journal`] and whose work
-/// is tracked in the [`Activity`].
-struct Watched<H> {
-    stage: Stage,
-    inner: H,
-    journal: Arc<Mutex<Journal>>,
-    activity: Arc<Mutex<Activity>>,
-}
-
-#[async_trait]
-impl<H: Handler> Handler for Watched<H> {
-    type Message = H::Message;
-
-    fn stage(&self) -> &'static str {
-        self.inner.stage()
-    }
-
-    fn is_known_table(&self, table: &TableName) -> bool {
-        self.inner.is_known_table(table)
-    }
-
-    async fn handle(&self, message: H::Message) -> Result<Vec<PartitionReady>, Failure> {
-        let table = message.table().to_string();
-        let id = lock(&self.activity).start(self.stage, &table);
-        let result = self.inner.handle(message).await;
-        let progress = match &result {
-            Ok(published) if published.is_empty() => "done, nothing to publish".to_owned(),
-            Ok(published) => published
-                .iter()
-                .map(|p| format!("published {} {}", p.layer, date_value(p.date())))
-                .collect::<Vec<_>>()
-                .join(", "),
-            Err(Failure::Discard(reason)) => format!("skipped: {}", short(reason)),
-            Err(Failure::Transient(err)) => {
-                format!("failed, will retry: {}", short(&format!("{err:#}")))
-            }
-            Err(Failure::Permanent(err)) => format!("FAILED: {}", short(&format!("{err:#}"))),
-        };
-        lock(&self.activity).finish(id, progress);
-        let outcome = match &result {
-            Ok(_) => Ok(()),
-            Err(Failure::Discard(reason)) => Err(format!("skipped: {reason}")),
-            Err(Failure::Transient(err)) => Err(format!("{err:#} (retried)")),
-            Err(Failure::Permanent(err)) => Err(format!("{err:#}")),
-        };
-        self.journal
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record(&table, self.stage, outcome);
-        result
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The first 200 characters of a reason, for a progress line.
-fn short(text: &str) -> String {
-    match text.char_indices().nth(200) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_owned(),
-    }
 }
 
 /// A stage's runner, whatever its handler, with its input queue.
@@ -718,31 +557,4 @@ impl LocalPipeline {
         }
         Ok(())
     }
-}
-
-/// The length of each dead-letter queue at one moment (see [`LocalPipeline::mark`]).
-#[derive(Debug, Clone, Default)]
-pub struct DeadLetterMark(BTreeMap<Stage, usize>);
-
-fn dead_letter_path(data_dir: &Path, stage: Stage) -> PathBuf {
-    data_dir
-        .join("_dead_letters")
-        .join(format!("{stage}.jsonl"))
-}
-
-fn read_dead_letters(data_dir: &Path, stage: Stage) -> anyhow::Result<Vec<DeadLetter>> {
-    let path = dead_letter_path(data_dir, stage);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
-    };
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, line)| {
-            serde_json::from_str(line)
-                .with_context(|| format!("{} line {}: not a dead letter", path.display(), i + 1))
-        })
-        .collect()
 }
