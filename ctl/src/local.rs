@@ -19,7 +19,6 @@ use anyhow::Context;
 use async_trait::async_trait;
 use common::config::PipelineFile;
 use common::dictionary::ColumnTypes;
-use common::messages::Message;
 use common::platform::Platform;
 use common::queue::{MemoryQueue, Queue};
 use common::runner::{Disposition, Handler, Runner, RunnerSettings};
@@ -402,15 +401,7 @@ impl LocalPipeline {
     /// Prints the messages finished since the last call, one line each, on stderr.
     fn print_finished(&self) {
         let finished: Vec<Finished> = std::mem::take(&mut lock(&self.activity).finished);
-        for f in finished {
-            eprintln!(
-                "progress: {:<8} {}: {} ({})",
-                f.stage.name(),
-                f.table,
-                f.outcome,
-                crate::health::human_duration(f.took)
-            );
-        }
+        print_progress(&finished);
     }
 
     /// Prints progress lines while the stages run: the messages finished, and a line naming
@@ -435,15 +426,7 @@ impl LocalPipeline {
                         .collect();
                     (std::mem::take(&mut a.finished), in_flight)
                 };
-                for f in &finished {
-                    eprintln!(
-                        "progress: {:<8} {}: {} ({})",
-                        f.stage.name(),
-                        f.table,
-                        f.outcome,
-                        crate::health::human_duration(f.took)
-                    );
-                }
+                print_progress(&finished);
                 if !finished.is_empty() {
                     quiet_since = Instant::now();
                 } else if quiet_since.elapsed() >= HEARTBEAT && !in_flight.is_empty() {
@@ -556,5 +539,18 @@ impl LocalPipeline {
                 .with_context(|| format!("replacing {}", path.display()))?;
         }
         Ok(())
+    }
+}
+
+/// One progress line per finished message, on stderr.
+fn print_progress(finished: &[Finished]) {
+    for f in finished {
+        eprintln!(
+            "progress: {:<8} {}: {} ({})",
+            f.stage.name(),
+            f.table,
+            f.outcome,
+            crate::health::human_duration(f.took)
+        );
     }
 }

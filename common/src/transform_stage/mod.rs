@@ -40,7 +40,7 @@ use crate::quality::{QualityCheck, QualityReport};
 use crate::source::{PartitionReader, PublishedFiles, published_files};
 
 pub use error::TransformError;
-pub use settings::{MAX_BATCH_ROWS, batch_rows_from_env};
+pub use settings::{BatchRows, MAX_BATCH_ROWS, TransformSettings, batch_rows_from_env};
 
 /// A stage's own part of the flow: what it makes of the input partition.
 #[async_trait]

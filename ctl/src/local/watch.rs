@@ -84,10 +84,10 @@ impl Activity {
 /// A stage's handler, unchanged, whose outcomes are written to the [`Journal`] and whose work
 /// is tracked in the [`Activity`].
 pub(super) struct Watched<H> {
-    stage: Stage,
-    inner: H,
-    journal: Arc<Mutex<Journal>>,
-    activity: Arc<Mutex<Activity>>,
+    pub(super) stage: Stage,
+    pub(super) inner: H,
+    pub(super) journal: Arc<Mutex<Journal>>,
+    pub(super) activity: Arc<Mutex<Activity>>,
 }
 
 #[async_trait]
