@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
@@ -18,11 +18,14 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
-use parquet::arrow::{ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata};
+use parquet::arrow::{
+    ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata, parquet_to_arrow_schema,
+};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::SchemaDescriptor;
 use parquet::file::writer::SerializedFileWriter;
 
 use crate::storage::{Storage, StorageError};
@@ -325,6 +328,40 @@ impl AsyncFileReader for StorageFileReader {
     }
 }
 
+/// The Arrow schema a file is read with: the one it was written with, except that INT96
+/// timestamps (Spark's long-time default, in the lake the Glue jobs wrote) are microseconds, the
+/// lake's one timestamp unit.
+pub fn file_schema(metadata: &ParquetMetaData) -> Result<Schema, ParquetError> {
+    let file = metadata.file_metadata();
+    let schema = parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())?;
+    Ok(int96_as_micros(file.schema_descr(), &schema).unwrap_or(schema))
+}
+
+/// `schema` with its INT96 columns as microsecond timestamps; `None` when the file has no INT96
+/// column. Only top-level columns are looked at: the lake's tables are flat.
+fn int96_as_micros(parquet: &SchemaDescriptor, schema: &Schema) -> Option<Schema> {
+    if parquet.num_columns() != schema.fields().len() {
+        return None;
+    }
+    let int96 = |i: usize| parquet.column(i).physical_type() == parquet::basic::Type::INT96;
+    if !(0..parquet.num_columns()).any(int96) {
+        return None;
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match f.data_type() {
+            DataType::Timestamp(TimeUnit::Nanosecond, zone) if int96(i) => f
+                .as_ref()
+                .clone()
+                .with_data_type(DataType::Timestamp(TimeUnit::Microsecond, zone.clone())),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Some(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
 /// The metadata (schema, row groups, statistics) of a Parquet file in storage.
 pub async fn read_metadata(
     storage: Arc<dyn Storage>,
@@ -367,6 +404,14 @@ pub async fn read_file_columns(
     let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::default())
         .await
         .map_err(|e| on_error.parquet_error(e))?;
+    let metadata = match int96_as_micros(metadata.parquet_schema(), metadata.schema()) {
+        Some(schema) => ArrowReaderMetadata::try_new(
+            metadata.metadata().clone(),
+            ArrowReaderOptions::new().with_schema(Arc::new(schema)),
+        )
+        .map_err(|e| on_error.parquet_error(e))?,
+        None => metadata,
+    };
     let schema = metadata.schema().clone();
     // Wide files come in fewer rows per batch: a batch's memory follows its values, not rows.
     let batch_rows = batch_rows

@@ -146,6 +146,11 @@ async fn run(command: Command, env: &Env) -> anyhow::Result<ExitCode> {
             write_report(&target, &out, nights, as_of, &target_repair(&args)).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Adopt {
+            table,
+            dry_run,
+            target: args,
+        } => commands::adopt(env, &args, table, dry_run).await,
         Command::Drift { target: args } => commands::drift(env, &args).await,
     }
 }

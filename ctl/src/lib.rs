@@ -3,6 +3,7 @@
 //! `rollback`, `redrive`, `status`, `report`, `drift`). It drives the stages' own code, never a
 //! copy.
 
+pub mod adopt;
 pub mod cli;
 pub mod demo;
 pub mod health;

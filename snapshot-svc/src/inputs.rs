@@ -22,7 +22,6 @@ use common::parquet_io::{BatchStream, read_file_columns, read_metadata};
 use common::storage::{Storage, split_s3_uri};
 use futures::TryStreamExt;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
-use parquet::arrow::parquet_to_arrow_schema;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::ParquetMetaData;
 
@@ -390,11 +389,8 @@ impl BaseFile {
     }
 }
 
-/// The Arrow schema a Parquet file was written with.
-pub fn file_schema(metadata: &ParquetMetaData) -> Result<Schema, ParquetError> {
-    let file = metadata.file_metadata();
-    parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())
-}
+/// The Arrow schema a Parquet file is read with (INT96 timestamps as microseconds).
+pub use common::parquet_io::file_schema;
 
 /// Reads a file's footer.
 pub async fn footer(

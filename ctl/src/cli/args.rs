@@ -50,7 +50,11 @@ pub struct TargetArgs {
     pub pipeline: PathBuf,
     /// The column-type dictionary: a path or s3://bucket/key (default: the pipeline file's
     /// `column_type_dictionary`).
-    #[arg(long, value_name = "FILE|S3_URI", env = "TASCOMI_COLUMN_TYPE_DICTIONARY")]
+    #[arg(
+        long,
+        value_name = "FILE|S3_URI",
+        env = "TASCOMI_COLUMN_TYPE_DICTIONARY"
+    )]
     pub dictionary: Option<PathBuf>,
 }
 
@@ -181,6 +185,23 @@ tascomi reset --table applications --stage parse --from 2026-11-15 --yes    # ca
         /// As for `replay` (default: each partition's own date), YYYY-MM-DD or YYYYMMDD.
         #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
         as_of: Option<NaiveDate>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Take over a lake the old Glue jobs wrote: register its Hive partitions the catalog lacks
+    /// and derive each table's ingest state from its raw layer, so that the next night is
+    /// incremental and the snapshot continues from the latest existing one. Moves nothing.
+    #[command(after_help = "Example:\n  \
+tascomi adopt --dry-run                          # prints what it found per table, changes nothing\n  \
+tascomi adopt                                    # registers the partitions, writes the ingest state\n  \
+tascomi adopt --local --data-dir old-lake        # a local copy of the old lake")]
+    Adopt {
+        /// Only this table (default: every table of the pipeline file).
+        #[arg(long, value_name = "TABLE")]
+        table: Option<TableName>,
+        /// Print what was found and would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         target: TargetArgs,
     },

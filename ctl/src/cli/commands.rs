@@ -86,6 +86,40 @@ pub(super) async fn replay(
     }
 }
 
+/// `tascomi adopt`: prints what it found per table; without --dry-run, registers and writes.
+#[allow(clippy::print_stdout)]
+pub(super) async fn adopt(
+    env: &Env,
+    args: &TargetArgs,
+    table: Option<TableName>,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let target = target(args, env).await?;
+    let tables = ops::tables(&target, table.as_ref());
+    let adoptions = crate::adopt::plan(target.platform(), &tables).await?;
+    for adoption in &adoptions {
+        print!("{}", adoption.describe(dry_run));
+    }
+    let partitions: usize = adoptions
+        .iter()
+        .flat_map(|a| &a.layers)
+        .map(|l| l.to_register.len())
+        .sum();
+    if dry_run {
+        println!(
+            "dry run: {partitions} partition(s) of {} table(s) not registered, nothing written",
+            adoptions.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::adopt::execute(target.platform(), &adoptions).await?;
+    println!(
+        "adopted {} table(s): {partitions} partition(s) registered; `tascomi status` shows them",
+        adoptions.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `tascomi drift`: the tables whose data and dictionary disagree; non-zero when any does.
 #[allow(clippy::print_stdout)]
 pub(super) async fn drift(env: &Env, args: &TargetArgs) -> anyhow::Result<ExitCode> {

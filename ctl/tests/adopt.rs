@@ -1,0 +1,253 @@
+//! `tascomi adopt` on a lake written the way the old Glue jobs wrote it: the real pipeline runs
+//! three nights against the simulated API, then every published partition is rewritten by
+//! pyarrow as Spark on Glue writes it (one snappy file per Hive folder, no run folder, INT96
+//! timestamps, no Arrow schema in the footer, `page_number` bigint, the status code a string, a
+//! `_SUCCESS` marker) into a second data directory with no catalog and no ingest state. After
+//! `adopt`, the fourth night must make no full-load request, keep the existing column types, and
+//! give the same snapshot as the lake that ran all four nights.
+
+mod support;
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+use common::layout::{Layer, TableName};
+use common::platform::Platform;
+use common::publish::published_partitions;
+use serde_json::json;
+use support::{Workspace, expected, published_dates, snapshot};
+use tascomi_sim::{SimApi, SimConfig};
+
+const TABLES: &str = "  appeals: daily\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_glue_lake_continues_incrementally_with_its_types_and_the_same_snapshot() {
+    let Some(python) = python() else { return };
+    let ours = Workspace::new(TABLES);
+    let config = SimConfig::with_production_dictionary().unwrap();
+    let first = config.history.start + chrono::Duration::days(5);
+    let sim = SimApi::start(config).await.unwrap();
+    let days: Vec<NaiveDate> = (0..4).map(|i| first + chrono::Duration::days(i)).collect();
+    let run = |data_dir: &Path, day: NaiveDate| {
+        sim.set_today(day);
+        let (ok, out) = support::tascomi(
+            data_dir,
+            &ours.pipeline,
+            &sim,
+            &[
+                "run",
+                "--api-url",
+                &sim.base_url,
+                "--as-of",
+                &day.to_string(),
+            ],
+            &[],
+        );
+        assert!(ok, "night of {day} in {}:\n{out}", data_dir.display());
+    };
+    for day in &days[..3] {
+        run(&ours.data_dir, *day);
+    }
+
+    // The old jobs' lake: the same partitions, as Spark wrote them.
+    let old = ours.dir.path().join("old-lake");
+    glue_style_copy(&python, &ours.data_dir, &old).await;
+    for layer in Layer::ALL {
+        assert!(published_dates(&old, "appeals", layer).await.is_empty());
+    }
+
+    let adopt = |args: &[&str]| {
+        let mut all = vec!["adopt"];
+        all.extend_from_slice(args);
+        support::tascomi(&old, &ours.pipeline, &sim, &all, &[])
+    };
+    let (ok, out) = adopt(&["--dry-run"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("would register 3"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "base import {}",
+            common::layout::date_value(days[2])
+        )),
+        "{out}"
+    );
+    assert!(out.contains("dry run: 12 partition(s)"), "{out}");
+    assert!(
+        published_dates(&old, "appeals", Layer::Snapshot)
+            .await
+            .is_empty(),
+        "--dry-run registered something"
+    );
+
+    let (ok, out) = adopt(&[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("12 partition(s) registered"), "{out}");
+    for layer in Layer::ALL {
+        assert_eq!(
+            published_dates(&old, "appeals", layer).await,
+            published_dates(&ours.data_dir, "appeals", layer).await,
+            "{layer}"
+        );
+    }
+    let (ok, out) = adopt(&[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("0 partition(s) registered"), "{out}");
+    assert!(out.contains("state kept"), "{out}");
+    let types_before = catalog_types(&old).await;
+
+    // The fourth night on both lakes: the adopted one asks for days, never the whole table.
+    let last = days[3];
+    run(&ours.data_dir, last);
+    let before = sim.requests().len();
+    run(&old, last);
+    let requests = &sim.requests()[before..];
+    assert!(!requests.is_empty());
+    let full: Vec<_> = requests
+        .iter()
+        .filter(|r| r.last_updated.is_none())
+        .collect();
+    assert!(full.is_empty(), "full-load requests after adopt: {full:?}");
+
+    assert_eq!(catalog_types(&old).await, types_before);
+    let raw_schema = partition_schema(&old, Layer::Raw, last).await;
+    for (column, want) in [
+        ("import_api_status_code", arrow::datatypes::DataType::Utf8),
+        ("page_number", arrow::datatypes::DataType::Int64),
+        ("import_timestamp", arrow::datatypes::DataType::Utf8),
+    ] {
+        assert_eq!(
+            raw_schema.field_with_name(column).unwrap().data_type(),
+            &want,
+            "{column}"
+        );
+    }
+    let adopted = snapshot(&old, "appeals", last).await;
+    assert_eq!(adopted, snapshot(&ours.data_dir, "appeals", last).await);
+    assert_eq!(adopted, expected(&sim, "appeals", last));
+}
+
+/// Every catalog column type of appeals, per layer.
+async fn catalog_types(data_dir: &Path) -> Vec<(Layer, String, String)> {
+    let platform = Platform::local(data_dir);
+    let table = TableName::new("appeals").unwrap();
+    let mut out = Vec::new();
+    for layer in Layer::ALL {
+        let def = platform
+            .catalog
+            .table(
+                &platform.layout.database(layer.zone()),
+                &layer.catalog_table(&table),
+            )
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no {layer} table"));
+        out.extend(
+            def.columns
+                .into_iter()
+                .map(|c| (layer, c.name, c.hive_type)),
+        );
+    }
+    out
+}
+
+/// The schema of the first file of a published partition.
+async fn partition_schema(
+    data_dir: &Path,
+    layer: Layer,
+    date: NaiveDate,
+) -> arrow::datatypes::SchemaRef {
+    let platform = Platform::local(data_dir);
+    let table = TableName::new("appeals").unwrap();
+    let partition = platform.layout.partition(&table, layer, date);
+    let files = common::source::published_files(&platform, &partition)
+        .await
+        .unwrap()
+        .unwrap();
+    let (schema, _) = common::parquet_io::read_file(
+        platform.storage.clone(),
+        &files.bucket,
+        &files.files[0].key,
+        1,
+    )
+    .await
+    .unwrap();
+    schema
+}
+
+/// Writes every published partition of `from` into `to` as Spark on Glue would have.
+async fn glue_style_copy(python: &str, from: &Path, to: &Path) {
+    let platform = Platform::local(from);
+    let table = TableName::new("appeals").unwrap();
+    let mut jobs = Vec::new();
+    for layer in Layer::ALL {
+        let any = platform.layout.partition(&table, layer, NaiveDate::MIN);
+        for (date, _) in published_partitions(platform.catalog.as_ref(), &any)
+            .await
+            .unwrap()
+        {
+            let partition = platform.layout.partition(&table, layer, date);
+            let files = common::source::published_files(&platform, &partition)
+                .await
+                .unwrap()
+                .unwrap();
+            let inputs: Vec<String> = files
+                .files
+                .iter()
+                .map(|f| path_str(&from.join(&files.bucket).join(&f.key)))
+                .collect();
+            let folder = to.join(&partition.bucket).join(partition.key_prefix());
+            jobs.push(json!({"folder": path_str(&folder), "inputs": inputs}));
+        }
+    }
+    assert_eq!(jobs.len(), 12, "3 nights × 4 layers");
+    let out = std::process::Command::new(python)
+        .args(["-c", SPARK_WRITE])
+        .arg(serde_json::to_string(&jobs).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn path_str(path: &Path) -> String {
+    path.to_str().unwrap().to_owned()
+}
+
+/// For each job, reads the input files and writes them into the folder as one file as Spark
+/// does: INT96 timestamps, snappy, no Arrow schema, `page_number` bigint, the status code a
+/// string, floats double; and an empty `_SUCCESS`.
+const SPARK_WRITE: &str = r#"
+import json, os, sys, pyarrow as pa, pyarrow.parquet as pq
+for job in json.loads(sys.argv[1]):
+    t = pa.concat_tables([pq.ParquetFile(f).read() for f in job["inputs"]])
+    columns = {}
+    for field in t.schema:
+        c = t.column(field.name)
+        if pa.types.is_float32(field.type):
+            c = c.cast(pa.float64())
+        if field.name == "page_number":
+            c = c.cast(pa.int64())
+        if field.name == "import_api_status_code":
+            c = c.cast(pa.string())
+        columns[field.name] = c
+    os.makedirs(job["folder"], exist_ok=True)
+    pq.write_table(pa.table(columns), os.path.join(job["folder"], "part-00000-c000.snappy.parquet"),
+                   use_deprecated_int96_timestamps=True, compression="snappy", store_schema=False)
+    open(os.path.join(job["folder"], "_SUCCESS"), "w").close()
+"#;
+
+/// The interpreter with pyarrow (`TASCOMI_PYTHON`, set by scripts/test.sh), or `None`.
+fn python() -> Option<String> {
+    let env = common::config::Env::from_process();
+    match env.get("TASCOMI_PYTHON") {
+        Some(python) => Some(python.to_owned()),
+        None if env.get("CI").is_some() => panic!("TASCOMI_PYTHON is not set in CI"),
+        None => {
+            println!("skipped: TASCOMI_PYTHON is not set (run scripts/test.sh)");
+            None
+        }
+    }
+}
