@@ -11,55 +11,81 @@ mod support;
 use std::path::Path;
 
 use chrono::NaiveDate;
+use common::catalog::{Column, TableDef};
 use common::layout::{Layer, TableName};
 use common::platform::Platform;
 use common::publish::published_partitions;
 use serde_json::json;
 use support::{Workspace, expected, published_dates, snapshot};
 use tascomi_sim::{SimApi, SimConfig};
+use tascomi_test_support::moto::MotoPlatform;
 
 const TABLES: &str = "  appeals: daily\n";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_adopted_glue_lake_continues_incrementally_with_its_types_and_the_same_snapshot() {
-    let Some(python) = python() else { return };
-    let ours = Workspace::new(TABLES);
-    let config = SimConfig::with_production_dictionary().unwrap();
-    let first = config.history.start + chrono::Duration::days(5);
-    let sim = SimApi::start(config).await.unwrap();
-    let days: Vec<NaiveDate> = (0..4).map(|i| first + chrono::Duration::days(i)).collect();
-    let run = |data_dir: &Path, day: NaiveDate| {
-        sim.set_today(day);
+/// Three nights of the real pipeline in `ours`, and the same partitions as the old jobs wrote
+/// them in `old` (no catalog, no ingest state).
+struct OldLake {
+    ours: Workspace,
+    old: std::path::PathBuf,
+    sim: tascomi_sim::SimHandle,
+    days: Vec<NaiveDate>,
+}
+
+impl OldLake {
+    async fn build(python: &str) -> Self {
+        let ours = Workspace::new(TABLES);
+        let config = SimConfig::with_production_dictionary().unwrap();
+        let first = config.history.start + chrono::Duration::days(5);
+        let sim = SimApi::start(config).await.unwrap();
+        let days: Vec<NaiveDate> = (0..4).map(|i| first + chrono::Duration::days(i)).collect();
+        let old = ours.dir.path().join("old-lake");
+        let lake = Self {
+            ours,
+            old,
+            sim,
+            days,
+        };
+        for day in &lake.days[..3] {
+            lake.run(&lake.ours.data_dir, *day);
+        }
+        glue_style_copy(python, &lake.ours.data_dir, &lake.old).await;
+        lake
+    }
+
+    /// The night of `day` on the lake in `data_dir`.
+    fn run(&self, data_dir: &Path, day: NaiveDate) {
+        self.sim.set_today(day);
         let (ok, out) = support::tascomi(
             data_dir,
-            &ours.pipeline,
-            &sim,
+            &self.ours.pipeline,
+            &self.sim,
             &[
                 "run",
                 "--api-url",
-                &sim.base_url,
+                &self.sim.base_url,
                 "--as-of",
                 &day.to_string(),
             ],
             &[],
         );
         assert!(ok, "night of {day} in {}:\n{out}", data_dir.display());
-    };
-    for day in &days[..3] {
-        run(&ours.data_dir, *day);
     }
+}
 
-    // The old jobs' lake: the same partitions, as Spark wrote them.
-    let old = ours.dir.path().join("old-lake");
-    glue_style_copy(&python, &ours.data_dir, &old).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_glue_lake_continues_incrementally_with_its_types_and_the_same_snapshot() {
+    let Some(python) = python() else { return };
+    let lake = OldLake::build(&python).await;
+    let (ours, old, sim, days) = (&lake.ours, &lake.old, &lake.sim, &lake.days);
+    let run = |data_dir: &Path, day: NaiveDate| lake.run(data_dir, day);
     for layer in Layer::ALL {
-        assert!(published_dates(&old, "appeals", layer).await.is_empty());
+        assert!(published_dates(old, "appeals", layer).await.is_empty());
     }
 
     let adopt = |args: &[&str]| {
         let mut all = vec!["adopt"];
         all.extend_from_slice(args);
-        support::tascomi(&old, &ours.pipeline, &sim, &all, &[])
+        support::tascomi(old, &ours.pipeline, sim, &all, &[])
     };
     let (ok, out) = adopt(&["--dry-run"]);
     assert!(ok, "{out}");
@@ -73,7 +99,7 @@ async fn an_adopted_glue_lake_continues_incrementally_with_its_types_and_the_sam
     );
     assert!(out.contains("dry run: 12 partition(s)"), "{out}");
     assert!(
-        published_dates(&old, "appeals", Layer::Snapshot)
+        published_dates(old, "appeals", Layer::Snapshot)
             .await
             .is_empty(),
         "--dry-run registered something"
@@ -84,7 +110,7 @@ async fn an_adopted_glue_lake_continues_incrementally_with_its_types_and_the_sam
     assert!(out.contains("12 partition(s) registered"), "{out}");
     for layer in Layer::ALL {
         assert_eq!(
-            published_dates(&old, "appeals", layer).await,
+            published_dates(old, "appeals", layer).await,
             published_dates(&ours.data_dir, "appeals", layer).await,
             "{layer}"
         );
@@ -93,13 +119,13 @@ async fn an_adopted_glue_lake_continues_incrementally_with_its_types_and_the_sam
     assert!(ok, "{out}");
     assert!(out.contains("0 partition(s) registered"), "{out}");
     assert!(out.contains("state kept"), "{out}");
-    let types_before = catalog_types(&old).await;
+    let types_before = catalog_types(old).await;
 
     // The fourth night on both lakes: the adopted one asks for days, never the whole table.
     let last = days[3];
     run(&ours.data_dir, last);
     let before = sim.requests().len();
-    run(&old, last);
+    run(old, last);
     let requests = &sim.requests()[before..];
     assert!(!requests.is_empty());
     let full: Vec<_> = requests
@@ -108,8 +134,8 @@ async fn an_adopted_glue_lake_continues_incrementally_with_its_types_and_the_sam
         .collect();
     assert!(full.is_empty(), "full-load requests after adopt: {full:?}");
 
-    assert_eq!(catalog_types(&old).await, types_before);
-    let raw_schema = partition_schema(&old, Layer::Raw, last).await;
+    assert_eq!(catalog_types(old).await, types_before);
+    let raw_schema = partition_schema(old, Layer::Raw, last).await;
     for (column, want) in [
         ("import_api_status_code", arrow::datatypes::DataType::Utf8),
         ("page_number", arrow::datatypes::DataType::Int64),
@@ -121,9 +147,105 @@ async fn an_adopted_glue_lake_continues_incrementally_with_its_types_and_the_sam
             "{column}"
         );
     }
-    let adopted = snapshot(&old, "appeals", last).await;
+    let adopted = snapshot(old, "appeals", last).await;
     assert_eq!(adopted, snapshot(&ours.data_dir, "appeals", last).await);
-    assert_eq!(adopted, expected(&sim, "appeals", last));
+    assert_eq!(adopted, expected(sim, "appeals", last));
+}
+
+/// On a deployment: the old lake's files in S3 (moto), its raw table made by a crawler before
+/// the first run (the old types), the other tables absent. `adopt` registers every partition in
+/// Glue, keeps the crawler's column types, and writes the derived ingest state to S3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopt_on_a_deployment_registers_in_glue_and_writes_the_state_to_s3() {
+    let Some(python) = python() else { return };
+    let Some(moto) = MotoPlatform::start().await else {
+        return;
+    };
+    let lake = OldLake::build(&python).await;
+    let aws = &moto.platform;
+    let local = Platform::local(&lake.old);
+    for (from, to) in [
+        (&local.layout.raw_bucket, &aws.layout.raw_bucket),
+        (&local.layout.refined_bucket, &aws.layout.refined_bucket),
+    ] {
+        for object in local.storage.list(from, "").await.unwrap() {
+            let body = local.storage.get(from, &object.key).await.unwrap();
+            aws.storage.put(to, &object.key, body).await.unwrap();
+        }
+    }
+    let table = TableName::new("appeals").unwrap();
+    let raw_database = aws.layout.database(Layer::Raw.zone());
+    let raw_table = Layer::Raw.catalog_table(&table);
+    let crawled: Vec<Column> = [
+        ("page_number", "bigint"),
+        ("import_api_url_requested", "string"),
+        ("import_api_status_code", "string"),
+        ("import_exception_thrown", "string"),
+        ("appeals", "string"),
+        ("import_datetime", "timestamp"),
+        ("import_timestamp", "string"),
+    ]
+    .into_iter()
+    .map(|(name, hive_type)| Column {
+        name: name.into(),
+        hive_type: hive_type.into(),
+    })
+    .collect();
+    aws.catalog.ensure_database(&raw_database).await.unwrap();
+    aws.catalog
+        .ensure_table(&TableDef {
+            database: raw_database.clone(),
+            name: raw_table.clone(),
+            location: aws.layout.table_location(&table, Layer::Raw),
+            columns: crawled.clone(),
+            partition_keys: Layer::Raw.partition_keys().map(String::from).to_vec(),
+        })
+        .await
+        .unwrap();
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tascomi"))
+        .args(["adopt", "--pipeline"])
+        .arg(&lake.ours.pipeline)
+        .env("TASCOMI_RAW_BUCKET", &aws.layout.raw_bucket)
+        .env("TASCOMI_REFINED_BUCKET", &aws.layout.refined_bucket)
+        .env("TASCOMI_DATABASE_PREFIX", &aws.layout.database_prefix)
+        .env_remove("TASCOMI_PIPELINE_FILE")
+        .env_remove("TASCOMI_COLUMN_TYPE_DICTIONARY")
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{out}");
+    assert!(out.contains("12 partition(s) registered"), "{out}");
+    for layer in Layer::ALL {
+        let partitions = aws
+            .catalog
+            .list_partitions(
+                &aws.layout.database(layer.zone()),
+                &layer.catalog_table(&table),
+            )
+            .await
+            .unwrap();
+        assert_eq!(partitions.len(), 3, "{layer}");
+    }
+    let def = aws
+        .catalog
+        .table(&raw_database, &raw_table)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(def.columns, crawled, "the crawler's types are kept");
+    let state = ingest_svc::state::load(&aws.storage, &aws.layout.raw_bucket, &table)
+        .await
+        .unwrap();
+    assert_eq!(
+        state.latest().map(|i| i.import_date),
+        Some(lake.days[2]),
+        "the base is the last import that answered 200"
+    );
 }
 
 /// Every catalog column type of appeals, per layer.
