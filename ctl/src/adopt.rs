@@ -471,3 +471,6 @@ async fn folder_rows(platform: &Platform, folder: &Folder) -> anyhow::Result<i64
     }
     Ok(rows)
 }
+
+#[cfg(test)]
+mod tests;
