@@ -146,6 +146,15 @@ async fn run(command: Command, env: &Env) -> anyhow::Result<ExitCode> {
             write_report(&target, &out, nights, as_of, &target_repair(&args)).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Compare {
+            compare,
+            target: args,
+        } => {
+            let target = target(&args, env).await?;
+            let outcome = crate::compare::run(compare, &target).await?;
+            print!("{}", outcome.render());
+            Ok(outcome.exit_code())
+        }
         Command::Adopt {
             table,
             dry_run,

@@ -5,6 +5,7 @@
 
 pub mod adopt;
 pub mod cli;
+pub mod compare;
 pub mod demo;
 pub mod health;
 pub mod interrupt;

@@ -205,6 +205,21 @@ tascomi adopt --local --data-dir old-lake        # a local copy of the old lake"
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// Reconcile two snapshots of a table (or of every table): two dates of one lake, or the
+    /// same date in another lake (--against-prefix: another Glue database prefix, such as the
+    /// old Glue jobs'; --against-data-dir: another local data directory). Reports rows, ids on
+    /// one side only, columns and types that differ, and per column the values that differ;
+    /// exit 1 when anything differs.
+    #[command(after_help = "Examples:\n  \
+tascomi compare --table applications --date 2026-11-21 --against-date 2026-11-20\n  \
+tascomi compare --date 2026-11-21 --against-prefix dataplatform-prod --ignore-columns import_datetime,import_timestamp\n  \
+tascomi compare --local --data-dir data/a --against-data-dir data/b --json")]
+    Compare {
+        #[command(flatten)]
+        compare: crate::compare::CompareArgs,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
     /// Make the snapshot of a date the latest again, removing later ones.
     #[command(after_help = "Example:\n  \
 tascomi rollback --table applications --to 2026-11-20         # prints the plan\n  \
