@@ -4,19 +4,20 @@
 # runs one of them, named by its command (ECS task definitions in
 # infra/modules/tascomi-pipeline/ecs.tf, docker-compose.yml). Targets:
 #
-#   runtime (default)  the services and tascomi; the column-type dictionary is mounted at run time
-#   baked              runtime with the dictionary inside
+#   runtime (default)  the services and tascomi; no column-type dictionary (named at run time)
+#   baked              optional: runtime with a dictionary inside, for a host with neither S3 nor
+#                      a volume to mount; never needed by the deployments
 #   sim                the simulated Tascomi API alone, for docker-compose; never deployed
 #
 #   docker buildx build -t tascomi .
 #   docker buildx build -t tascomi --target baked --build-context dictionary=<folder holding column-type-dictionary.json> .
 #   docker buildx build -t tascomi-sim --target sim .
 #
-# The column-type dictionary is not in this repository (the production one lives in the
-# council's configuration repository). recast-svc reads it from TASCOMI_COLUMN_TYPE_DICTIONARY,
-# /etc/tascomi/column-type-dictionary.json in the deployments: either mount the file there, or
-# build the `baked` target with a build context named `dictionary` holding
-# column-type-dictionary.json.
+# The column-type dictionary is the council's configuration, not part of this repository or of
+# the default image: the services read it once at start-up from TASCOMI_COLUMN_TYPE_DICTIONARY,
+# a path or an s3://bucket/key URI. On AWS, Terraform uploads the council's file to S3 and sets
+# that URI (infra/modules/tascomi-pipeline/dictionary.tf), so a new dictionary needs no new
+# image; docker-compose mounts a file at /etc/tascomi/column-type-dictionary.json.
 #
 # Architectures: every build is native. Build linux/amd64 on an x86_64 machine and linux/arm64
 # (Graviton tasks) on an arm64 one (a Graviton instance, an Apple silicon Mac, GitHub's
@@ -104,12 +105,13 @@ USER 10001:10001
 HEALTHCHECK --interval=30s --timeout=10s --start-period=15s --retries=3 CMD ["tascomi-healthcheck"]
 CMD ["tascomi", "--help"]
 
-# The image with the column-type dictionary inside (see the top of this file).
+# Optional: the image with a column-type dictionary inside (see the top of this file). Nothing
+# builds it by default; TASCOMI_COLUMN_TYPE_DICTIONARY in a task's environment overrides it.
 FROM runtime-base AS baked
 # `dictionary` is a named build context (--build-context dictionary=DIR), not a stage.
 # hadolint ignore=DL3022
 COPY --chmod=0444 --from=dictionary column-type-dictionary.json /etc/tascomi/column-type-dictionary.json
 ENV TASCOMI_COLUMN_TYPE_DICTIONARY=/etc/tascomi/column-type-dictionary.json
 
-# The default target: the dictionary is mounted at /etc/tascomi/column-type-dictionary.json.
+# The default target: no dictionary; TASCOMI_COLUMN_TYPE_DICTIONARY names it at run time.
 FROM runtime-base AS runtime

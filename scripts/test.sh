@@ -87,6 +87,41 @@ then
 fi
 echo "test.sh: moto on $endpoint"
 
+# LocalStack's S3 and SQS for the compose test (tests/e2e/tests/compose_on_localstack.rs), in its
+# own venv and process (scripts/localstack.sh), started now and awaited before the tests. In CI
+# a LocalStack that cannot be installed or started fails the run; elsewhere the test is skipped
+# with the reason printed (TASCOMI_LOCALSTACK=0 skips it without trying).
+localstack_ready="$(mktemp -t localstack-ready.XXXXXX)"
+localstack_log="$(mktemp -t localstack.XXXXXX.log)"
+localstack_pid=
+if [[ "${TASCOMI_LOCALSTACK:-1}" != 0 || -n "${CI:-}" ]]; then
+  bash "$repo/scripts/localstack.sh" --ready "$localstack_ready" >"$localstack_log" 2>&1 &
+  localstack_pid=$!
+fi
+stop_localstack() {
+  if [[ -n "$localstack_pid" ]]; then
+    kill "$localstack_pid" 2>/dev/null || true
+    wait "$localstack_pid" 2>/dev/null || true
+  fi
+  rm -f "$localstack_ready" "$localstack_log"
+}
+trap 'stop_localstack; stop_moto' EXIT
+await_localstack() {
+  while [[ -n "$localstack_pid" && ! -s "$localstack_ready" ]] && kill -0 "$localstack_pid" 2>/dev/null; do
+    sleep 0.2
+  done
+  cat "$localstack_log"
+  if [[ -s "$localstack_ready" ]]; then
+    TASCOMI_LOCALSTACK_ENDPOINT="$(<"$localstack_ready")"
+    export TASCOMI_LOCALSTACK_ENDPOINT
+  elif [[ -n "${CI:-}" ]]; then
+    echo "test.sh: LocalStack did not start (above); CI needs it" >&2
+    exit 1
+  else
+    echo "test.sh: no LocalStack (above, or TASCOMI_LOCALSTACK=0): its compose test will be skipped"
+  fi
+}
+
 # Loopback IP, not localhost: S3 virtual-host names would not resolve. Test credentials only.
 export AWS_ENDPOINT_URL="$endpoint"
 export AWS_ACCESS_KEY_ID=testing
@@ -99,6 +134,7 @@ export TASCOMI_PYTHON="$venv/bin/python"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tascomi-target}"
 
 if [[ $# -gt 0 ]]; then
+  await_localstack
   cargo test "$@"
   exit
 fi
@@ -108,4 +144,5 @@ cargo fmt --all --check
 # reported skip here; run it with STRICT=1 to make skips fail).
 CI= STRICT= bash scripts/check-infra.sh
 cargo clippy --workspace --all-targets -- -D warnings
+await_localstack
 cargo test --workspace

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -14,6 +14,10 @@ use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 
 use crate::layout::{Layout, TableName, is_plain_identifier};
+
+mod location;
+
+pub use location::{COLUMN_TYPE_DICTIONARY_VARIABLE, ConfigLocation, DictionarySource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -27,6 +31,16 @@ pub enum ConfigError {
     },
     #[error("pipeline file {path}: {message}")]
     Pipeline { path: String, message: String },
+    #[error(
+        "the column-type dictionary is not set: set {variable} to its path or s3://bucket/key URI, or column_type_dictionary in the pipeline file"
+    )]
+    NoDictionary { variable: &'static str },
+    #[error("{location} (from {setting}) cannot be read: {message}")]
+    Unreadable {
+        setting: String,
+        location: String,
+        message: String,
+    },
 }
 
 /// The environment a service reads its settings from: the process environment in production, a
@@ -237,7 +251,7 @@ impl fmt::Display for Fraction {
 /// Terraform (`yamldecode`) to generate the schedules, so adding a table is one line:
 ///
 /// ```yaml
-/// column_type_dictionary: column-type-dictionary.json   # relative to this file
+/// column_type_dictionary: column-type-dictionary.json   # optional: relative to this file, or s3://bucket/key
 /// max_lookback_days: 60
 /// row_count_drop_threshold: 0.0                       # optional; the default
 /// tables:
@@ -248,8 +262,10 @@ impl fmt::Display for Fraction {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineFile {
-    /// Where the column-type dictionary is, resolved against the pipeline file's folder.
-    pub column_type_dictionary: Option<PathBuf>,
+    /// Where the column-type dictionary is (a relative path resolved against the pipeline
+    /// file's folder, or an S3 object). `TASCOMI_COLUMN_TYPE_DICTIONARY` overrides it; the
+    /// deployments set that variable and leave this unset (see [`DictionarySource`]).
+    pub column_type_dictionary: Option<ConfigLocation>,
     pub max_lookback_days: u32,
     /// The share of the previous snapshot's rows a new snapshot may lose and still pass the
     /// snapshot's data-quality gate (check `row_count_change`): 0 (the default) fails any drop,
@@ -262,7 +278,7 @@ pub struct PipelineFile {
 #[serde(deny_unknown_fields)]
 struct RawPipelineFile {
     #[serde(default)]
-    column_type_dictionary: Option<PathBuf>,
+    column_type_dictionary: Option<ConfigLocation>,
     #[serde(default = "default_lookback")]
     max_lookback_days: u32,
     #[serde(default)]
@@ -360,12 +376,10 @@ impl PipelineFile {
             message: err.to_string(),
         })?;
         let mut file = Self::parse(&text, &path.display().to_string())?;
-        if let Some(dictionary) = &file.column_type_dictionary
-            && dictionary.is_relative()
-        {
-            let base = path.parent().unwrap_or(Path::new("."));
-            file.column_type_dictionary = Some(base.join(dictionary));
-        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        file.column_type_dictionary = file
+            .column_type_dictionary
+            .map(|location| location.relative_to(base));
         Ok(file)
     }
 

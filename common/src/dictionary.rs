@@ -3,6 +3,12 @@
 //! The production format is a JSON list holding one object, type -> table -> [columns], with
 //! types `integer`, `long`, `float`, `double`, `boolean`, `timestamp`, `date`. Columns it does
 //! not list stay text.
+//!
+//! The written types are those of the tables the old Glue jobs made (their recast cast `float`
+//! and `double` alike with Spark's `DoubleType`): `integer` Int32 (`int`), `long` Int64
+//! (`bigint`), `float` and `double` Float64 (`double`), `boolean`, `timestamp` (µs, no zone) and
+//! `date` (Date32). The dictionary's word `float` is read as before; only what it becomes is a
+//! 64-bit double.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,13 +32,14 @@ pub enum ColumnType {
 }
 
 impl ColumnType {
-    /// The Arrow type written to Parquet. Timestamps are microseconds without a time zone
-    /// (Tascomi's times are London wall-clock times), which Athena reads as `timestamp`.
+    /// The Arrow type written to Parquet. `float` is a 64-bit double like `double` (the type of
+    /// the existing tables' columns). Timestamps are microseconds without a time zone (Tascomi's
+    /// times are London wall-clock times), which Athena reads as `timestamp`.
     pub fn data_type(self) -> DataType {
         match self {
             ColumnType::Integer => DataType::Int32,
             ColumnType::Long => DataType::Int64,
-            ColumnType::Float => DataType::Float32,
+            ColumnType::Float => DataType::Float64,
             ColumnType::Double => DataType::Float64,
             ColumnType::Boolean => DataType::Boolean,
             ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
@@ -178,6 +185,40 @@ mod tests {
         assert!(d.columns("applications").count() > 100);
         assert!(!d.has_table("no_such_table"));
         assert_eq!(d.columns("no_such_table").count(), 0);
+    }
+
+    /// Each dictionary word, its Arrow type and the Glue type the catalog declares: those of the
+    /// old jobs' tables (`float` is a double there).
+    #[test]
+    fn every_type_is_written_as_the_existing_tables_have_it() {
+        let d = ColumnTypes::parse(
+            r#"[{"integer": {"t": ["i"]}, "long": {"t": ["l"]}, "float": {"t": ["f"]},
+                 "double": {"t": ["d"]}, "boolean": {"t": ["b"]},
+                 "timestamp": {"t": ["ts"]}, "date": {"t": ["dt"]}}]"#,
+            "d.json",
+        )
+        .unwrap();
+        let found: Vec<(&str, &str, DataType, &str)> = d
+            .columns("t")
+            .map(|(column, t)| {
+                let data_type = t.data_type();
+                let glue = crate::catalog::hive_type(&data_type).unwrap();
+                (column, t.name(), data_type, glue)
+            })
+            .collect();
+        let micros = DataType::Timestamp(TimeUnit::Microsecond, None);
+        assert_eq!(
+            found,
+            [
+                ("b", "boolean", DataType::Boolean, "boolean"),
+                ("d", "double", DataType::Float64, "double"),
+                ("dt", "date", DataType::Date32, "date"),
+                ("f", "float", DataType::Float64, "double"),
+                ("i", "integer", DataType::Int32, "int"),
+                ("l", "long", DataType::Int64, "bigint"),
+                ("ts", "timestamp", micros, "timestamp"),
+            ]
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! - [`messages`]: the versioned messages between the schedule, the operator and the stages.
 //! - [`config`]: settings from an injected environment map; the pipeline file.
 //! - [`queue`], [`storage`], [`catalog`]: one narrow trait per external system (SQS, S3, Glue),
-//!   each with an AWS implementation and a local one (the embedded default).
+//!   each with an AWS implementation and a local one (the embedded default); [`events`]: the
+//!   same for EventBridge (announcing each published snapshot to downstream jobs).
 //! - [`parquet_io`]: Arrow record batches to Parquet files in storage and back, streaming.
 //! - [`publish`]: the one way a stage publishes a partition atomically.
 //! - [`bookkeeping`], [`raw`]: the columns every layer carries; the raw layer's schema.
@@ -22,6 +23,7 @@ pub mod bookkeeping;
 pub mod catalog;
 pub mod config;
 pub mod dictionary;
+pub mod events;
 pub mod failure;
 pub mod layout;
 pub mod locks;

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::layout::{Layer, Layout, PartitionRef, TableName, parse_date, partition_values};
+use crate::layout::{
+    Layer, Layout, PartitionRef, TableName, london_today, parse_date, partition_values,
+};
 
 /// The one message format version this build reads and writes.
 pub const VERSION: u64 = 1;
@@ -176,11 +178,18 @@ impl Message for IngestRequest {
 }
 
 /// "This partition is published": from a stage to the next one.
+///
+/// One variant asks rather than tells: with `carry_forward: true` (layer `snapshot`) it asks
+/// snapshot-svc for today's snapshot of a table that was not fetched tonight (a weekly table on
+/// another day), made from its latest snapshot. The schedule sends it without knowing the date,
+/// so its `partition` may be empty (`{}`): the day is then `as_of`, else today in London when it
+/// is handled. `location` is the snapshot table's root and `run_id` who asked (docs/snapshot.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionReady {
     pub table: TableName,
     pub layer: Layer,
-    /// Partition keys to values, e.g. `import_date` -> `20261121`.
+    /// Partition keys to values, e.g. `import_date` -> `20261121`. Empty only in a
+    /// carry-forward request.
     pub partition: BTreeMap<String, String>,
     /// `s3://bucket/key-prefix/` of the published files.
     pub location: String,
@@ -189,6 +198,9 @@ pub struct PartitionReady {
     /// As in [`IngestRequest::as_of`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub as_of: Option<NaiveDate>,
+    /// A carry-forward request (see the type's docs). Absent (false) in every other message.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub carry_forward: bool,
 }
 
 impl PartitionReady {
@@ -211,11 +223,36 @@ impl PartitionReady {
             location,
             run_id,
             as_of,
+            carry_forward: false,
         }
     }
 
-    /// The partition's date (import date, or snapshot date for the snapshot layer).
+    /// A carry-forward request: today's snapshot of `table` (`as_of`, else today in London when
+    /// handled) from its latest one. `requested_by` becomes the `run_id` (`schedule`,
+    /// `operator:<name>`).
+    pub fn carry_forward(
+        layout: &Layout,
+        table: &TableName,
+        requested_by: &str,
+        as_of: Option<NaiveDate>,
+    ) -> Self {
+        Self {
+            table: table.clone(),
+            layer: Layer::Snapshot,
+            partition: BTreeMap::new(),
+            location: layout.table_location(table, Layer::Snapshot),
+            run_id: requested_by.to_owned(),
+            as_of,
+            carry_forward: true,
+        }
+    }
+
+    /// The partition's date (import date, or snapshot date for the snapshot layer); for a
+    /// carry-forward request without partition values, `as_of`, else today in London.
     pub fn date(&self) -> NaiveDate {
+        if self.partition.is_empty() && self.carry_forward {
+            return self.as_of.unwrap_or_else(london_today);
+        }
         // validate() guarantees this key parses.
         parse_date(&self.partition[self.layer.partition_keys()[3]]).expect("validated message")
     }
@@ -231,6 +268,31 @@ impl Message for PartitionReady {
         &self.table
     }
     fn validate(&self) -> Result<(), String> {
+        if self.carry_forward && self.layer != Layer::Snapshot {
+            return Err(format!(
+                "carry_forward asks for a snapshot: layer must be snapshot, not {}",
+                self.layer
+            ));
+        }
+        // A carry-forward request may leave the day to the handler.
+        if !(self.carry_forward && self.partition.is_empty()) {
+            self.validate_partition()?;
+        }
+        if !self.location.starts_with("s3://") {
+            return Err(format!(
+                "location {:?} is not an s3:// address",
+                self.location
+            ));
+        }
+        if self.run_id.is_empty() {
+            return Err("run_id is empty".into());
+        }
+        Ok(())
+    }
+}
+
+impl PartitionReady {
+    fn validate_partition(&self) -> Result<(), String> {
         let keys = self.layer.partition_keys();
         let date_key = keys[3];
         let date = self
@@ -254,15 +316,6 @@ impl Message for PartitionReady {
                 "partition key {extra} does not belong to the {} layer",
                 self.layer
             ));
-        }
-        if !self.location.starts_with("s3://") {
-            return Err(format!(
-                "location {:?} is not an s3:// address",
-                self.location
-            ));
-        }
-        if self.run_id.is_empty() {
-            return Err("run_id is empty".into());
         }
         Ok(())
     }
@@ -366,6 +419,58 @@ mod tests {
                 table: "nope".into()
             }
         );
+    }
+
+    #[test]
+    fn a_carry_forward_request_names_no_day() {
+        // As the schedule sends it (infra/modules/tascomi-pipeline/schedule.tf).
+        let body = r#"{"version":1,"type":"partition_ready","table":"wards","layer":"snapshot",
+            "partition":{},"location":"s3://refined/planning/tascomi/snapshot/wards/",
+            "run_id":"schedule","carry_forward":true}"#;
+        let m: PartitionReady = decode(body, any_table).unwrap();
+        assert!(m.carry_forward);
+        assert_eq!(m.date(), london_today());
+        let again: PartitionReady = decode(&encode(&m), any_table).unwrap();
+        assert_eq!(again, m);
+
+        let layout = Layout {
+            raw_bucket: "raw".into(),
+            refined_bucket: "refined".into(),
+            database_prefix: "p".into(),
+        };
+        let day = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+        let table = TableName::new("wards").unwrap();
+        let m = PartitionReady::carry_forward(&layout, &table, "operator:run", Some(day));
+        let m: PartitionReady = decode(&encode(&m), any_table).unwrap();
+        assert_eq!(m.date(), day);
+        assert_eq!(m.partition_ref(&layout).layer, Layer::Snapshot);
+        assert_eq!(m.location, "s3://refined/planning/tascomi/snapshot/wards/");
+
+        // Other messages are unchanged: no flag in their JSON, and a partition still required.
+        assert!(
+            !encode(
+                &decode::<PartitionReady>(&fixture("partition_ready.json"), any_table).unwrap()
+            )
+            .contains("carry_forward")
+        );
+        for (bad, reason) in [
+            (
+                body.replace("\"snapshot\"", "\"increment\""),
+                "layer must be snapshot",
+            ),
+            (
+                body.replace(",\"carry_forward\":true", ""),
+                "snapshot_date as YYYYMMDD",
+            ),
+            (body.replace("\"schedule\"", "\"\""), "run_id is empty"),
+            (body.replace("s3://", "/"), "not an s3:// address"),
+        ] {
+            assert_ne!(bad, body);
+            let err = decode::<PartitionReady>(&bad, any_table)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(reason), "{reason}: {err}");
+        }
     }
 
     #[test]

@@ -25,8 +25,8 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::WriterProperties;
-use parquet::schema::types::SchemaDescriptor;
 use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::SchemaDescriptor;
 
 use crate::storage::{Storage, StorageError};
 use crate::threads::{on_threads, threads};
@@ -45,6 +45,18 @@ pub enum ParquetIoError {
 }
 
 impl ParquetIoError {
+    /// The file is not there (any more).
+    pub fn is_not_found(&self) -> bool {
+        let not_found = |e: &StorageError| matches!(e, StorageError::NotFound { .. });
+        match self {
+            ParquetIoError::Storage(err) => not_found(err),
+            ParquetIoError::Parquet { source, .. } => matches!(
+                source,
+                ParquetError::External(e) if e.downcast_ref::<StorageError>().is_some_and(not_found)
+            ),
+        }
+    }
+
     pub fn is_transient(&self) -> bool {
         match self {
             ParquetIoError::Storage(err) => err.is_transient(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigError, Env, PipelineFile};
+use crate::config::{ConfigError, DictionarySource, Env, PipelineFile};
 use crate::dictionary::ColumnTypes;
 use crate::queue::{Queue, SqsQueue};
 use crate::runner::{Handler, Runner, RunnerSettings, cancel_on_signal};
@@ -39,17 +39,18 @@ pub fn pipeline_from_env(env: &Env) -> Result<PipelineFile, ConfigError> {
     PipelineFile::load(&path)
 }
 
-/// The column-type dictionary: `TASCOMI_COLUMN_TYPE_DICTIONARY` if set, else the pipeline
-/// file's `column_type_dictionary`, else empty (every column stays text).
-pub fn dictionary_from_env(env: &Env, pipeline: &PipelineFile) -> anyhow::Result<ColumnTypes> {
-    let path = env
-        .get("TASCOMI_COLUMN_TYPE_DICTIONARY")
-        .map(PathBuf::from)
-        .or_else(|| pipeline.column_type_dictionary.clone());
-    Ok(match path {
-        Some(path) => ColumnTypes::load(&path)?,
-        None => ColumnTypes::default(),
-    })
+/// The column-type dictionary, read once at start-up: `TASCOMI_COLUMN_TYPE_DICTIONARY` (a path or
+/// `s3://bucket/key`, read with the service's AWS configuration `sdk`) if set, else the pipeline
+/// file's `column_type_dictionary`. Neither is an error naming both settings, and so is a file or
+/// object that cannot be read or parsed (naming the path or URI).
+pub async fn dictionary_from_env(
+    env: &Env,
+    pipeline: &PipelineFile,
+    sdk: &aws_config::SdkConfig,
+) -> anyhow::Result<ColumnTypes> {
+    DictionarySource::from_env(env, pipeline)?
+        .load(Some(sdk))
+        .await
 }
 
 /// Runs a stage service until SIGTERM/SIGINT: telemetry, AWS clients, queues, the runner.
@@ -101,6 +102,11 @@ pub const HEALTH_ARGUMENT: &str = "--health";
 pub fn health(env: &Env, service: &str) -> anyhow::Result<()> {
     ServiceSettings::from_env(env)?;
     let pipeline = pipeline_from_env(env)?;
+    // A malformed dictionary URI is named here; reading the object is the start-up's job.
+    DictionarySource::resolve(
+        env.get(crate::config::COLUMN_TYPE_DICTIONARY_VARIABLE),
+        &pipeline,
+    )?;
     println!("{service}: healthy ({} tables)", pipeline.tables.len());
     Ok(())
 }
@@ -122,6 +128,14 @@ mod tests {
         env.set(
             "TASCOMI_PIPELINE_FILE".to_owned(),
             pipeline.to_string_lossy().into_owned(),
+        );
+        health(&env, "parse-svc").unwrap();
+        env.set("TASCOMI_COLUMN_TYPE_DICTIONARY", "s3://bucket-without-key");
+        let err = health(&env, "parse-svc").unwrap_err().to_string();
+        assert!(err.contains("TASCOMI_COLUMN_TYPE_DICTIONARY"), "{err}");
+        env.set(
+            "TASCOMI_COLUMN_TYPE_DICTIONARY",
+            "s3://config/dictionary.json",
         );
         health(&env, "parse-svc").unwrap();
         env.set("TASCOMI_CONCURRENCY".to_owned(), "none".to_owned());

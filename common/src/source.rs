@@ -82,7 +82,11 @@ impl Transience for SourceError {
         match self {
             SourceError::Catalog { source, .. } => source.is_transient(),
             SourceError::Storage { source, .. } => source.is_transient(),
-            SourceError::Read { source, .. } => source.is_transient(),
+            // A file of a published partition that is gone was, but for a hand-made deletion,
+            // removed by a later run that replaced the partition while this one read it: the
+            // retry reads the catalog again and finds the new run (a file that stays gone ends
+            // in the dead-letter queue with this reason after the retries).
+            SourceError::Read { source, .. } => source.is_transient() || source.is_not_found(),
             SourceError::BadLocation { .. } | SourceError::MixedSchemas { .. } => false,
         }
     }
@@ -416,5 +420,41 @@ mod tests {
                 .starts_with("reading appeals parsed import_date=20261121: "),
             "{err}"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A published partition replaced while a stage read it: its old files are gone, and the
+    /// retry reads the new run; anything else about a file stays as classified before.
+    #[test]
+    fn a_file_gone_from_a_published_partition_is_transient() {
+        let gone = ParquetIoError::Storage(StorageError::NotFound {
+            bucket: "b".into(),
+            key: "t/run-1/part-00000.parquet".into(),
+        });
+        assert!(gone.is_not_found());
+        let read = SourceError::Read {
+            partition: "appeals parsed import_date=20261121".into(),
+            source: gone,
+        };
+        assert!(read.is_transient(), "{read}");
+        let broken = SourceError::Read {
+            partition: "appeals parsed import_date=20261121".into(),
+            source: ParquetIoError::Parquet {
+                bucket: "b".into(),
+                key: "k".into(),
+                source: parquet::errors::ParquetError::General("bad footer".into()),
+            },
+        };
+        assert!(!broken.is_transient());
+        let mixed = SourceError::MixedSchemas {
+            partition: "p".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+        };
+        assert!(!mixed.is_transient());
     }
 }

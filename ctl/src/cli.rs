@@ -146,6 +146,12 @@ async fn run(command: Command, env: &Env) -> anyhow::Result<ExitCode> {
             write_report(&target, &out, nights, as_of, &target_repair(&args)).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Retype {
+            table,
+            yes,
+            as_of,
+            target: args,
+        } => commands::retype(env, &args, &table, yes, as_of).await,
         Command::Compare {
             compare,
             target: args,

@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use common::config::PipelineFile;
 use common::dictionary::ColumnTypes;
 use common::layout::{Layer, TableName, date_value};
-use common::messages::{self, IngestMode, IngestRequest};
+use common::messages::{self, IngestMode, IngestRequest, PartitionReady};
 use common::queue::Queue;
 use tascomi_sim::{SimApi, SimConfig};
 
@@ -39,17 +39,32 @@ const DEMO_DICTIONARY: &str = include_str!("../demo/column-type-dictionary.json"
 /// A marker that says a folder was made by the demo and may be wiped by the next one.
 const MARKER: &str = ".tascomi-demo";
 
-/// Sends one night's ingest requests (dated `today`) and runs every stage to the end. Returns
-/// each table's verdict: whether its snapshot of `today` is published, and if not (or if pages
-/// failed, or a message was dead-lettered) why. See [`crate::verdict`].
+/// Sends one night's ingest requests (dated `today`) for `tables`, and a carry-forward request
+/// for each of `carried` (a weekly table on another day: today's snapshot from its latest, as
+/// the schedule sends on AWS), and runs every stage to the end. Returns each table's verdict:
+/// whether its snapshot of `today` is published, and if not (or if pages failed, or a message
+/// was dead-lettered) why. See [`crate::verdict`].
 pub async fn run_night(
     local: &LocalPipeline,
     tables: &[TableName],
+    carried: &[TableName],
     today: NaiveDate,
     progress: bool,
     repair: &Repair,
 ) -> anyhow::Result<Verdicts> {
     let mark = local.mark();
+    for table in carried {
+        let request = PartitionReady::carry_forward(
+            &local.platform.layout,
+            table,
+            "operator:run",
+            Some(today),
+        );
+        local
+            .queue(Stage::Snapshot)
+            .send(&messages::encode(&request), &BTreeMap::new())
+            .await?;
+    }
     for table in tables {
         let request = IngestRequest {
             table: table.clone(),
@@ -64,15 +79,40 @@ pub async fn run_night(
             .await?;
     }
     local.settle(progress).await?;
-    let expected: Vec<Expectation> = tables
-        .iter()
-        .map(|table| Expectation {
-            table: table.clone(),
-            snapshot: today,
-            import: ImportCheck::On(today),
-        })
-        .collect();
+    let fetched = tables.iter().map(|table| Expectation {
+        table: table.clone(),
+        snapshot: today,
+        import: ImportCheck::On(today),
+    });
+    let carried = carried.iter().map(|table| Expectation {
+        table: table.clone(),
+        snapshot: today,
+        import: ImportCheck::None,
+    });
+    let expected: Vec<Expectation> = fetched.chain(carried).collect();
     verdict::judge(local, &expected, &mark, repair).await
+}
+
+/// Of `weekly`, the tables with a snapshot to carry forward (one without waits for its first
+/// fetch, as on AWS, where the carry-forward of a table without a snapshot does nothing).
+pub async fn with_snapshot(
+    local: &LocalPipeline,
+    weekly: &[TableName],
+) -> anyhow::Result<Vec<TableName>> {
+    let mut out = Vec::new();
+    for table in weekly {
+        let any = local
+            .platform
+            .layout
+            .partition(table, Layer::Snapshot, NaiveDate::MIN);
+        if !common::publish::published_partitions(local.platform.catalog.as_ref(), &any)
+            .await?
+            .is_empty()
+        {
+            out.push(table.clone());
+        }
+    }
+    Ok(out)
 }
 
 #[allow(clippy::print_stdout)]
@@ -100,7 +140,7 @@ pub async fn demo(data_dir: &Path, nights: u32) -> anyhow::Result<ExitCode> {
     let dictionary = ColumnTypes::load(&dictionary_path)
         .with_context(|| format!("the demo's dictionary at {}", dictionary_path.display()))?;
     let mut pipeline = PipelineFile::parse(DEMO_TABLES, "demo pipeline")?;
-    pipeline.column_type_dictionary = Some(dictionary_path);
+    pipeline.column_type_dictionary = Some(dictionary_path.into());
     let config = SimConfig {
         dictionary: dictionary.clone(),
         ..SimConfig::default()
@@ -127,7 +167,15 @@ pub async fn demo(data_dir: &Path, nights: u32) -> anyhow::Result<ExitCode> {
         sim.set_today(today);
         println!("\nnight of {today}");
         let repair = Repair::default();
-        let verdicts = run_night(&local, &tables, today, progress, &repair).await?;
+        let verdicts = run_night(&local, &tables, &[], today, progress, &repair).await?;
+        let announced = crate::local::announcements(&local.events);
+        println!(
+            "announced {} \"snapshot published\" event(s) (EventBridge on AWS)",
+            announced
+                .iter()
+                .filter(|l| !l.ends_with("no snapshot"))
+                .count()
+        );
         for v in verdicts.tables.iter().filter(|v| !v.ok()) {
             failed.insert(format!("{} ({today})", v.table), v.problems.join("; "));
         }

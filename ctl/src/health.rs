@@ -10,9 +10,8 @@
 //! - **failing** when something it needs is broken and will not mend by itself: a hole (a raw
 //!   import without its later layers), a snapshot behind its latest import, a message of it in a
 //!   dead-letter queue, pages that failed in its latest import, a failed data-quality gate;
-//! - **stale** when its latest snapshot is older than what its schedule promised by the as-of
-//!   date: the snapshot of that date for a daily table, of the Sunday on or before it for a
-//!   weekly one;
+//! - **stale** when its latest snapshot is older than the as-of date: every table has a
+//!   snapshot every night (a weekly table's is carried forward on the days it is not fetched);
 //! - **fresh** otherwise. A fresh table may still carry warnings (it shrank, a column started
 //!   failing to cast, a stage got much slower): odd, not broken.
 //!
@@ -245,7 +244,7 @@ impl Letter {
 pub enum Severity {
     /// Odd, not broken.
     Warning,
-    /// Not what the schedule promised by the as-of date.
+    /// Its latest snapshot is older than the as-of date (every table has one every night).
     Stale,
     /// Broken: will not mend by itself.
     Failing,
@@ -284,8 +283,11 @@ pub struct Finding {
 pub struct TableHealth {
     pub table: TableName,
     pub schedule: Schedule,
-    /// The snapshot date the schedule promised by the as-of date.
+    /// The snapshot date promised by the as-of date: that date, for every table.
     pub promised: NaiveDate,
+    /// The import date the schedule promised by the as-of date (for a weekly table, the Sunday
+    /// on or before it): what the raw, parsed and increment layers are judged by.
+    pub fetched_by: NaiveDate,
     /// Per layer (in [`Layer::ALL`] order) every published partition, oldest first.
     pub layers: Vec<(Layer, Vec<PartitionFacts>)>,
     /// The data-quality reports of the nights shown, oldest first (empty unless read).
@@ -327,10 +329,19 @@ impl TableHealth {
             .count()
     }
 
-    /// The date a layer's partition is promised for by the as-of date (the import of the
-    /// scheduled night, for every layer).
+    /// The date a layer's partition is promised for by the as-of date: the snapshot's, or the
+    /// scheduled import's for the other layers.
+    pub fn promised_for(&self, layer: Layer) -> NaiveDate {
+        if layer == Layer::Snapshot {
+            self.promised
+        } else {
+            self.fetched_by
+        }
+    }
+
     pub fn layer_is_fresh(&self, layer: Layer) -> bool {
-        self.latest(layer).is_some_and(|p| p.date >= self.promised)
+        self.latest(layer)
+            .is_some_and(|p| p.date >= self.promised_for(layer))
     }
 }
 
@@ -410,9 +421,9 @@ impl Health {
     }
 }
 
-/// The snapshot date a schedule promises by `as_of`: that date for a daily table, the Sunday on
-/// or before it for a weekly one.
-pub fn promised(schedule: Schedule, as_of: NaiveDate) -> NaiveDate {
+/// The import date a schedule promises by `as_of`: that date for a daily table, the Sunday on
+/// or before it for a weekly one (the snapshot is promised for `as_of` either way).
+pub fn fetched_by(schedule: Schedule, as_of: NaiveDate) -> NaiveDate {
     match schedule {
         Schedule::Daily => as_of,
         Schedule::Weekly => {
@@ -445,12 +456,12 @@ mod tests {
     use findings::warnings;
 
     #[test]
-    fn a_weekly_table_is_promised_the_sunday_on_or_before() {
+    fn a_weekly_table_is_fetched_by_the_sunday_on_or_before() {
         let tuesday = NaiveDate::from_ymd_opt(2026, 11, 10).unwrap();
         let sunday = NaiveDate::from_ymd_opt(2026, 11, 8).unwrap();
-        assert_eq!(promised(Schedule::Weekly, tuesday), sunday);
-        assert_eq!(promised(Schedule::Weekly, sunday), sunday);
-        assert_eq!(promised(Schedule::Daily, tuesday), tuesday);
+        assert_eq!(fetched_by(Schedule::Weekly, tuesday), sunday);
+        assert_eq!(fetched_by(Schedule::Weekly, sunday), sunday);
+        assert_eq!(fetched_by(Schedule::Daily, tuesday), tuesday);
     }
 
     #[test]
@@ -501,6 +512,7 @@ mod tests {
             table: TableName::new("appeals").unwrap(),
             schedule: Schedule::Daily,
             promised,
+            fetched_by: promised,
             layers: vec![(Layer::Snapshot, snapshots)],
             quality: vec![],
             letters: vec![],

@@ -12,6 +12,7 @@ pub mod interrupt;
 pub mod local;
 pub mod ops;
 pub mod report;
+pub mod retype;
 /// The four stages, as every part of the pipeline names them.
 pub use common::stage;
 pub mod target;

@@ -19,6 +19,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use common::config::PipelineFile;
 use common::dictionary::ColumnTypes;
+use common::events::LocalEventSink;
 use common::platform::Platform;
 use common::queue::{MemoryQueue, Queue};
 use common::runner::{Disposition, Handler, Runner, RunnerSettings};
@@ -154,6 +155,8 @@ pub struct LocalPipeline {
     interrupted: std::sync::atomic::AtomicBool,
     /// What the snapshot stage announces to downstream consumers; kept for tests.
     pub published_snapshots: MemoryQueue,
+    /// The "snapshot published" events the snapshot stage put (EventBridge on AWS).
+    pub events: LocalEventSink,
 }
 
 impl std::fmt::Debug for LocalPipeline {
@@ -207,6 +210,7 @@ impl LocalPipeline {
             activity: Arc::default(),
             interrupted: std::sync::atomic::AtomicBool::new(false),
             published_snapshots,
+            events: LocalEventSink::new(),
         };
         let p = || platform.clone();
         let pipeline = || options.pipeline.clone();
@@ -227,7 +231,8 @@ impl LocalPipeline {
         this.add(Stage::Recast, recast);
         this.add(
             Stage::Snapshot,
-            SnapshotStage::new(p(), pipeline(), SnapshotSettings::default()),
+            SnapshotStage::new(p(), pipeline(), SnapshotSettings::default())
+                .with_events(Arc::new(this.events.clone())),
         );
         Ok(this)
     }
@@ -540,6 +545,32 @@ impl LocalPipeline {
         }
         Ok(())
     }
+}
+
+/// One line per "snapshot published" event put since the last call, in order: what downstream
+/// jobs are told on AWS (EventBridge). A repeat of a run already announced says so.
+pub fn announcements(events: &LocalEventSink) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let lines: Vec<String> = events
+        .take()
+        .iter()
+        .filter_map(|event| event.snapshot_published())
+        .map(|s| {
+            let again = if seen.insert(s.run_id.clone()) {
+                ""
+            } else {
+                " (again)"
+            };
+            format!(
+                "announced {:<28} snapshot_date={} rows={} {}{again}",
+                s.table, s.snapshot_date, s.rows, s.location
+            )
+        })
+        .collect();
+    if lines.is_empty() {
+        return vec!["announced no snapshot".into()];
+    }
+    lines
 }
 
 /// One progress line per finished message, on stderr.

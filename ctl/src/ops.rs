@@ -147,6 +147,9 @@ pub async fn send_all(
 pub struct Plan {
     /// Partitions to unpublish (catalog first) and then remove (files).
     pub remove: Vec<Published>,
+    /// Column types to set in the catalog once the partitions are removed, before the replay
+    /// (`tascomi retype`).
+    pub retype: Vec<crate::retype::CatalogRetype>,
     /// Messages to send afterwards, and to which stage.
     pub replay: Vec<(Stage, PartitionReady)>,
 }
@@ -154,6 +157,9 @@ pub struct Plan {
 impl Plan {
     pub fn describe(&self) -> String {
         let mut text = String::new();
+        for r in &self.retype {
+            text.push_str(&r.describe());
+        }
         if self.remove.is_empty() {
             text.push_str("no partitions to remove\n");
         }
@@ -199,7 +205,8 @@ impl Plan {
     }
 
     /// Carries the plan out: unpublish in the catalog first (readers stop seeing the data),
-    /// then delete the files (every run folder of the partition), then replay.
+    /// then delete the files (every run folder of the partition), then set the column types of
+    /// a retype (nothing written with the old types is left), then replay.
     ///
     /// Ctrl-C stops between two steps (see [`crate::interrupt`]): what is done is done, and
     /// the same command again plans from what is left and completes it.
@@ -239,6 +246,12 @@ impl Plan {
                 .delete(&partition.bucket, &keys)
                 .await
                 .with_context(|| format!("removing the files of {partition}"))?;
+        }
+        if !self.retype.is_empty() {
+            if crate::interrupt::requested() {
+                return Err(interrupted(self.remove.len(), 0).into());
+            }
+            crate::retype::apply(target, &self.retype).await?;
         }
         for (sent, (stage, message)) in self.replay.iter().enumerate() {
             if crate::interrupt::requested() {
@@ -301,7 +314,7 @@ pub async fn plan_rollback(
     }
     Ok(Plan {
         remove: snapshots.into_iter().filter(|p| p.date > to).collect(),
-        replay: vec![],
+        ..Plan::default()
     })
 }
 

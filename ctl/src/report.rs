@@ -185,7 +185,7 @@ fn problems(page: &mut String, health: &Health) {
     if tables.is_empty() && health.other_letters.is_empty() {
         let _ = writeln!(
             page,
-            "<p class=\"allgood\">Nothing needs attention: every table has the snapshot its schedule promised by {}, no warning{}.</p>",
+            "<p class=\"allgood\">Nothing needs attention: every table has its snapshot of {}, no warning{}.</p>",
             health.as_of,
             if health.dead_letters() == 0 {
                 ", and the dead-letter queues are empty"
@@ -356,10 +356,16 @@ fn freshness(page: &mut String, t: &TableHealth) {
         let latest = t.latest(layer);
         let state = match latest {
             None => "<td class=\"bad\">none</td>".to_owned(),
-            Some(p) if p.date >= t.promised => "<td class=\"good\">&#10003; fresh</td>".to_owned(),
+            Some(p) if p.date >= t.promised_for(layer) => {
+                "<td class=\"good\">&#10003; fresh</td>".to_owned()
+            }
+            Some(p) if layer == Layer::Snapshot => format!(
+                "<td class=\"bad\">{} night(s) behind</td>",
+                (t.promised - p.date).num_days()
+            ),
             Some(p) => format!(
                 "<td class=\"bad\">{} night(s) behind</td>",
-                nights_between(t.schedule, p.date, t.promised)
+                nights_between(t.schedule, p.date, t.fetched_by)
             ),
         };
         let _ = writeln!(
@@ -469,7 +475,7 @@ fn queues(page: &mut String, health: &Health) {
 fn footer(page: &mut String, health: &Health) {
     let _ = writeln!(
         page,
-        "<footer>\n<p><b>Fresh</b>: the latest snapshot is the one the table's schedule promised by {as_of} (that night for a daily table, the Sunday before for a weekly one). \
+        "<footer>\n<p><b>Fresh</b>: the latest snapshot is that of {as_of}: every table has a snapshot every night (a weekly table is fetched on Sundays and its snapshot carried forward on the other nights). \
          <b>Stale</b>: an older one. <b>Failing</b>: a hole, a snapshot behind its import, a dead letter, failed pages or a failed data-quality gate. \
          <b>Warning</b>: a snapshot that shrank, a column that started failing to cast, a stage much slower than usual.</p>\n\
          <p>Read from the catalog's partition parameters, the data-quality reports of the nights shown and the queues; never from the tables. \

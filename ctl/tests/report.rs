@@ -237,13 +237,13 @@ async fn problems_come_first_and_status_judges_the_schedule_as_of_a_date() {
         "{verbose}"
     );
 
-    // As of two nights later, contacts has not had the snapshots its schedule promised.
+    // As of two nights later, contacts lacks the snapshots every table has every night.
     let later = last + chrono::Duration::days(2);
     let (ok, out) = ws.tascomi(&sim, &["status", "--as-of", &date_value(later)], &[]);
     assert!(!ok);
     assert!(
         out.contains(&format!(
-            "STALE   contacts: the latest snapshot is {}, but its daily schedule promised the snapshot of {}",
+            "STALE   contacts: the latest snapshot is {}, but every table has the snapshot of {}",
             date_value(last),
             date_value(later)
         )),

@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use chrono::{DateTime, NaiveDate, Utc};
 use common::TableName;
+use common::bookkeeping::{import_timestamp_text, status_text};
 use common::layout::parse_london_timestamp;
 use common::raw::schema;
 use serde_json::{Map, Value};
@@ -77,9 +78,9 @@ impl RowBuilder {
         rows.written = texts.len() as u64;
         let n = texts.len();
         let batch = self.batch(
-            vec![page_number as i32; n],
+            vec![i64::from(page_number); n],
             vec![url; n],
-            vec![Some(i32::from(status)); n],
+            vec![status_text(Some(status)); n],
             vec![None; n],
             texts,
         )?;
@@ -95,9 +96,9 @@ impl RowBuilder {
         error: &str,
     ) -> Result<RecordBatch, ArrowError> {
         self.batch(
-            vec![page_number as i32],
+            vec![i64::from(page_number)],
             vec![url],
-            vec![status.map(i32::from)],
+            vec![status_text(status)],
             vec![Some(error.to_owned())],
             vec![None],
         )
@@ -105,19 +106,19 @@ impl RowBuilder {
 
     fn batch(
         &self,
-        pages: Vec<i32>,
+        pages: Vec<i64>,
         urls: Vec<&str>,
-        statuses: Vec<Option<i32>>,
+        statuses: Vec<Option<String>>,
         errors: Vec<Option<String>>,
         records: Vec<Option<String>>,
     ) -> Result<RecordBatch, ArrowError> {
         let n = pages.len();
         let micros = self.import_datetime.timestamp_micros();
-        let seconds = self.import_datetime.timestamp().to_string();
+        let seconds = import_timestamp_text(self.import_datetime);
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int32Array::from(pages)),
+            Arc::new(Int64Array::from(pages)),
             Arc::new(StringArray::from(urls)),
-            Arc::new(Int32Array::from(statuses)),
+            Arc::new(StringArray::from(statuses)),
             Arc::new(StringArray::from(errors)),
             Arc::new(StringArray::from(records)),
             Arc::new(TimestampMicrosecondArray::from(vec![micros; n])),
@@ -202,7 +203,7 @@ mod tests {
     #[test]
     fn pages_keep_records_as_json_without_the_image_and_without_today() {
         let table: TableName = "applications".parse().unwrap();
-        let at: DateTime<Utc> = "2026-11-21T02:00:00Z".parse().unwrap();
+        let at: DateTime<Utc> = "2026-11-21T02:00:00.25Z".parse().unwrap();
         let today = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
         let builder = RowBuilder::new(&table, at, today);
         let records = vec![
@@ -245,7 +246,20 @@ mod tests {
             .as_any()
             .downcast_ref::<StringArray>()
             .unwrap();
-        assert_eq!(seconds.value(0), at.timestamp().to_string());
+        // As Python prints the float of the epoch seconds, as the old jobs wrote it.
+        assert_eq!(seconds.value(0), "1795226400.25");
+        let statuses = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(statuses.value(0), "200");
+        let pages = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        assert_eq!(pages.value(2), 4);
         assert!(batch.column(3).is_null(0));
     }
 
@@ -261,9 +275,9 @@ mod tests {
         let status = batch
             .column(2)
             .as_any()
-            .downcast_ref::<Int32Array>()
+            .downcast_ref::<StringArray>()
             .unwrap();
-        assert_eq!(status.value(0), 500);
+        assert_eq!(status.value(0), "500");
         let none = builder
             .failed_page(1, "u", None, "connection failed")
             .unwrap();

@@ -1,19 +1,21 @@
 //! The two passes over a raw partition (see the [crate](crate) docs): the union of the record
 //! fields and the row kept per id, then the records exploded into text columns.
 //!
-//! Rows are read in storage order, the same on both passes; only rows of pages with status 200
-//! and a record are parsed, with their bookkeeping columns cast to the parsed layer's types.
+//! Rows are read in storage order, the same on both passes; only rows of pages with status
+//! `"200"` and a record are parsed, with their bookkeeping columns cast to the parsed layer's
+//! types (so a raw file of our earlier runs, whose page number and status are `int`, parses as a
+//! current one: its status `200` is cast to `"200"`).
 
 use std::collections::{BTreeSet, HashMap};
 
 use arrow::array::BooleanArray;
-use arrow::array::{Array, ArrayRef, AsArray, Int32Array, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
 use arrow::compute::kernels::boolean::{and, is_not_null};
 use arrow::compute::kernels::cmp::eq;
 use arrow::compute::{cast, filter, filter_record_batch};
-use arrow::datatypes::{DataType, Int32Type};
+use arrow::datatypes::{DataType, Int64Type};
 use arrow::error::ArrowError;
-use common::bookkeeping::{BOOKKEEPING, PAGE_NUMBER, STATUS};
+use common::bookkeeping::{BOOKKEEPING, OK_STATUS, PAGE_NUMBER, STATUS};
 use common::layout::PartitionRef;
 use common::source::PartitionReader;
 use common::threads::{on_threads, threads};
@@ -23,13 +25,10 @@ use crate::error::{ParseError, Result};
 use crate::explode::{Exploder, FieldCollector, RecordError, RecordKey};
 use crate::versions::{Chooser, Selection, id_keys};
 
-/// The status of a page whose records are kept.
-const OK_STATUS: i32 = 200;
-
-/// The rows of one raw batch worth parsing: status 200 and a record.
+/// The rows of one raw batch worth parsing: status `"200"` and a record.
 pub(crate) struct RawRows {
     records: StringArray,
-    pages: Int32Array,
+    pages: Int64Array,
     /// Each row's number within its page, counting from 1 in storage order.
     row_numbers: Vec<u64>,
     /// The first row's number among the pass's kept rows, counting from 0 in storage order (the
@@ -43,10 +42,10 @@ pub(crate) struct RawRows {
 pub(crate) struct RawReader<'r, 'a> {
     input: &'r mut PartitionReader<'a>,
     raw: &'a PartitionRef,
-    page_rows: HashMap<Option<i32>, u64>,
-    /// Rows with status 200 but no record, seen in this pass.
+    page_rows: HashMap<Option<i64>, u64>,
+    /// Rows with status `"200"` but no record, seen in this pass.
     pub(crate) skipped: u64,
-    /// Rows kept (status 200 and a record) so far in this pass.
+    /// Rows kept (status `"200"` and a record) so far in this pass.
     pub(crate) ordinal: u64,
 }
 
@@ -108,7 +107,10 @@ impl<'r, 'a> RawReader<'r, 'a> {
             let ids: Vec<Option<&str>> = keys.iter().map(|k| k.id.as_deref()).collect();
             for (i, id) in id_keys(&ids).into_iter().enumerate() {
                 let Some(id) = id else { continue };
-                let page = rows.pages.is_valid(i).then(|| rows.pages.value(i));
+                let page = rows
+                    .pages
+                    .is_valid(i)
+                    .then(|| page_order(rows.pages.value(i)));
                 let ordinal = self.ordinal_of(&rows, i)?;
                 chooser.offer(id, keys[i].last_updated.as_deref(), page, ordinal);
             }
@@ -184,7 +186,7 @@ impl<'r, 'a> RawReader<'r, 'a> {
         Ok(())
     }
 
-    /// The rows of `batch` with status 200 and a record, with their columns in the types the
+    /// The rows of `batch` with status `"200"` and a record, with their columns in the types the
     /// parsed layer writes.
     fn select_rows(&mut self, batch: &RecordBatch, file: usize) -> Result<RawRows> {
         let file = self.input.source().uri(file);
@@ -213,8 +215,15 @@ impl<'r, 'a> RawReader<'r, 'a> {
             .iter()
             .map(|(name, t)| column(name, &t.data_type()))
             .collect::<Result<Vec<_>>>()?;
-        let status = column(STATUS, &DataType::Int32)?;
-        let ok = eq(&status, &Int32Array::new_scalar(OK_STATUS)).map_err(arrow_error)?;
+        let status_index = BOOKKEEPING
+            .iter()
+            .position(|(name, _)| *name == STATUS)
+            .unwrap_or_default();
+        let ok = eq(
+            &bookkeeping[status_index],
+            &StringArray::new_scalar(OK_STATUS),
+        )
+        .map_err(arrow_error)?;
         let keep = and(&ok, &is_not_null(&records).map_err(arrow_error)?).map_err(arrow_error)?;
         self.skipped += (ok.true_count() - keep.true_count()) as u64;
         let records = filter(&records, &keep).map_err(arrow_error)?;
@@ -227,7 +236,7 @@ impl<'r, 'a> RawReader<'r, 'a> {
             .iter()
             .position(|(name, _)| *name == PAGE_NUMBER)
             .unwrap_or_default();
-        let pages = bookkeeping[page_index].as_primitive::<Int32Type>().clone();
+        let pages = bookkeeping[page_index].as_primitive::<Int64Type>().clone();
         let row_numbers = (0..pages.len())
             .map(|i| {
                 let count = self
@@ -248,6 +257,13 @@ impl<'r, 'a> RawReader<'r, 'a> {
             bookkeeping,
         })
     }
+}
+
+/// A page number as [`crate::versions`] orders it (32 bits per id, to keep that memory small):
+/// the number itself, as every page number Tascomi has is; one beyond 32 bits is clamped, which
+/// keeps the order of pages against every page within 32 bits.
+fn page_order(page: i64) -> i32 {
+    i32::try_from(page.clamp(i64::from(i32::MIN) + 1, i64::from(i32::MAX))).unwrap_or(i32::MAX)
 }
 
 /// `rows` rows cut into at most `shares` contiguous ranges of similar size, in order.
@@ -301,5 +317,14 @@ mod tests {
         assert_eq!(row_shares(1, 4), vec![0..1]);
         assert!(row_shares(0, 2).is_empty());
         assert_eq!(row_shares(7, 0), vec![0..7]);
+    }
+
+    #[test]
+    fn page_numbers_keep_their_order_in_32_bits() {
+        assert_eq!(page_order(3), 3);
+        assert_eq!(page_order(i64::from(i32::MAX)), i32::MAX);
+        assert_eq!(page_order(i64::MAX), i32::MAX);
+        // `i32::MIN` stands for "no page number" in the chooser: never a page's.
+        assert_eq!(page_order(i64::MIN), i32::MIN + 1);
     }
 }

@@ -96,13 +96,16 @@ mod tests {
                 .iter()
                 .all(|f| f.data_type() == &DataType::Utf8)
         );
+        // The types of the old jobs' parsed tables: bigint, string, timestamp, string.
+        let type_of = |name: &str| schema.field_with_name(name).unwrap().data_type().clone();
+        assert_eq!(type_of("page_number"), DataType::Int64);
+        assert_eq!(type_of("import_api_status_code"), DataType::Utf8);
+        assert_eq!(type_of("import_exception_thrown"), DataType::Utf8);
         assert_eq!(
-            schema
-                .field_with_name("import_datetime")
-                .unwrap()
-                .data_type(),
-            &DataType::Timestamp(TimeUnit::Microsecond, None)
+            type_of("import_datetime"),
+            DataType::Timestamp(TimeUnit::Microsecond, None)
         );
+        assert_eq!(type_of("import_timestamp"), DataType::Utf8);
     }
 
     #[test]

@@ -60,7 +60,7 @@ async fn raw_to_parsed(platform: &Platform) {
     let parse = ParseStage::new(
         platform.clone(),
         pipeline(),
-        ParseSettings { batch_rows: 128 },
+        ParseSettings::with_batch_rows(128),
     );
     for (name, fields) in TABLES {
         let records = if name == "applications" { 300 } else { 50 };

@@ -10,7 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     common::service::run("recast-svc", |env, sdk| async move {
-        recast_svc::RecastStage::from_env(&env, &sdk)
+        recast_svc::RecastStage::from_env(&env, &sdk).await
     })
     .await
 }

@@ -98,6 +98,7 @@ mod tests {
         ColumnTypes::parse(
             r#"[{"integer": {"appeals": ["id", "page_number", "gone"]},
                  "timestamp": {"appeals": ["last_updated"]},
+                 "float": {"appeals": ["area"]},
                  "boolean": {"other": ["name"]}}]"#,
             "test",
         )
@@ -109,14 +110,14 @@ mod tests {
             .iter()
             .map(|n| Field::new(*n, DataType::Utf8, true))
             .collect();
-        fields.push(Field::new("page_number", DataType::Int32, true));
+        fields.push(Field::new("page_number", DataType::Int64, true));
         Schema::new(fields)
     }
 
     #[test]
     fn listed_columns_are_typed_and_the_rest_stay_text() {
         let plan = plan(
-            &parsed(&["id", "last_updated", "name"]),
+            &parsed(&["id", "last_updated", "name", "area"]),
             "appeals",
             &dictionary(),
             false,
@@ -129,7 +130,9 @@ mod tests {
                 &DataType::Int32,
                 &DataType::Timestamp(TimeUnit::Microsecond, None),
                 &DataType::Utf8,
-                &DataType::Int32
+                // `float`: a double, the old tables' type.
+                &DataType::Float64,
+                &DataType::Int64
             ]
         );
         assert_eq!(
@@ -138,10 +141,11 @@ mod tests {
                 Some(ColumnType::Integer),
                 Some(ColumnType::Timestamp),
                 None,
+                Some(ColumnType::Float),
                 None
             ]
         );
-        assert_eq!(plan.cast_columns(), 2);
+        assert_eq!(plan.cast_columns(), 3);
         // `page_number` is bookkeeping: listed, but neither cast nor missing.
         assert_eq!(plan.missing, ["gone"]);
     }

@@ -71,12 +71,12 @@ impl RecastStage {
         }
     }
 
-    /// The service's stage: S3 and Glue, the pipeline file, the dictionary and settings from
-    /// the environment.
-    pub fn from_env(env: &Env, sdk: &aws_config::SdkConfig) -> anyhow::Result<Self> {
+    /// The service's stage: S3 and Glue, the pipeline file, the dictionary (a path or an S3
+    /// object, read once here) and settings from the environment.
+    pub async fn from_env(env: &Env, sdk: &aws_config::SdkConfig) -> anyhow::Result<Self> {
         let platform = Platform::aws(sdk, env)?;
         let pipeline = common::service::pipeline_from_env(env)?;
-        let dictionary = common::service::dictionary_from_env(env, &pipeline)?;
+        let dictionary = common::service::dictionary_from_env(env, &pipeline, sdk).await?;
         let settings = RecastSettings::from_env(env)?;
         tracing::info!(
             tables = pipeline.tables.len(),

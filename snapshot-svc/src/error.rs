@@ -4,6 +4,7 @@
 
 use arrow::error::ArrowError;
 use common::catalog::CatalogError;
+use common::events::EventError;
 use common::failure::Transience;
 use common::parquet_io::ParquetIoError;
 use common::publish::PublishError;
@@ -16,7 +17,9 @@ pub type Result<T, E = SnapshotError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    #[error("{table}: snapshot-svc takes increment partitions, not {layer} partitions")]
+    #[error(
+        "{table}: snapshot-svc takes increment partitions (and carry-forward requests), not {layer} partitions"
+    )]
     WrongLayer { table: String, layer: String },
     #[error(
         "{partition} is not published in the catalog (a replayed message for a partition that was removed?)"
@@ -84,6 +87,18 @@ pub enum SnapshotError {
         snapshot_date: String,
         other_run: String,
     },
+    /// The snapshot is published but the event that announces it was not put. Retried (when
+    /// the bus may take it later): the retry finds the snapshot published and announces it.
+    #[error(
+        "{table} snapshot snapshot_date={snapshot_date} is published (run {run_id}) but not announced: {source}"
+    )]
+    Announce {
+        table: String,
+        snapshot_date: String,
+        run_id: String,
+        #[source]
+        source: Box<EventError>,
+    },
 }
 
 impl From<PublishError> for SnapshotError {
@@ -97,11 +112,14 @@ impl SnapshotError {
         match self {
             SnapshotError::Catalog { source, .. } => source.is_transient(),
             SnapshotError::Storage { source, .. } => source.is_transient(),
-            SnapshotError::Read { source, .. } => source.is_transient(),
+            // A file gone from a published partition: replaced by a later run while this one
+            // read it (see common::source); the retry plans from the catalog again.
+            SnapshotError::Read { source, .. } => source.is_transient() || source.is_not_found(),
             SnapshotError::Publish(source) => source.is_transient(),
             // The other merge has published; a retry finds its snapshot and decides again.
             SnapshotError::Raced { .. } => true,
             SnapshotError::Hole(holes) => holes.is_transient(),
+            SnapshotError::Announce { source, .. } => source.transient,
             SnapshotError::WrongLayer { .. }
             | SnapshotError::NotPublished { .. }
             | SnapshotError::BadLocation { .. }

@@ -19,6 +19,15 @@
 //!    completeness, and no fewer rows than the base: [`row_count_check`]), record the report,
 //!    and publish (replacing any earlier run of today, so a re-run never doubles the snapshot)
 //!    or discard; then say "partition ready" for the snapshot.
+//! 6. Announce it: one "Tascomi snapshot published" event ([`common::events`]) after the
+//!    publication. A message that finds today's snapshot up to date (step 3) announces it again,
+//!    so that a put that failed after the publication is made good by the message's retry:
+//!    at least once, a repeat possible (docs/snapshot.md).
+//!
+//! A **carry-forward request** (`partition_ready` with `carry_forward`, sent by the schedule
+//! for a table not fetched tonight) runs the same steps without a triggering increment: with
+//! nothing new since the base, today's snapshot is the base's files copied server-side; with
+//! nothing to carry (no earlier snapshot) it is acknowledged without work.
 //!
 //! Idempotent: the same plan gives the same rows; a partition holds one run's files.
 
@@ -28,7 +37,9 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use common::catalog::PartitionInfo;
 use common::config::{Env, PipelineFile};
+use common::events::{Event, EventBridgeSink, EventSink, LocalEventSink};
 use common::failure::Transience;
 use common::layout::{Layer, PartitionRef, TableName, date_value, london_today};
 use common::messages::PartitionReady;
@@ -40,7 +51,7 @@ use crate::error::{Result, SnapshotError};
 use crate::inputs::Inputs;
 use crate::merge::{MergeColumns, merge_inputs};
 use crate::output::{MergeReport, base_rows, gate, partition_parameters, row_count_check};
-use crate::plan::{IncrementRun, Plan, SnapshotRequest};
+use crate::plan::{IncrementRun, Plan, SnapshotRequest, run_of};
 use crate::settings::SnapshotSettings;
 use crate::winner::ID_COLUMN;
 
@@ -84,16 +95,26 @@ pub struct SnapshotStage {
     pipeline: PipelineFile,
     settings: SnapshotSettings,
     locks: TableLocks,
+    events: Arc<dyn EventSink>,
 }
 
 impl SnapshotStage {
+    /// A stage that announces to a [`LocalEventSink`] of its own ([`SnapshotStage::with_events`]
+    /// to keep a handle on the events, or to put them on EventBridge).
     pub fn new(platform: Platform, pipeline: PipelineFile, settings: SnapshotSettings) -> Self {
         Self {
             platform,
             pipeline,
             settings,
             locks: TableLocks::default(),
+            events: Arc::new(LocalEventSink::new()),
         }
+    }
+
+    /// Where the stage announces each published snapshot.
+    pub fn with_events(mut self, events: Arc<dyn EventSink>) -> Self {
+        self.events = events;
+        self
     }
 
     /// The service's stage: S3 and Glue, the pipeline file and settings from the environment.
@@ -101,7 +122,9 @@ impl SnapshotStage {
         let platform = Platform::aws(sdk, env)?;
         let pipeline = common::service::pipeline_from_env(env)?;
         let settings = SnapshotSettings::from_env(env)?;
+        let events = EventBridgeSink::from_env(sdk, env);
         tracing::info!(
+            event_bus = events.bus(),
             tables = pipeline.tables.len(),
             batch_rows = settings.batch_rows,
             file_rows = settings.file_rows,
@@ -110,7 +133,7 @@ impl SnapshotStage {
             refined_bucket = %platform.layout.refined_bucket,
             "snapshot stage configured"
         );
-        Ok(Self::new(platform, pipeline, settings))
+        Ok(Self::new(platform, pipeline, settings).with_events(Arc::new(events)))
     }
 
     pub fn platform(&self) -> &Platform {
@@ -122,7 +145,37 @@ impl SnapshotStage {
     /// when an import the snapshot must hold has not reached the increment layer
     /// ([`SnapshotError::Hole`]) or when a first snapshot has no full load to start from
     /// ([`SnapshotError::NoFullLoad`]), even when forced.
+    ///
+    /// Every publication is announced ([`common::events`]); so is today's snapshot again when
+    /// the run finds it up to date. A failed announcement is [`SnapshotError::Announce`].
     pub async fn snapshot(&self, request: &SnapshotRequest) -> Result<SnapshotOutcome> {
+        self.snapshot_or_carry(request, false).await
+    }
+
+    /// Today's snapshot of a table that was not fetched tonight: as [`SnapshotStage::snapshot`]
+    /// without a triggering increment, so that with nothing new since the table's latest
+    /// snapshot the new one is that snapshot's files copied server-side (anything published
+    /// since is merged, and a hole is refused, as on any night). A table without an earlier
+    /// snapshot has nothing to carry forward: [`SnapshotOutcome::UpToDate`], nothing done.
+    pub async fn carry_forward(
+        &self,
+        table: &TableName,
+        today: NaiveDate,
+    ) -> Result<SnapshotOutcome> {
+        let request = SnapshotRequest {
+            table: table.clone(),
+            today,
+            increment: None,
+            force: false,
+        };
+        self.snapshot_or_carry(&request, true).await
+    }
+
+    async fn snapshot_or_carry(
+        &self,
+        request: &SnapshotRequest,
+        carry_forward: bool,
+    ) -> Result<SnapshotOutcome> {
         let lock = self.locks.of(&request.table);
         let _guard = lock.lock().await;
         let plan = Plan::make(&self.platform, request).await?;
@@ -135,11 +188,73 @@ impl SnapshotStage {
                 reason,
                 "snapshot up to date"
             );
+            if let Some(today) = &plan.today {
+                // Its announcement may have failed after the publication: say it again.
+                self.announce(&plan.snapshot, published_detail(today))
+                    .await?;
+            }
+            return Ok(SnapshotOutcome::UpToDate(reason));
+        }
+        if carry_forward && plan.base.is_none() {
+            let reason = format!(
+                "{}: no snapshot before snapshot_date={} to carry forward (the table's first snapshot comes with its first load)",
+                request.table,
+                date_value(request.today)
+            );
+            tracing::info!(table = %request.table, reason, "nothing to carry forward");
             return Ok(SnapshotOutcome::UpToDate(reason));
         }
         plan.check_coverage(&self.platform, request, self.settings.hole_grace)
             .await?;
-        self.run(request, plan).await
+        let outcome = self.run(request, plan).await?;
+        if let SnapshotOutcome::Published(done) = &outcome {
+            let published = &done.published;
+            let detail = (
+                published.location.clone(),
+                published.rows,
+                published.run_id.clone(),
+            );
+            self.announce(&done.partition, detail).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Puts the "Tascomi snapshot published" event of a published snapshot partition, given
+    /// its (location, rows, run id).
+    async fn announce(
+        &self,
+        partition: &PartitionRef,
+        (location, rows, run_id): (String, u64, String),
+    ) -> Result<()> {
+        let detail = common::events::SnapshotPublished {
+            table: partition.table.to_string(),
+            snapshot_date: date_value(partition.date),
+            location,
+            rows,
+            run_id,
+        };
+        match self.events.put(&Event::from(&detail)).await {
+            Ok(()) => {
+                tracing::info!(
+                    table = %detail.table,
+                    snapshot_date = %detail.snapshot_date,
+                    rows = detail.rows,
+                    run_id = %detail.run_id,
+                    "snapshot announced"
+                );
+                Ok(())
+            }
+            Err(source) => {
+                let err = SnapshotError::Announce {
+                    table: detail.table,
+                    snapshot_date: detail.snapshot_date,
+                    run_id: detail.run_id,
+                    source: Box::new(source),
+                };
+                tracing::warn!(error = %err, "snapshot not announced");
+                Err(err)
+            }
+        }
     }
 
     #[tracing::instrument(skip_all, fields(
@@ -234,6 +349,16 @@ impl SnapshotStage {
     }
 }
 
+/// The (location, rows, run id) of a published snapshot partition, from the catalog.
+fn published_detail(info: &PartitionInfo) -> (String, u64, String) {
+    let rows = info
+        .parameters
+        .get("rows")
+        .and_then(|rows| rows.parse().ok())
+        .unwrap_or_default();
+    (info.location.clone(), rows, run_of(info))
+}
+
 /// `SnapshotAgeHours` (namespace `Tascomi`, dimension `Table`): how old the data of the table's
 /// newest snapshot is, from the start of its London day (the day's own records arrive the next
 /// night). The freshness alarm compares it with what the table's schedule promises; a table
@@ -268,6 +393,11 @@ impl Handler for SnapshotStage {
         increment_run = %message.run_id,
     ))]
     async fn handle(&self, message: PartitionReady) -> Result<Vec<PartitionReady>, Failure> {
+        if message.carry_forward {
+            // validate() made sure it is a snapshot request; its day is as_of, else today.
+            let outcome = self.carry_forward(&message.table, message.date()).await;
+            return answer(outcome, message.as_of);
+        }
         if message.layer != Layer::Increment {
             return Err(Failure::permanent(SnapshotError::WrongLayer {
                 table: message.table.to_string(),
@@ -283,15 +413,23 @@ impl Handler for SnapshotStage {
             }),
             force: false,
         };
-        match self.snapshot(&request).await {
-            Ok(SnapshotOutcome::Published(done)) => Ok(vec![PartitionReady::new(
-                &done.partition,
-                done.published.location.clone(),
-                done.published.run_id.clone(),
-                message.as_of,
-            )]),
-            Ok(SnapshotOutcome::UpToDate(reason)) => Err(Failure::Discard(reason)),
-            Err(err) => Err(err.into_failure()),
-        }
+        answer(self.snapshot(&request).await, message.as_of)
+    }
+}
+
+/// The runner's answer to a run: the snapshot's "partition ready", or why there is none.
+fn answer(
+    outcome: Result<SnapshotOutcome>,
+    as_of: Option<NaiveDate>,
+) -> Result<Vec<PartitionReady>, Failure> {
+    match outcome {
+        Ok(SnapshotOutcome::Published(done)) => Ok(vec![PartitionReady::new(
+            &done.partition,
+            done.published.location.clone(),
+            done.published.run_id.clone(),
+            as_of,
+        )]),
+        Ok(SnapshotOutcome::UpToDate(reason)) => Err(Failure::Discard(reason)),
+        Err(err) => Err(err.into_failure()),
     }
 }

@@ -7,7 +7,9 @@ use aws_sdk_glue::types::{
     DatabaseInput, PartitionInput, SerDeInfo, StorageDescriptor, Table, TableInput,
 };
 
-use super::{Catalog, CatalogError, Column, PartitionInfo, Result, TableDef, merge_columns};
+use super::{
+    Catalog, CatalogError, Column, PartitionInfo, Result, TableDef, merge_columns, set_types,
+};
 use crate::aws::{CallFailure, classify};
 
 pub const PARQUET_INPUT_FORMAT: &str =
@@ -324,6 +326,37 @@ impl Catalog for GlueCatalog {
                 }
             }
         }
+    }
+
+    async fn set_column_types(
+        &self,
+        database: &str,
+        table: &str,
+        columns: &[Column],
+    ) -> Result<()> {
+        let Some(existing) = self.get_table(database, table).await? else {
+            return Err(CatalogError::TableNotFound {
+                database: database.to_owned(),
+                table: table.to_owned(),
+            });
+        };
+        let mut current = table_def(database, &existing);
+        let typed = set_types(&current, columns)?;
+        if typed == current.columns {
+            return Ok(());
+        }
+        // As in `add_columns`: one UpdateTable of the whole definition, location and partition
+        // keys as they are.
+        current.columns = typed;
+        self.client
+            .update_table()
+            .database_name(database)
+            .table_input(table_input(&current)?)
+            .send()
+            .await
+            .map_err(|err| failed("update table", database, table, &err))?;
+        tracing::info!(database, table, columns = columns.len(), "set column types");
+        Ok(())
     }
 }
 

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::{Catalog, CatalogError, Column, PartitionInfo, Result, TableDef, merge_columns};
+use super::{
+    Catalog, CatalogError, Column, PartitionInfo, Result, TableDef, merge_columns, set_types,
+};
 
 /// One JSON file per table, `<root>/<database>/<table>.json`, holding its definition and its
 /// partitions. Every change rewrites the file through a temporary file and a rename, so a
@@ -199,6 +201,36 @@ impl Catalog for LocalCatalog {
             if file.partitions.len() != before {
                 self.write(database, table, &file).await?;
             }
+        }
+        Ok(())
+    }
+
+    async fn set_column_types(
+        &self,
+        database: &str,
+        table: &str,
+        columns: &[Column],
+    ) -> Result<()> {
+        let _guard = self.lock.lock().await;
+        let file =
+            self.read(database, table)
+                .await?
+                .ok_or_else(|| CatalogError::TableNotFound {
+                    database: database.to_owned(),
+                    table: table.to_owned(),
+                })?;
+        let typed = set_types(&to_def(database, table, &file), columns)?;
+        let typed: Vec<_> = typed.into_iter().map(|c| (c.name, c.hive_type)).collect();
+        if typed != file.columns {
+            self.write(
+                database,
+                table,
+                &TableFile {
+                    columns: typed,
+                    ..file
+                },
+            )
+            .await?;
         }
         Ok(())
     }

@@ -112,7 +112,7 @@ pub struct PartitionInfo {
 ///
 /// Contract: every call is idempotent. `ensure_table` creates the table or adds the columns it
 /// lacks (never drops one; widens one only as [`is_widening`] allows; any other changed type is a
-/// [`CatalogError::TypeConflict`]).
+/// [`CatalogError::TypeConflict`]); only `set_column_types` changes a type otherwise.
 /// `publish_partition` makes a partition point at `location` in one step, creating it or
 /// switching an existing one, so readers see either the old files or the new ones, never a mix.
 #[async_trait]
@@ -137,9 +137,23 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
 
     /// Removes a partition from the catalog (not its files). Absent is not an error.
     async fn drop_partition(&self, database: &str, table: &str, values: &[String]) -> Result<()>;
+
+    /// Sets the Hive type of each of `columns` in the table, whatever it was: the one change of
+    /// type `ensure_table` refuses, for `tascomi retype` after a correction of the column-type
+    /// dictionary, once the partitions written with the old types are gone. The other columns,
+    /// their order, the location and the partition keys stay. A table that does not exist is
+    /// [`CatalogError::TableNotFound`]; a column it lacks is refused, naming it.
+    async fn set_column_types(&self, database: &str, table: &str, columns: &[Column])
+    -> Result<()>;
 }
 
 /// The Hive type Athena should see for an Arrow type, or `None` when we never write that type.
+///
+/// The types we write are those of the tables the old Glue jobs and crawlers made, so our
+/// partitions publish into them: dictionary `float` and `double` columns are Float64 (`double`),
+/// `page_number` Int64 (`bigint`), the status and `import_timestamp` text (`string`). Float32
+/// (`float`) is no longer written; it is named for files and tables of earlier runs, which
+/// [`is_widening`] lets a `double` replace.
 pub fn hive_type(data_type: &DataType) -> Option<&'static str> {
     Some(match data_type {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string",
@@ -168,7 +182,11 @@ pub fn columns_of(schema: &arrow::datatypes::Schema, partition_keys: &[String]) 
 }
 
 /// True when Athena reads files written with `narrow` through a column declared `wide`, so the
-/// catalog may widen the column (the snapshot widens `int` ids to `bigint`, for example).
+/// catalog may widen the column (the snapshot widens `int` ids to `bigint`, for example; a
+/// `page_number` or dictionary `float` column of a table our earlier runs made, `int` or `float`,
+/// becomes `bigint` or `double`). A number never becomes `string`: Athena does not read an
+/// `int` Parquet column as text, so a table whose status column is still `int` is a
+/// [`CatalogError::TypeConflict`], never a silent change.
 pub fn is_widening(narrow: &str, wide: &str) -> bool {
     matches!(
         (narrow, wide),
@@ -204,6 +222,25 @@ pub fn merge_columns(existing: &TableDef, proposed: &[Column]) -> Result<Vec<Col
     Ok(merged)
 }
 
+/// The existing columns with the types of `columns` set (see [`Catalog::set_column_types`]).
+/// Shared by both implementations so they agree.
+pub fn set_types(existing: &TableDef, columns: &[Column]) -> Result<Vec<Column>> {
+    let mut out = existing.columns.clone();
+    for column in columns {
+        let Some(old) = out.iter_mut().find(|c| c.name == column.name) else {
+            return Err(CatalogError::failed(
+                "set column types",
+                &existing.database,
+                &existing.name,
+                format!("the table has no column {}", column.name),
+                false,
+            ));
+        };
+        old.hive_type = column.hive_type.clone();
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +273,48 @@ mod tests {
         assert_eq!(
             merge_columns(&wide, &[col("id", "int")]).unwrap()[0],
             col("id", "bigint")
+        );
+        // The types we write now, proposed to a table of our earlier runs (`int` page number
+        // and status, `float` area): the page number and area widen, the status is refused.
+        let earlier = TableDef {
+            columns: vec![
+                col("page_number", "int"),
+                col("area", "float"),
+                col("import_api_status_code", "int"),
+            ],
+            ..existing.clone()
+        };
+        let merged = merge_columns(
+            &earlier,
+            &[col("page_number", "bigint"), col("area", "double")],
+        )
+        .unwrap();
+        assert_eq!(
+            merged[..2],
+            [col("page_number", "bigint"), col("area", "double")]
+        );
+        let err = merge_columns(&earlier, &[col("import_api_status_code", "string")]).unwrap_err();
+        assert!(matches!(err, CatalogError::TypeConflict { .. }), "{err}");
+        // A table the old jobs' crawlers made already has our types: nothing changes.
+        let crawled = TableDef {
+            columns: vec![
+                col("page_number", "bigint"),
+                col("import_api_status_code", "string"),
+                col("area", "double"),
+            ],
+            ..existing.clone()
+        };
+        assert_eq!(
+            merge_columns(
+                &crawled,
+                &[
+                    col("page_number", "bigint"),
+                    col("import_api_status_code", "string"),
+                    col("area", "double")
+                ]
+            )
+            .unwrap(),
+            crawled.columns
         );
         let err = merge_columns(&existing, &[col("name", "int")]).unwrap_err();
         assert!(

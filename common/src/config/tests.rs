@@ -124,8 +124,32 @@ fn dictionary_path_is_relative_to_the_file() {
     let file = PipelineFile::load(&path).unwrap();
     assert_eq!(
         file.column_type_dictionary,
-        Some(dir.path().join("dictionary.json"))
+        Some(ConfigLocation::File(dir.path().join("dictionary.json")))
     );
+    // An S3 object is taken as it is.
+    std::fs::write(
+        &path,
+        EXAMPLE.replace(
+            "dictionary.json",
+            "s3://config-bucket/tascomi/dictionary.json",
+        ),
+    )
+    .unwrap();
+    let file = PipelineFile::load(&path).unwrap();
+    assert_eq!(
+        file.column_type_dictionary,
+        Some(ConfigLocation::S3 {
+            bucket: "config-bucket".into(),
+            key: "tascomi/dictionary.json".into()
+        })
+    );
+    let err = PipelineFile::parse(
+        "column_type_dictionary: s3://bucket-only\ntables: {}\n",
+        "p.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("s3://bucket/key"), "{err}");
     let err = PipelineFile::load(&dir.path().join("missing.yaml")).unwrap_err();
     assert!(err.to_string().contains("missing.yaml"));
 }

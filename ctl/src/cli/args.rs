@@ -220,6 +220,25 @@ tascomi compare --local --data-dir data/a --against-data-dir data/b --json")]
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// After a correction of the column-type dictionary: set the column types of a table's
+    /// increment and snapshot tables to the dictionary's and rebuild them (a reset from the
+    /// recast stage at its earliest parsed partition). Prints the plan; --yes carries it out.
+    #[command(after_help = "Example:\n  \
+tascomi retype --table appeals          # prints the columns that change and the plan\n  \
+tascomi retype --table appeals --yes    # carries it out")]
+    Retype {
+        /// The table to retype.
+        #[arg(long, value_name = "TABLE")]
+        table: TableName,
+        /// Carry the plan out (without it, only print it).
+        #[arg(long)]
+        yes: bool,
+        /// As for `replay` (default: each partition's own date), YYYY-MM-DD or YYYYMMDD.
+        #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
+        as_of: Option<NaiveDate>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
     /// Make the snapshot of a date the latest again, removing later ones.
     #[command(after_help = "Example:\n  \
 tascomi rollback --table applications --to 2026-11-20         # prints the plan\n  \
@@ -252,7 +271,7 @@ tascomi redrive --local --data-dir data/council --stage ingest --api-url https:/
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// A short summary: tables fresh, stale (not what the schedule promised by the as-of date)
+    /// A short summary: tables fresh, stale (no snapshot of the as-of date)
     /// and failing, dead letters, and each problem with the command that fixes it; exit 1
     /// unless every table is fresh and no dead letter waits. --verbose adds every table and
     /// layer and the queues.

@@ -86,6 +86,28 @@ pub(super) async fn replay(
     }
 }
 
+/// `tascomi retype`: the plan (or that nothing differs); with --yes, carried out and judged.
+#[allow(clippy::print_stdout)]
+pub(super) async fn retype(
+    env: &Env,
+    args: &TargetArgs,
+    table: &TableName,
+    yes: bool,
+    as_of: Option<NaiveDate>,
+) -> anyhow::Result<ExitCode> {
+    let target = target(args, env).await?;
+    let dictionary = super::setup::load_dictionary(args, target.pipeline()).await?;
+    match crate::retype::plan(&target, table, &dictionary, as_of).await? {
+        crate::retype::Retype::Agrees(text) => {
+            println!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        crate::retype::Retype::Rebuild(plan) => {
+            confirm_and_execute(&target, &plan, yes, &repair_flags(args, None)).await
+        }
+    }
+}
+
 /// `tascomi adopt`: prints what it found per table; without --dry-run, registers and writes.
 #[allow(clippy::print_stdout)]
 pub(super) async fn adopt(
@@ -174,7 +196,16 @@ fn replayed<'a>(messages: impl IntoIterator<Item = &'a PartitionReady>) -> Vec<E
 /// whether all is well.
 #[allow(clippy::print_stdout)]
 fn report(verdicts: &Verdicts, what: &str) -> ExitCode {
+    report_with(verdicts, &[], what)
+}
+
+/// [`report`], with `lines` printed between the verdicts and the total line.
+#[allow(clippy::print_stdout)]
+fn report_with(verdicts: &Verdicts, lines: &[String], what: &str) -> ExitCode {
     print!("{}", verdicts.describe());
+    for line in lines {
+        println!("{line}");
+    }
     let failed = verdicts.failed_tables() + verdicts.other_letters.len();
     println!("{} {what}, {failed} failed", verdicts.tables.len());
     interrupted_or(exit_code(verdicts.ok()), verdicts)
@@ -452,12 +483,15 @@ pub(super) async fn run_local_night(
     }
     let today = as_of.unwrap_or_else(london_today);
     let mut pipeline = load_pipeline(args)?;
-    let tables = tables_for_night(&mut pipeline, named, today);
+    let (tables, weekly) = tables_for_night(&mut pipeline, named, today);
     let local = build_local(args, env, Some(api_url), &tables).await?;
+    let carried = crate::demo::with_snapshot(&local, &weekly).await?;
     let repair = repair_flags(args, Some(api_url));
-    let verdicts = crate::demo::run_night(&local, &tables, today, progress(), &repair).await?;
-    Ok(report(
+    let verdicts =
+        crate::demo::run_night(&local, &tables, &carried, today, progress(), &repair).await?;
+    Ok(report_with(
         &verdicts,
+        &crate::local::announcements(&local.events),
         &format!("table(s) run for {}", date_value(today)),
     ))
 }

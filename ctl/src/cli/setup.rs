@@ -25,7 +25,10 @@ pub(super) async fn load_dictionary(
     args: &TargetArgs,
     pipeline: &PipelineFile,
 ) -> anyhow::Result<ColumnTypes> {
-    let variable = args.dictionary.as_deref().map(|path| path.to_string_lossy());
+    let variable = args
+        .dictionary
+        .as_deref()
+        .map(|path| path.to_string_lossy());
     match DictionarySource::resolve(variable.as_deref(), pipeline)? {
         Some(source) => source.load(None).await,
         None => Ok(ColumnTypes::default()),
@@ -142,25 +145,27 @@ pub(super) fn exit_code(ok: bool) -> ExitCode {
     }
 }
 
-/// The tables a night runs: the named ones (tables the pipeline file does not name run with
-/// the defaults), else the file's daily tables and, on Sundays, its weekly ones.
+/// The tables a night fetches, and those it carries forward (today's snapshot from the latest:
+/// every table has a snapshot every day). Named tables are fetched (those the pipeline file does
+/// not name run with the defaults); else the file's daily tables are, and its weekly ones on
+/// Sundays, carried forward on the other days.
 pub fn tables_for_night(
     pipeline: &mut PipelineFile,
     named: &[TableName],
     today: NaiveDate,
-) -> Vec<TableName> {
+) -> (Vec<TableName>, Vec<TableName>) {
     use chrono::Datelike;
     if named.is_empty() {
         let sunday = today.weekday() == chrono::Weekday::Sun;
-        return pipeline
+        let (fetched, carried): (Vec<_>, Vec<_>) = pipeline
             .tables
             .iter()
-            .filter(|t| sunday || t.schedule == common::config::Schedule::Daily)
-            .map(|t| t.name.clone())
-            .collect();
+            .partition(|t| sunday || t.schedule == common::config::Schedule::Daily);
+        let names = |tables: Vec<&TableConfig>| tables.iter().map(|t| t.name.clone()).collect();
+        return (names(fetched), names(carried));
     }
     add_unlisted(pipeline, named);
-    named.to_vec()
+    (named.to_vec(), Vec::new())
 }
 
 /// Adds the tables the pipeline file does not name, with the defaults.

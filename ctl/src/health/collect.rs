@@ -10,7 +10,7 @@ use common::layout::{Layer, london_today};
 use super::findings::findings;
 use super::{
     Health, Letter, MAX_LETTERS_PER_STAGE, Options, PartitionFacts, QualityRun, QueueFacts,
-    TableHealth, promised,
+    TableHealth, fetched_by,
 };
 use crate::ops;
 use crate::stage::Stage;
@@ -111,7 +111,8 @@ pub async fn collect(target: &Target, options: &Options) -> anyhow::Result<Healt
     for (config, layers) in all_layers {
         let table = config.name.clone();
         let mut health = TableHealth {
-            promised: promised(config.schedule, as_of),
+            promised: as_of,
+            fetched_by: fetched_by(config.schedule, as_of),
             schedule: config.schedule,
             layers,
             quality: quality.remove(table.as_str()).unwrap_or_default(),

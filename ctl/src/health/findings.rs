@@ -146,15 +146,15 @@ pub(super) fn findings<'a>(
     }
     let snapshot = t.latest(Layer::Snapshot);
     if !has_gap && snapshot.is_none_or(|s| s.date < t.promised) {
-        let schedule = match t.schedule {
-            Schedule::Daily => "daily",
-            Schedule::Weekly => "weekly (Sunday)",
+        let night = match t.schedule {
+            Schedule::Daily => "the ingest of that night",
+            Schedule::Weekly => "the ingest of that Sunday or the carry-forward of that night",
         };
         out.push(Finding {
             severity: Severity::Stale,
             label: "STALE",
             what: format!(
-                "{}, but its {schedule} schedule promised the snapshot of {}: the ingest of that night did not run or failed (the dead letters say why)",
+                "{}, but every table has the snapshot of {}: {night} did not run or failed (the dead letters say why)",
                 snapshot.map_or("no snapshot is published".into(), |s| format!(
                     "the latest snapshot is {}",
                     date_value(s.date)

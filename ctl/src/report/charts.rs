@@ -184,7 +184,7 @@ pub(super) fn layer_rows_chart(page: &mut String, t: &TableHealth, nights: &[Nai
                         thousands(rows as u64)
                     );
                 }
-                None if due && *date <= t.promised => {
+                None if (due || *layer == Layer::Snapshot) && *date <= t.promised_for(*layer) => {
                     let _ = write!(
                         svg,
                         "<rect x=\"{bx:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"3\" fill=\"#cf222e\"><title>{} {}: no partition</title></rect>",
@@ -229,7 +229,7 @@ pub(super) fn layer_rows_chart(page: &mut String, t: &TableHealth, nights: &[Nai
 pub(super) fn scheduled(schedule: Schedule, date: NaiveDate) -> bool {
     match schedule {
         Schedule::Daily => true,
-        Schedule::Weekly => health::promised(schedule, date) == date,
+        Schedule::Weekly => health::fetched_by(schedule, date) == date,
     }
 }
 

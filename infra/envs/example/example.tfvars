@@ -7,8 +7,12 @@
 environment = "prod"
 aws_region  = "eu-west-2"
 
-# The image built from the Dockerfile (target `baked`, with the council's column-type dictionary)
-# and pushed to this repository.
+# The council's column-type dictionary: the module uploads it to S3 and every service reads it
+# from there at start-up (a new dictionary is a new `terraform apply`, never a new image). Or name
+# an object the council keeps: column_type_dictionary_s3_uri = "s3://bucket/key".
+column_type_dictionary_path = "column-type-dictionary.json" # from the council's configuration repository
+
+# The image built from the Dockerfile and pushed to this repository.
 image_repository   = "123456789012.dkr.ecr.eu-west-2.amazonaws.com/tascomi"
 image_tag          = "2026-11-21.1"
 ecr_repository_arn = "arn:aws:ecr:eu-west-2:123456789012:repository/tascomi"

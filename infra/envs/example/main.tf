@@ -43,6 +43,9 @@ module "tascomi" {
   database_prefix = var.database_prefix
   pipeline_file   = var.pipeline_file
 
+  column_type_dictionary_path   = var.column_type_dictionary_path
+  column_type_dictionary_s3_uri = var.column_type_dictionary_s3_uri
+
   image_repository   = var.image_repository
   image_tag          = var.image_tag
   ecr_repository_arn = var.ecr_repository_arn

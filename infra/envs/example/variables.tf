@@ -31,6 +31,18 @@ variable "pipeline_file" {
   default     = null
 }
 
+variable "column_type_dictionary_path" {
+  description = "The council's column-type dictionary (JSON), uploaded by the module; or set column_type_dictionary_s3_uri."
+  type        = string
+  default     = null
+}
+
+variable "column_type_dictionary_s3_uri" {
+  description = "s3://bucket/key of a column-type dictionary the council keeps itself (instead of column_type_dictionary_path)."
+  type        = string
+  default     = null
+}
+
 variable "image_repository" {
   type = string
 }

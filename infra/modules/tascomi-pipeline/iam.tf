@@ -16,7 +16,9 @@
 # a managed policy may hold 6,144), attached to the stage's role.
 
 locals {
-  glue_arn_prefix  = "arn:${local.partition}:glue:${var.aws_region}:${local.account_id}"
+  glue_arn_prefix = "arn:${local.partition}:glue:${var.aws_region}:${local.account_id}"
+  # The one bus snapshot-svc announces on (var.event_bus_name).
+  event_bus_arn    = "arn:${local.partition}:events:${var.aws_region}:${local.account_id}:event-bus/${var.event_bus_name}"
   glue_catalog_arn = "${local.glue_arn_prefix}:catalog"
 
   # The catalog and a zone's database: every Glue call on a table is authorised on all three.
@@ -221,6 +223,13 @@ data "aws_iam_policy_document" "stage_common" {
     )
   }
 
+  # The column-type dictionary (dictionary.tf), read at start-up: that one object only.
+  statement {
+    sid       = "ReadColumnTypeDictionary"
+    actions   = ["s3:GetObject"]
+    resources = [local.column_type_dictionary_arn]
+  }
+
   dynamic "statement" {
     for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
     content {
@@ -402,6 +411,13 @@ data "aws_iam_policy_document" "snapshot" {
   }
 
   # Reading the parsed tables and publishing the snapshot tables: aws_iam_policy.glue_tables.
+
+  # "Tascomi snapshot published", after each publication, on the one bus named.
+  statement {
+    sid       = "AnnounceSnapshots"
+    actions   = ["events:PutEvents"]
+    resources = [local.event_bus_arn]
+  }
 }
 
 # --- Execution role (shared): pull the image, write the logs -------------------------------------
@@ -466,7 +482,7 @@ data "aws_iam_policy_document" "scheduler_assume" {
 
 resource "aws_iam_role" "scheduler" {
   name               = "${local.name}-scheduler"
-  description        = "EventBridge Scheduler: sends the nightly ingest requests"
+  description        = "EventBridge Scheduler: sends the nightly ingest and carry-forward requests"
   assume_role_policy = data.aws_iam_policy_document.scheduler_assume.json
 }
 
@@ -476,6 +492,13 @@ data "aws_iam_policy_document" "scheduler" {
     sid       = "SendIngestRequests"
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.stage["ingest"].arn, aws_sqs_queue.dead_letter["ingest"].arn]
+  }
+
+  # The snapshot queue, and its dead-letter queue: carry-forward requests (schedule.tf).
+  statement {
+    sid       = "SendCarryForwardRequests"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.stage["snapshot"].arn, aws_sqs_queue.dead_letter["snapshot"].arn]
   }
 
   dynamic "statement" {

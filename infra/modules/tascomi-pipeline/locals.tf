@@ -57,15 +57,17 @@ locals {
   # Environment of every service container. Names are the ones the services read (common/src);
   # an empty value means unset. tests/infra-check checks both directions.
   common_environment = {
-    AWS_REGION                  = var.aws_region
-    TASCOMI_RAW_BUCKET          = local.raw_bucket
-    TASCOMI_REFINED_BUCKET      = local.refined_bucket
-    TASCOMI_DATABASE_PREFIX     = local.database_prefix
-    TASCOMI_PIPELINE_FILE       = local.pipeline_file_in_image
-    TASCOMI_LOG_FORMAT          = "json"
-    TASCOMI_WAIT_TIME_SECS      = "20"
-    TASCOMI_SHUTDOWN_GRACE_SECS = tostring(var.stop_timeout_secs - 10)
-    OTEL_EXPORTER_OTLP_ENDPOINT = var.enable_trace_collector ? local.trace_collector_endpoint : var.otel_exporter_otlp_endpoint
+    AWS_REGION              = var.aws_region
+    TASCOMI_RAW_BUCKET      = local.raw_bucket
+    TASCOMI_REFINED_BUCKET  = local.refined_bucket
+    TASCOMI_DATABASE_PREFIX = local.database_prefix
+    TASCOMI_PIPELINE_FILE   = local.pipeline_file_in_image
+    # Read once at start-up (dictionary.tf); only recast-svc types columns with it.
+    TASCOMI_COLUMN_TYPE_DICTIONARY = local.column_type_dictionary_uri
+    TASCOMI_LOG_FORMAT             = "json"
+    TASCOMI_WAIT_TIME_SECS         = "20"
+    TASCOMI_SHUTDOWN_GRACE_SECS    = tostring(var.stop_timeout_secs - 10)
+    OTEL_EXPORTER_OTLP_ENDPOINT    = var.enable_trace_collector ? local.trace_collector_endpoint : var.otel_exporter_otlp_endpoint
     # The module creates the Glue databases (storage.tf): the services only check that they
     # exist and never call glue:CreateDatabase, which Lake Formation would deny.
     TASCOMI_MANAGE_DATABASES = "false"
@@ -78,11 +80,12 @@ locals {
       TASCOMI_API_SECRET_ID               = var.tascomi_api_secret_arn
       TASCOMI_API_MAX_CONCURRENT_REQUESTS = tostring(var.tascomi_api_max_concurrent_requests)
     }
-    parse = {}
-    recast = {
-      TASCOMI_COLUMN_TYPE_DICTIONARY = var.column_type_dictionary_path
+    parse  = {}
+    recast = {}
+    snapshot = {
+      # Where each published snapshot is announced (common/src/events.rs).
+      TASCOMI_EVENT_BUS = var.event_bus_name
     }
-    snapshot = {}
   }
 
   environment = {

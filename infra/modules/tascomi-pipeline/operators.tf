@@ -21,6 +21,8 @@ locals {
   operator_readable_objects = concat(local.layer_objects, [
     "${local.raw_bucket_arn}/${local.prefixes.ingest_state}*",
     "${local.refined_bucket_arn}/${local.prefixes.data_quality}*",
+    # `tascomi drift` compares the data with the dictionary (dictionary.tf).
+    local.column_type_dictionary_arn,
   ])
   all_glue_resources = distinct(concat(local.glue_resources.raw, local.glue_resources.refined))
   all_queue_arns = concat(
@@ -124,6 +126,21 @@ data "aws_iam_policy_document" "operator" {
     sid       = "UnpublishPartitions"
     actions   = ["glue:DeletePartition", "glue:BatchDeletePartition"]
     resources = local.all_glue_resources
+  }
+
+  # adopt registers a Glue-written lake's partitions (and a table the crawlers did not make);
+  # retype sets a column's type in place (a dropped table would lose its Lake Formation grants).
+  statement {
+    sid       = "AdoptAndRetype"
+    actions   = ["glue:CreateTable", "glue:UpdateTable", "glue:CreatePartition", "glue:UpdatePartition"]
+    resources = local.all_glue_resources
+  }
+
+  # adopt writes each table's ingest state, derived from its raw layer.
+  statement {
+    sid       = "WriteIngestState"
+    actions   = ["s3:PutObject"]
+    resources = ["${local.raw_bucket_arn}/${local.prefixes.ingest_state}*"]
   }
 
   statement {

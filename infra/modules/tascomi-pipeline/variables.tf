@@ -235,10 +235,33 @@ variable "tascomi_api_max_concurrent_requests" {
   default     = 4
 }
 
+# --- The column-type dictionary (dictionary.tf) -------------------------------------------------
+
 variable "column_type_dictionary_path" {
-  description = "Path of the column-type dictionary inside the image (built with the Dockerfile's `baked` target, or mounted)."
+  description = "Path, on the machine running Terraform, of the council's column-type dictionary (JSON). The module uploads it to the refined bucket (planning/tascomi/_config/column-type-dictionary-<hash>.json) and the services read it from there at start-up; a changed file is a new object and a rolling restart. Set this or column_type_dictionary_s3_uri."
   type        = string
-  default     = "/etc/tascomi/column-type-dictionary.json"
+  default     = null
+
+  validation {
+    condition     = (var.column_type_dictionary_path == null) != (var.column_type_dictionary_s3_uri == null)
+    error_message = "Set exactly one of column_type_dictionary_path (a file the module uploads) and column_type_dictionary_s3_uri (an object the council keeps)."
+  }
+
+  validation {
+    condition     = var.column_type_dictionary_path == null || can(jsondecode(file(var.column_type_dictionary_path)))
+    error_message = "column_type_dictionary_path must name a readable JSON file (the column-type dictionary)."
+  }
+}
+
+variable "column_type_dictionary_s3_uri" {
+  description = "s3://bucket/key of a column-type dictionary the council keeps itself, instead of column_type_dictionary_path. The task roles may read exactly that object; a KMS key encrypting it other than kms_key_arn must let them decrypt. After changing the object, restart the services (docs/deploy.md)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.column_type_dictionary_s3_uri == null || can(regex("^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^/].*[^/]$", var.column_type_dictionary_s3_uri))
+    error_message = "column_type_dictionary_s3_uri must be s3://bucket/key, naming one object."
+  }
 }
 
 # --- Queues and services ------------------------------------------------------------------------
@@ -370,6 +393,17 @@ variable "weekly_day" {
   validation {
     condition     = contains(["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"], var.weekly_day)
     error_message = "weekly_day must be one of MON TUE WED THU FRI SAT SUN."
+  }
+}
+
+variable "event_bus_name" {
+  description = "Name of the EventBridge bus on which snapshot-svc announces each published snapshot (source tascomi.pipeline, detail-type \"Tascomi snapshot published\"); \"default\" is the account's default bus. The bus must exist; the snapshot task may put events on it and on no other."
+  type        = string
+  default     = "default"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._-]{1,256}$", var.event_bus_name))
+    error_message = "event_bus_name must be a bus name (letters, digits, . _ -), not an ARN."
   }
 }
 

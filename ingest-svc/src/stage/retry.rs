@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use arrow::array::{Array, BooleanArray, Int32Array, RecordBatch, StringArray};
+use arrow::array::{Array, BooleanArray, Int64Array, RecordBatch, StringArray};
 use chrono::{NaiveDate, Utc};
 use common::failure::Outcome;
 use common::layout::Layer;
@@ -134,14 +134,14 @@ impl Run<'_> {
         let partition = self.writer.partition().clone();
         let storage = self.stage.platform.storage.clone();
         let mut reader = PartitionReader::new(storage, &partition, current, COPY_BATCH_ROWS);
-        let schema = self.rows.schema().clone();
         while let Some((file, batch)) = reader.next_batch().await? {
             let foreign = |message: String| IngestError::ForeignFile {
                 partition: partition.describe(),
                 key: current.files[file].key.clone(),
                 message,
             };
-            let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+            // In the raw schema, cast from the types of an earlier partition if need be.
+            let batch = common::raw::conform(&partition.table, &batch)
                 .map_err(|e| foreign(e.to_string()))?;
             let keep = keep_mask(&batch, whole, pages).map_err(foreign)?;
             let kept = arrow::compute::filter_record_batch(&batch, &keep)
@@ -165,8 +165,8 @@ fn keep_mask(
     };
     let page_numbers = column(PAGE_NUMBER)?
         .as_any()
-        .downcast_ref::<Int32Array>()
-        .ok_or(format!("{PAGE_NUMBER} is not an int column"))?;
+        .downcast_ref::<Int64Array>()
+        .ok_or(format!("{PAGE_NUMBER} is not a bigint column"))?;
     let urls = column(URL)?
         .as_any()
         .downcast_ref::<StringArray>()

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arrow::array::{Array, Int32Array, StringArray};
+use arrow::array::{Array, Int64Array, StringArray};
 use chrono::NaiveDate;
 use common::config::PipelineFile;
 use common::layout::{Layer, TableName};
@@ -238,9 +238,10 @@ pub fn request(name: &str, mode: IngestMode, as_of: NaiveDate) -> IngestRequest 
 /// One raw row.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RawRow {
-    pub page: i32,
+    pub page: i64,
     pub url: String,
-    pub status: Option<i32>,
+    /// The status as the raw layer holds it: text (`"200"`), null without a response.
+    pub status: Option<String>,
     pub exception: Option<String>,
     pub record: Option<String>,
 }
@@ -272,11 +273,11 @@ pub async fn raw_rows(platform: &Platform, name: &str, date: NaiveDate) -> Vec<R
         {
             let col = |name: &str| batch.column_by_name(name).unwrap().clone();
             let pages = col("page_number");
-            let pages = pages.as_any().downcast_ref::<Int32Array>().unwrap();
+            let pages = pages.as_any().downcast_ref::<Int64Array>().unwrap();
             let urls = col("import_api_url_requested");
             let urls = urls.as_any().downcast_ref::<StringArray>().unwrap();
             let statuses = col("import_api_status_code");
-            let statuses = statuses.as_any().downcast_ref::<Int32Array>().unwrap();
+            let statuses = statuses.as_any().downcast_ref::<StringArray>().unwrap();
             let errors = col("import_exception_thrown");
             let errors = errors.as_any().downcast_ref::<StringArray>().unwrap();
             let records = col(name);
@@ -286,7 +287,7 @@ pub async fn raw_rows(platform: &Platform, name: &str, date: NaiveDate) -> Vec<R
                 rows.push(RawRow {
                     page: pages.value(i),
                     url: urls.value(i).to_owned(),
-                    status: (!statuses.is_null(i)).then(|| statuses.value(i)),
+                    status: opt(statuses),
                     exception: opt(errors),
                     record: opt(records),
                 });

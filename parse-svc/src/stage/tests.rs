@@ -4,9 +4,10 @@
 use super::*;
 use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use arrow::compute::concat_batches;
-use arrow::datatypes::Int32Type;
+use arrow::datatypes::{DataType, Int64Type};
 use chrono::NaiveDate;
 use common::source::published_files;
+use tascomi_test_support::raw::publish_raw_with_earlier_types;
 use tascomi_test_support::{RawPage, publish_raw, read_published};
 
 mod duplicates;
@@ -136,12 +137,13 @@ async fn explodes_ok_pages_into_sorted_text_columns_then_bookkeeping() {
     let pages = batch
         .column_by_name("page_number")
         .unwrap()
-        .as_primitive::<Int32Type>();
+        .as_primitive::<Int64Type>();
     assert_eq!(pages.values().to_vec(), [1, 1, 3]);
-    let statuses = batch.column_by_name("import_api_status_code").unwrap();
     assert_eq!(
-        statuses.as_primitive::<Int32Type>().values().to_vec(),
-        [200, 200, 200]
+        column(&batch, "import_api_status_code")
+            .iter()
+            .collect::<Vec<_>>(),
+        [Some("200"); 3]
     );
     assert!(
         column(&batch, "import_api_url_requested")
@@ -160,6 +162,69 @@ async fn explodes_ok_pages_into_sorted_text_columns_then_bookkeeping() {
     assert_eq!(def.columns.len(), 13);
     assert_eq!(def.columns[0].hive_type, "string");
     assert_eq!(def.partition_keys[3], "import_date");
+}
+
+/// A raw partition of our earlier runs (`int` page number and status, whole-second
+/// `import_timestamp`) parses as a current one: the status `200` is `"200"`, the page number a
+/// `bigint`, the failed page (`500`) left out; rows and text columns are the same.
+#[tokio::test]
+async fn a_raw_partition_with_the_earlier_types_is_cast_and_parsed_alike() {
+    let pages = [
+        RawPage::ok(1, vec![appeal(1), appeal(2)]),
+        RawPage::failed(2, 500, "internal server error"),
+        RawPage::ok(3, vec![appeal(3)]),
+    ];
+    let mut parsed = Vec::new();
+    for earlier in [false, true] {
+        let f = fixture();
+        let message = if earlier {
+            publish_raw_with_earlier_types(&f.platform, &table("appeals"), date(), &pages).await
+        } else {
+            publish_raw(&f.platform, &table("appeals"), date(), &pages).await
+        }
+        .unwrap();
+        let outcome = f.stage.parse(&message).await.unwrap();
+        assert_eq!(outcome.published.rows, 3);
+        parsed.push(parsed_rows(&f, "appeals").await.unwrap());
+    }
+    let (current, earlier) = (&parsed[0], &parsed[1]);
+    assert_eq!(earlier.schema(), current.schema());
+    let types = |name: &str| {
+        earlier
+            .schema()
+            .field_with_name(name)
+            .unwrap()
+            .data_type()
+            .clone()
+    };
+    assert_eq!(types("page_number"), DataType::Int64);
+    assert_eq!(types("import_api_status_code"), DataType::Utf8);
+    assert_eq!(types("import_timestamp"), DataType::Utf8);
+    assert_eq!(
+        column(earlier, "import_api_status_code")
+            .iter()
+            .collect::<Vec<_>>(),
+        [Some("200"); 3]
+    );
+    let pages = earlier
+        .column_by_name("page_number")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    assert_eq!(pages.values().to_vec(), [1, 1, 3]);
+    // Every column alike but `import_timestamp`, which is copied as the raw file has it.
+    for field in current.schema().fields() {
+        let name = field.name();
+        if name == "import_timestamp" {
+            continue;
+        }
+        assert_eq!(
+            earlier.column_by_name(name),
+            current.column_by_name(name),
+            "{name}"
+        );
+    }
+    assert_eq!(column(earlier, "import_timestamp").value(0), "1795314600");
+    assert_eq!(column(current, "import_timestamp").value(0), "1795314600.0");
 }
 
 #[tokio::test]
@@ -200,7 +265,7 @@ async fn the_same_message_twice_publishes_the_partition_once() {
 
 #[tokio::test]
 async fn batch_size_does_not_change_the_result() {
-    let small = fixture_with(ParseSettings { batch_rows: 1 });
+    let small = fixture_with(ParseSettings::with_batch_rows(1));
     let large = fixture();
     let pages = [
         RawPage::ok(1, (1..=5).map(appeal).collect()),

@@ -4,7 +4,7 @@
 use super::*;
 use arrow::array::{Array, AsArray};
 use arrow::compute::concat_batches;
-use arrow::datatypes::{DataType, Int32Type, TimeUnit, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, Float64Type, Int32Type, TimeUnit, TimestampMicrosecondType};
 use chrono::NaiveDate;
 use tascomi_test_support::{RawPage, publish_parsed, publish_raw, read_published};
 
@@ -18,6 +18,7 @@ const DICTIONARY: &str = r#"[{
     "integer": {"appeals": ["id", "officer_id", "never_sent"], "notes": ["id"]},
     "long": {"appeals": ["location_x"]},
     "double": {"appeals": ["costs"]},
+    "float": {"appeals": ["area"]},
     "boolean": {"appeals": ["ceased"]},
     "timestamp": {"appeals": ["last_updated"]},
     "date": {"appeals": ["hearing_day"]}
@@ -60,6 +61,7 @@ fn appeal(id: &str, officer: &str, ceased: &str) -> String {
         "officer_id": officer,
         "location_x": "533123",
         "costs": "1250.75",
+        "area": "0.1",
         "ceased": ceased,
         "last_updated": "2026-11-20 17:45:12",
         "hearing_day": "2026-12-01",
@@ -105,7 +107,7 @@ async fn dictionary_columns_are_typed_and_the_rest_stay_text() {
     let outcome = f.recast.recast(&message).await.unwrap();
     assert_eq!(outcome.next.layer, Layer::Increment);
     assert_eq!(outcome.next.as_of, Some(date()));
-    assert_eq!(outcome.cast_columns, 7);
+    assert_eq!(outcome.cast_columns, 8);
     assert_eq!(outcome.cast_failures, 0);
     assert!(outcome.report.passed());
 
@@ -116,6 +118,8 @@ async fn dictionary_columns_are_typed_and_the_rest_stay_text() {
     assert_eq!(type_of("officer_id"), DataType::Int32);
     assert_eq!(type_of("location_x"), DataType::Int64);
     assert_eq!(type_of("costs"), DataType::Float64);
+    // The dictionary's `float` is a double, as in the old jobs' tables.
+    assert_eq!(type_of("area"), DataType::Float64);
     assert_eq!(type_of("ceased"), DataType::Boolean);
     assert_eq!(
         type_of("last_updated"),
@@ -123,7 +127,8 @@ async fn dictionary_columns_are_typed_and_the_rest_stay_text() {
     );
     assert_eq!(type_of("hearing_day"), DataType::Date32);
     assert_eq!(type_of("reference"), DataType::Utf8);
-    assert_eq!(type_of("page_number"), DataType::Int32);
+    assert_eq!(type_of("page_number"), DataType::Int64);
+    assert_eq!(type_of("import_api_status_code"), DataType::Utf8);
     assert_eq!(
         type_of("import_datetime"),
         DataType::Timestamp(TimeUnit::Microsecond, None)
@@ -135,6 +140,16 @@ async fn dictionary_columns_are_typed_and_the_rest_stay_text() {
         .unwrap()
         .as_primitive::<Int32Type>();
     assert_eq!(officers.values().to_vec(), [7, 8]);
+    let area = batch
+        .column_by_name("area")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    assert_eq!(area.value(0), 0.1, "the double nearest 0.1, not a float's");
+    let statuses = batch
+        .column_by_name("import_api_status_code")
+        .unwrap()
+        .as_string::<i32>();
+    assert_eq!(statuses.iter().collect::<Vec<_>>(), [Some("200"); 2]);
     let ceased = batch.column_by_name("ceased").unwrap().as_boolean();
     assert_eq!(ceased.iter().collect::<Vec<_>>(), [Some(true), Some(false)]);
     let updated = batch
@@ -166,6 +181,10 @@ async fn dictionary_columns_are_typed_and_the_rest_stay_text() {
     assert_eq!(hive("id"), "int");
     assert_eq!(hive("location_x"), "bigint");
     assert_eq!(hive("costs"), "double");
+    assert_eq!(hive("area"), "double");
+    assert_eq!(hive("page_number"), "bigint");
+    assert_eq!(hive("import_api_status_code"), "string");
+    assert_eq!(hive("import_timestamp"), "string");
     assert_eq!(hive("ceased"), "boolean");
     assert_eq!(hive("last_updated"), "timestamp");
     assert_eq!(hive("hearing_day"), "date");
@@ -178,8 +197,9 @@ async fn values_that_do_not_cast_become_null_and_are_counted_per_column() {
     let records = vec![
         appeal("1", "7", "t"),
         appeal("2", "seven", "maybe"),
-        appeal("3", "7.5", "t"),
+        appeal("3", "7.5", "Y"),
         appeal("4", "", "f"),
+        appeal("5", "8.0", "n"),
     ];
     let message = parsed(&f, "appeals", records).await;
     let outcome = f.recast.recast(&message).await.unwrap();
@@ -200,8 +220,19 @@ async fn values_that_do_not_cast_become_null_and_are_counted_per_column() {
 
     let batch = increment(&f, "appeals").await.unwrap();
     let officers = batch.column_by_name("officer_id").unwrap();
-    assert_eq!(officers.null_count(), 3, "two failures and one empty value");
-    assert_eq!(outcome.published.rows, 4);
+    // "7.5" is 7 as Spark casts it, yet counted: its fraction was truncated. "8.0" is 8,
+    // clean; "seven" is null and counted; "" is null and not a failure.
+    let officers = officers.as_primitive::<Int32Type>();
+    assert_eq!(
+        officers.iter().collect::<Vec<_>>(),
+        [Some(7), None, Some(7), None, Some(8)]
+    );
+    let ceased = batch.column_by_name("ceased").unwrap().as_boolean();
+    assert_eq!(
+        ceased.iter().collect::<Vec<_>>(),
+        [Some(true), None, Some(true), Some(false), Some(false)]
+    );
+    assert_eq!(outcome.published.rows, 5);
 }
 
 #[tokio::test]
@@ -228,7 +259,7 @@ async fn keep_as_text_tables_pass_through_as_text() {
     );
     assert_eq!(
         batch.column_by_name("page_number").unwrap().data_type(),
-        &DataType::Int32
+        &DataType::Int64
     );
 }
 

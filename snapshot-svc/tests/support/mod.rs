@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, TimeUnit};
 use chrono::NaiveDate;
@@ -100,9 +101,9 @@ pub fn increment_batch(records: &[Rec], extra: &[(&str, &str)]) -> RecordBatch {
         Field::new("id", DataType::Int32, true),
         Field::new("last_updated", ts.clone(), true),
         Field::new("value", DataType::Utf8, true),
-        Field::new("page_number", DataType::Int32, true),
+        Field::new("page_number", DataType::Int64, true),
         Field::new("import_api_url_requested", DataType::Utf8, true),
-        Field::new("import_api_status_code", DataType::Int32, true),
+        Field::new("import_api_status_code", DataType::Utf8, true),
         Field::new("import_exception_thrown", DataType::Utf8, true),
         Field::new("import_datetime", ts, true),
         Field::new("import_timestamp", DataType::Utf8, true),
@@ -115,18 +116,18 @@ pub fn increment_batch(records: &[Rec], extra: &[(&str, &str)]) -> RecordBatch {
         Arc::new(StringArray::from_iter_values(
             records.iter().map(|r| r.value),
         )),
-        Arc::new(Int32Array::from_iter_values(std::iter::repeat_n(1, n))),
+        Arc::new(Int64Array::from_iter_values(std::iter::repeat_n(1, n))),
         Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
             "https://example-planning.idoxcloud.com/rest/v1/applications?page=1",
             n,
         ))),
-        Arc::new(Int32Array::from_iter_values(std::iter::repeat_n(200, n))),
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n("200", n))),
         Arc::new(StringArray::from_iter(std::iter::repeat_n(None::<&str>, n))),
         Arc::new(TimestampMicrosecondArray::from_iter_values(
             std::iter::repeat_n(micros("2026-11-21 02:00:00"), n),
         )),
         Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-            "1795226400",
+            "1795226400.0",
             n,
         ))),
     ];

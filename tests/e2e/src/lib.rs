@@ -40,6 +40,34 @@ pub async fn moto() -> Option<aws_config::SdkConfig> {
     Some(common::aws::load_sdk_config().await)
 }
 
+/// The variable `scripts/test.sh` sets to the endpoint of the LocalStack it started
+/// (`scripts/localstack.sh`: S3, SQS and EventBridge, no Docker).
+pub const LOCALSTACK_ENDPOINT_VARIABLE: &str = "TASCOMI_LOCALSTACK_ENDPOINT";
+
+/// LocalStack's endpoint, or `None` after printing why the test is skipped. In CI a missing
+/// endpoint fails: there `scripts/test.sh` must have started LocalStack.
+pub fn localstack() -> Option<String> {
+    let env = Env::from_process();
+    match env
+        .get(LOCALSTACK_ENDPOINT_VARIABLE)
+        .filter(|v| !v.is_empty())
+    {
+        Some(endpoint) => Some(endpoint.to_owned()),
+        None => {
+            assert!(
+                env.get("CI").is_none(),
+                "{LOCALSTACK_ENDPOINT_VARIABLE} is not set in CI: scripts/test.sh starts LocalStack \
+                 (scripts/localstack.sh) and fails when it cannot"
+            );
+            eprintln!(
+                "skipped: {LOCALSTACK_ENDPOINT_VARIABLE} is not set (run scripts/test.sh, which \
+                 starts LocalStack with scripts/localstack.sh)"
+            );
+            None
+        }
+    }
+}
+
 /// A stage's queue and its dead-letter queue.
 #[derive(Debug)]
 pub struct StageQueues {
@@ -83,7 +111,8 @@ impl std::fmt::Debug for MotoDeployment {
 /// The stages in pipeline order (`common::stage::Stage`).
 pub const STAGES: [&str; 4] = common::stage::Stage::NAMES;
 
-async fn create_bucket(sdk: &aws_config::SdkConfig, bucket: &str) {
+/// Creates a bucket (path-style, in the configuration's region), as `deploy/compose/init.sh` does.
+pub async fn create_bucket(sdk: &aws_config::SdkConfig, bucket: &str) {
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(true)

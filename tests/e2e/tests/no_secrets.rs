@@ -16,11 +16,17 @@ async fn the_stages_built_from_an_environment_with_the_keys_hold_none() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = dir.path().join("pipeline.yaml");
     std::fs::write(&pipeline, "tables:\n  appeals: daily\n").unwrap();
+    let dictionary = dir.path().join("column-type-dictionary.json");
+    std::fs::write(&dictionary, r#"[{"integer": {"appeals": ["id"]}}]"#).unwrap();
     let env = Env::from_pairs([
         ("TASCOMI_PUBLIC_KEY", PUBLIC),
         ("TASCOMI_PRIVATE_KEY", PRIVATE),
         ("TASCOMI_API_SECRET_ID", "tascomi/api"),
         ("TASCOMI_PIPELINE_FILE", pipeline.to_str().unwrap()),
+        (
+            "TASCOMI_COLUMN_TYPE_DICTIONARY",
+            dictionary.to_str().unwrap(),
+        ),
         ("TASCOMI_RAW_BUCKET", "raw-zone"),
         ("TASCOMI_REFINED_BUCKET", "refined-zone"),
         ("TASCOMI_DATABASE_PREFIX", "council"),
@@ -39,7 +45,7 @@ async fn the_stages_built_from_an_environment_with_the_keys_hold_none() {
         ),
         format!(
             "{:?} {:?}",
-            recast_svc::RecastStage::from_env(&env, &sdk).unwrap(),
+            recast_svc::RecastStage::from_env(&env, &sdk).await.unwrap(),
             recast_svc::RecastSettings::from_env(&env).unwrap()
         ),
         format!(

@@ -60,10 +60,14 @@ fn compose_runs_the_emulators_the_init_the_simulator_the_four_services_and_a_nig
     }
     let localstack = compose_environment(service(&services, "localstack"));
     let emulated: Vec<&str> = localstack["SERVICES"].split(',').map(str::trim).collect();
-    assert!(
-        emulated.contains(&"s3") && emulated.contains(&"sqs"),
-        "LocalStack SERVICES: {emulated:?}"
-    );
+    // S3 and SQS for the data and the queues; EventBridge for snapshot-svc's announcements
+    // (tests/e2e/tests/compose_on_localstack.rs runs the services on exactly these).
+    for needed in ["s3", "sqs", "events"] {
+        assert!(
+            emulated.contains(&needed),
+            "LocalStack SERVICES lacks {needed}: {emulated:?}"
+        );
+    }
     assert!(
         service(&services, "moto")
             .get("image")

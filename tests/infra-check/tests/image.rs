@@ -656,16 +656,51 @@ fn image_keeps_the_pipeline_file_where_the_deployments_point() {
         string(tf.local("pipeline_file_in_image").unwrap()),
         Some("/etc/tascomi/pipeline.yaml")
     );
-    // The dictionary's place in the image is the default the task definitions use.
-    assert!(dockerfile_text().contains("/etc/tascomi/column-type-dictionary.json"));
-    let variable = tf
-        .blocks("variable")
-        .find(|b| infra_check::labels(b) == ["column_type_dictionary_path"])
-        .unwrap();
+}
+
+#[test]
+fn the_default_image_holds_no_dictionary_and_the_deployment_names_one_in_s3() {
+    let file = dockerfile();
+    // The default target needs nothing at build time but the repository: no named build
+    // context, no dictionary, no variable pointing into the image.
+    for instruction in file.instructions_of("runtime") {
+        assert!(
+            !instruction.args.contains("column-type-dictionary")
+                && !instruction.args.contains("TASCOMI_COLUMN_TYPE_DICTIONARY")
+                && !instruction.args.contains("--from=dictionary"),
+            "runtime: {} {}",
+            instruction.keyword,
+            instruction.args
+        );
+    }
+    // Terraform gives every service the s3:// URI of the object it uploads (or the council's).
+    let tf = Terraform::load(&infra_check::module_dir()).unwrap();
+    let common = object_entries(tf.local("common_environment").unwrap()).unwrap();
     assert_eq!(
-        attr(variable, "default").and_then(string),
-        Some("/etc/tascomi/column-type-dictionary.json")
+        infra_check::text(common["TASCOMI_COLUMN_TYPE_DICTIONARY"]),
+        "local.column_type_dictionary_uri"
     );
+    let upload = tf
+        .resource("aws_s3_object", "column_type_dictionary")
+        .expect("aws_s3_object.column_type_dictionary");
+    assert_eq!(
+        infra_check::text(attr(upload, "source").unwrap()),
+        "var.column_type_dictionary_path"
+    );
+    for name in [
+        "column_type_dictionary_path",
+        "column_type_dictionary_s3_uri",
+    ] {
+        let variable = tf
+            .blocks("variable")
+            .find(|b| infra_check::labels(b) == [name])
+            .unwrap_or_else(|| panic!("variable {name}"));
+        assert_eq!(
+            attr(variable, "default").map(infra_check::text).as_deref(),
+            Some("null"),
+            "{name}: no default inside the image"
+        );
+    }
 }
 
 #[test]

@@ -694,7 +694,13 @@ fn task_roles_reach_only_their_own_prefixes_queues_and_databases() {
             .map(|(g, p)| ((*g).to_owned(), (*p).to_owned()))
             .collect()
     };
-    let queues = [("consume", "queue:own"), ("send", "queue:dead-letter")];
+    // Every stage: its own queue, its dead-letter queue, and the column-type dictionary (the
+    // one object of dictionary.tf, read at start-up).
+    let queues = [
+        ("consume", "queue:own"),
+        ("send", "queue:dead-letter"),
+        ("read", "local.column_type_dictionary_arn"),
+    ];
     let expected = [
         (
             "ingest",
@@ -1070,6 +1076,7 @@ fn required_environment(stage: &str) -> Vec<&'static str> {
         "TASCOMI_REFINED_BUCKET",
         "TASCOMI_DATABASE_PREFIX",
         "TASCOMI_PIPELINE_FILE",
+        "TASCOMI_COLUMN_TYPE_DICTIONARY",
         "TASCOMI_LOG_FORMAT",
         "AWS_REGION",
     ];
@@ -1080,7 +1087,7 @@ fn required_environment(stage: &str) -> Vec<&'static str> {
             "TASCOMI_API_SECRET_ID",
         ]),
         "parse" => required.push("TASCOMI_NEXT_QUEUE_URL"),
-        "recast" => required.extend(["TASCOMI_NEXT_QUEUE_URL", "TASCOMI_COLUMN_TYPE_DICTIONARY"]),
+        "recast" => required.push("TASCOMI_NEXT_QUEUE_URL"),
         _ => {}
     }
     required
@@ -1248,6 +1255,13 @@ fn the_read_only_role_changes_nothing_and_the_operator_role_only_what_the_comman
                         "glue:BatchDeletePartition",
                         "s3:DeleteObject",
                         "kms:GenerateDataKey",
+                        // adopt: register partitions (and a table the crawlers did not make),
+                        // write the derived ingest state; retype: set a column's type.
+                        "glue:CreateTable",
+                        "glue:UpdateTable",
+                        "glue:CreatePartition",
+                        "glue:UpdatePartition",
+                        "s3:PutObject",
                     ]
                     .contains(&action.as_str()),
                     "operator: {action} is more than the operator commands need"

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::compute::{cast, filter};
-use arrow::datatypes::{DataType, Field, Int32Type, Schema};
+use arrow::datatypes::{DataType, Field, Schema};
 use chrono::NaiveDate;
-use common::bookkeeping::{BOOKKEEPING, STATUS, bookkeeping_fields};
+use common::bookkeeping::{BOOKKEEPING, OK_STATUS, STATUS, bookkeeping_fields};
 use common::layout::{Layer, TableName};
 use common::messages::PartitionReady;
 use common::platform::Platform;
@@ -34,7 +34,7 @@ pub struct ParsedPartition {
 /// Writes and publishes the parsed partition of `table` for `date` that parse-svc makes of the
 /// raw `pages` (as [`crate::publish_raw`] would store them).
 ///
-/// As parse-svc: the rows of pages with status 200 and a record, in order; one nullable text
+/// As parse-svc: the rows of pages with status `"200"` and a record, in order; one nullable text
 /// column per record field, in byte order, then the bookkeeping columns of the row's page; a
 /// string's text, `null` as null, any other value as its JSON text. Unlike parse-svc it keeps
 /// every record, so give each id once, and it checks neither field names nor data quality.
@@ -45,14 +45,17 @@ pub async fn publish_parsed(
     pages: &[RawPage],
 ) -> anyhow::Result<ParsedPartition> {
     let raw = raw_batch(table, pages, imported_at(date));
-    let statuses = raw.column_by_name(STATUS).context("no status column")?;
+    let statuses = raw
+        .column_by_name(STATUS)
+        .context("no status column")?
+        .as_string::<i32>();
     let records = raw
         .column_by_name(table.as_str())
         .context("no record column")?
         .as_string::<i32>();
     let keep: arrow::array::BooleanArray = (0..raw.num_rows())
         .map(|i| {
-            let ok = statuses.as_primitive::<Int32Type>().value(i) == 200;
+            let ok = statuses.is_valid(i) && statuses.value(i) == OK_STATUS;
             Some(ok && records.is_valid(i))
         })
         .collect();
@@ -180,8 +183,9 @@ mod tests {
         let pages = batch
             .column_by_name("page_number")
             .unwrap()
-            .as_primitive::<Int32Type>();
+            .as_primitive::<arrow::datatypes::Int64Type>();
         assert_eq!(pages.values().to_vec(), [1, 3]);
+        assert_eq!(text("import_api_status_code", 1).as_deref(), Some("200"));
     }
 
     #[tokio::test]

@@ -1,17 +1,21 @@
 //! Synthetic raw partitions shaped like Tascomi's: the pages of an import, as ingest-svc stores
-//! them ([`common::raw`]).
+//! them ([`common::raw`]), or as it stored them before it took the old jobs' types
+//! ([`with_earlier_types`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use chrono::{NaiveDate, NaiveDateTime};
 use common::layout::{Layer, TableName};
 use common::messages::PartitionReady;
 use common::platform::Platform;
 use common::publish::{PartitionWriter, PublishError, new_run_id};
 
-/// One API page as ingest-svc stores it: its records, or its failure.
+/// One API page as ingest-svc stores it: its records, or its failure. The page number and
+/// status are numbers here; the raw layer holds them as `bigint` and text (`"200"`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawPage {
     pub page: i32,
@@ -59,9 +63,9 @@ pub fn raw_batch(table: &TableName, pages: &[RawPage], imported_at: NaiveDateTim
             page.records.iter().map(|r| Some(r.as_str())).collect()
         };
         for text in texts {
-            page_numbers.push(page.page);
+            page_numbers.push(i64::from(page.page));
             urls.push(url.clone());
-            statuses.push(page.status);
+            statuses.push(page.status.to_string());
             exceptions.push(page.exception.clone());
             records.push(text.map(str::to_owned));
         }
@@ -69,17 +73,16 @@ pub fn raw_batch(table: &TableName, pages: &[RawPage], imported_at: NaiveDateTim
     let rows = page_numbers.len();
     let micros = imported_at.and_utc().timestamp_micros();
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int32Array::from(page_numbers)),
+        Arc::new(Int64Array::from(page_numbers)),
         Arc::new(StringArray::from(urls)),
-        Arc::new(Int32Array::from(statuses)),
+        Arc::new(StringArray::from(statuses)),
         Arc::new(StringArray::from(exceptions)),
         Arc::new(StringArray::from(records)),
         Arc::new(TimestampMicrosecondArray::from(vec![micros; rows])),
         Arc::new(StringArray::from(vec![
-            imported_at
-                .and_utc()
-                .timestamp()
-                .to_string();
+            common::bookkeeping::import_timestamp_text(
+                imported_at.and_utc()
+            );
             rows
         ])),
     ];
@@ -95,20 +98,80 @@ pub async fn publish_raw(
     date: NaiveDate,
     pages: &[RawPage],
 ) -> Result<PartitionReady, PublishError> {
+    let at = imported_at(date);
+    let batches = pages
+        .iter()
+        .map(|page| raw_batch(table, std::slice::from_ref(page), at));
+    publish_batches(platform, table, date, common::raw::schema(table), batches).await
+}
+
+/// [`publish_raw`], the files written with the types of our raw partitions before this
+/// pipeline took the old jobs' ([`with_earlier_types`]).
+pub async fn publish_raw_with_earlier_types(
+    platform: &Platform,
+    table: &TableName,
+    date: NaiveDate,
+    pages: &[RawPage],
+) -> Result<PartitionReady, PublishError> {
+    let at = imported_at(date);
+    let batches = pages
+        .iter()
+        .map(|page| with_earlier_types(&raw_batch(table, std::slice::from_ref(page), at)));
+    let schema = with_earlier_types(&raw_batch(table, &[], at)).schema();
+    publish_batches(platform, table, date, schema, batches).await
+}
+
+/// A raw batch in the types ingest-svc wrote before it took the old jobs' (what the raw
+/// partitions of our earlier runs hold): `page_number` and `import_api_status_code` 32-bit
+/// ints, `import_timestamp` whole epoch seconds (`"1795314600"`).
+pub fn with_earlier_types(batch: &RecordBatch) -> RecordBatch {
+    let schema = batch.schema();
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        let (field, column) = match field.name().as_str() {
+            common::raw::PAGE_NUMBER | common::raw::STATUS => {
+                let column = cast(column, &DataType::Int32).expect("a number");
+                (
+                    field.as_ref().clone().with_data_type(DataType::Int32),
+                    column,
+                )
+            }
+            common::raw::IMPORT_TIMESTAMP => {
+                let texts = column.as_any().downcast_ref::<StringArray>().expect("text");
+                let whole: StringArray = texts
+                    .iter()
+                    .map(|t| t.map(|t| t.split('.').next().unwrap_or(t).to_owned()))
+                    .collect();
+                (field.as_ref().clone(), Arc::new(whole) as ArrayRef)
+            }
+            _ => (field.as_ref().clone(), column.clone()),
+        };
+        fields.push(field);
+        columns.push(column);
+    }
+    let schema: SchemaRef = Arc::new(Schema::new(fields));
+    RecordBatch::try_new(schema, columns).expect("the same rows")
+}
+
+async fn publish_batches(
+    platform: &Platform,
+    table: &TableName,
+    date: NaiveDate,
+    schema: SchemaRef,
+    batches: impl Iterator<Item = RecordBatch>,
+) -> Result<PartitionReady, PublishError> {
     let partition = platform.layout.partition(table, Layer::Raw, date);
     let run_id = new_run_id();
-    let imported_at = imported_at(date);
     let mut writer = PartitionWriter::new(
         platform.storage.clone(),
         partition.clone(),
         run_id.clone(),
-        common::raw::schema(table),
+        schema,
         platform.write_options,
     );
-    for page in pages {
-        writer
-            .write(&raw_batch(table, std::slice::from_ref(page), imported_at))
-            .await?;
+    for batch in batches {
+        writer.write(&batch).await?;
     }
     let published = writer
         .finish()
@@ -139,8 +202,8 @@ pub fn imported_at(date: NaiveDate) -> NaiveDateTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::Array;
-    use arrow::datatypes::DataType;
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::Int32Type;
 
     #[test]
     fn raw_rows_follow_the_pages() {
@@ -162,9 +225,9 @@ mod tests {
         assert_eq!(batch.column(4).null_count(), 1);
         // The raw schema (`common::raw::schema`), column by column.
         let expected = [
-            ("page_number", DataType::Int32, false),
+            ("page_number", DataType::Int64, false),
             ("import_api_url_requested", DataType::Utf8, false),
-            ("import_api_status_code", DataType::Int32, true),
+            ("import_api_status_code", DataType::Utf8, true),
             ("import_exception_thrown", DataType::Utf8, true),
             ("appeals", DataType::Utf8, true),
             (
@@ -181,5 +244,43 @@ mod tests {
             .map(|f| (f.name().as_str(), f.data_type().clone(), f.is_nullable()))
             .collect();
         assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn raw_rows_hold_the_old_jobs_types_or_our_earlier_ones() {
+        let table = TableName::new("appeals").unwrap();
+        let at = imported_at(NaiveDate::from_ymd_opt(2026, 11, 21).unwrap());
+        let pages = [
+            RawPage::ok(1, vec!["{}".into()]),
+            RawPage::failed(2, 500, "server error"),
+        ];
+        let batch = raw_batch(&table, &pages, at);
+        let text = |b: &RecordBatch, name: &str, row: usize| {
+            b.column_by_name(name)
+                .unwrap()
+                .as_string::<i32>()
+                .value(row)
+                .to_owned()
+        };
+        assert_eq!(text(&batch, "import_api_status_code", 0), "200");
+        assert_eq!(text(&batch, "import_api_status_code", 1), "500");
+        // 2026-11-22 02:30 UTC, as Python prints the float.
+        assert_eq!(text(&batch, "import_timestamp", 0), "1795314600.0");
+
+        let earlier = with_earlier_types(&batch);
+        let statuses = earlier
+            .column_by_name("import_api_status_code")
+            .unwrap()
+            .as_primitive::<Int32Type>();
+        assert_eq!(statuses.values().to_vec(), [200, 500]);
+        let pages = earlier
+            .column_by_name("page_number")
+            .unwrap()
+            .as_primitive::<Int32Type>();
+        assert_eq!(pages.values().to_vec(), [1, 2]);
+        assert_eq!(text(&earlier, "import_timestamp", 0), "1795314600");
+        // Cast back, the rows are today's again, but for the whole seconds.
+        let back = common::raw::conform(&table, &earlier).unwrap();
+        assert_eq!(back.columns()[..6], batch.columns()[..6]);
     }
 }

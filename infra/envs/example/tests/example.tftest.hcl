@@ -49,6 +49,8 @@ variables {
   alarm_email_addresses    = ["data-platform@council.example"]
   operator_principal_arns  = ["arn:aws:iam::123456789012:role/DataPlatformAdmin"]
   read_only_principal_arns = ["arn:aws:iam::123456789012:role/DataPlatformReadOnly"]
+  # example.tfvars names a file of the council's repository; this test an object in S3.
+  column_type_dictionary_s3_uri = "s3://council-config/tascomi/column-type-dictionary.json"
 }
 
 run "the_example_plans_and_exposes_what_operators_need" {

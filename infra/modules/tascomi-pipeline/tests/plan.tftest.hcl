@@ -57,6 +57,8 @@ variables {
   subnet_ids             = ["subnet-0123456789abcdef0"]
   tascomi_api_base_url   = "https://council-planning.idoxcloud.com/rest/v1/"
   tascomi_api_secret_arn = "arn:aws:secretsmanager:eu-west-2:123456789012:secret:tascomi-api-AbCdEf"
+  # The council's dictionary, uploaded by the module (dictionary.tf).
+  column_type_dictionary_path = "tests/fixtures/column-type-dictionary.json"
 }
 
 run "one_schedule_per_pipeline_table" {
@@ -334,7 +336,7 @@ run "alarms_in_a_chat_channel" {
   }
 }
 
-# The operator role can do what reset, rollback, redrive and replay do; the read-only role
+# The operator role can do what reset, rollback, redrive, replay, adopt and retype do; the read-only role
 # cannot change anything.
 run "operator_and_read_only_roles" {
   command = plan
@@ -347,8 +349,9 @@ run "operator_and_read_only_roles" {
     condition = toset(flatten([for s in data.aws_iam_policy_document.operator.statement : s.actions])) == toset([
       "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
       "glue:DeletePartition", "glue:BatchDeletePartition", "s3:DeleteObject",
+      "glue:CreateTable", "glue:UpdateTable", "glue:CreatePartition", "glue:UpdatePartition", "s3:PutObject",
     ])
-    error_message = "the operator role adds exactly sending work, redriving dead letters and removing partitions to the read-only grants"
+    error_message = "the operator role adds exactly sending work, redriving dead letters, removing partitions, registering them (adopt), setting column types (retype) and writing the ingest state to the read-only grants"
   }
 
   assert {
@@ -578,4 +581,255 @@ run "trace_collector_sidecar" {
     )
     error_message = "X-Ray is reached over HTTPS: no egress beyond 443"
   }
+}
+
+# The column-type dictionary is configuration in S3, not in the image: uploaded from the
+# council's file under a key that changes with its content, named by the same s3:// URI in every
+# service's environment, and readable by every task role as that one object only.
+run "the_dictionary_is_uploaded_and_every_service_reads_that_object" {
+  command = apply
+
+  assert {
+    condition = (
+      length(aws_s3_object.column_type_dictionary) == 1
+      && aws_s3_object.column_type_dictionary[0].bucket == local.refined_bucket
+      && aws_s3_object.column_type_dictionary[0].source == "tests/fixtures/column-type-dictionary.json"
+      && aws_s3_object.column_type_dictionary[0].key == "planning/tascomi/_config/column-type-dictionary-${substr(filesha256("tests/fixtures/column-type-dictionary.json"), 0, 16)}.json"
+    )
+    error_message = "the module uploads the dictionary file into the refined bucket, under a key holding its content's hash"
+  }
+
+  assert {
+    condition = alltrue([
+      for stage in keys(local.stages) :
+      local.environment[stage].TASCOMI_COLUMN_TYPE_DICTIONARY == "s3://${local.refined_bucket}/${aws_s3_object.column_type_dictionary[0].key}"
+    ])
+    error_message = "every service is given the dictionary's s3:// URI"
+  }
+
+  assert {
+    condition = alltrue([
+      for stage in keys(local.stages) : contains(
+        jsondecode(aws_ecs_task_definition.stage[stage].container_definitions)[0].environment,
+        { name = "TASCOMI_COLUMN_TYPE_DICTIONARY", value = "s3://${local.refined_bucket}/${aws_s3_object.column_type_dictionary[0].key}" },
+      )
+    ])
+    error_message = "the task definitions carry the URI"
+  }
+
+  assert {
+    condition = alltrue([
+      for stage in keys(local.stages) : length([
+        for s in data.aws_iam_policy_document.stage_common[stage].statement : s
+        if s.sid == "ReadColumnTypeDictionary"
+        && toset(s.actions) == toset(["s3:GetObject"])
+        && toset(s.resources) == toset(["arn:aws:s3:::${local.refined_bucket}/${aws_s3_object.column_type_dictionary[0].key}"])
+      ]) == 1
+    ])
+    error_message = "every task role may s3:GetObject exactly the dictionary object"
+  }
+}
+
+run "a_dictionary_the_council_keeps_in_s3" {
+  command = plan
+
+  variables {
+    column_type_dictionary_path   = null
+    column_type_dictionary_s3_uri = "s3://council-config/tascomi/column-type-dictionary.json"
+  }
+
+  assert {
+    condition     = length(aws_s3_object.column_type_dictionary) == 0
+    error_message = "nothing is uploaded"
+  }
+
+  assert {
+    condition = alltrue([
+      for stage in keys(local.stages) :
+      local.environment[stage].TASCOMI_COLUMN_TYPE_DICTIONARY == "s3://council-config/tascomi/column-type-dictionary.json"
+    ])
+    error_message = "every service is given the council's URI"
+  }
+
+  assert {
+    condition = alltrue([
+      for stage in keys(local.stages) : anytrue([
+        for s in data.aws_iam_policy_document.stage_common[stage].statement :
+        s.sid == "ReadColumnTypeDictionary" && toset(s.resources) == toset(["arn:aws:s3:::council-config/tascomi/column-type-dictionary.json"])
+      ])
+    ])
+    error_message = "every task role may read exactly that object"
+  }
+}
+
+run "the_dictionary_is_named_once" {
+  command = plan
+
+  variables {
+    column_type_dictionary_s3_uri = "s3://council-config/tascomi/column-type-dictionary.json"
+  }
+
+  expect_failures = [var.column_type_dictionary_path]
+}
+
+run "the_dictionary_is_required" {
+  command = plan
+
+  variables {
+    column_type_dictionary_path = null
+  }
+
+  expect_failures = [var.column_type_dictionary_path]
+}
+
+run "a_dictionary_uri_names_one_object" {
+  command = plan
+
+  variables {
+    column_type_dictionary_path   = null
+    column_type_dictionary_s3_uri = "s3://council-config/"
+  }
+
+  expect_failures = [var.column_type_dictionary_s3_uri]
+}
+
+# Every table has a snapshot of every day: a weekly table's schedule sends a carry-forward
+# request to the snapshot queue on the nights it is not fetched (schedule.tf, docs/snapshot.md).
+run "weekly_tables_are_carried_forward_on_the_other_nights" {
+  command = apply
+
+  assert {
+    condition = toset(keys(aws_scheduler_schedule.carry_forward)) == toset([
+      for table, entry in yamldecode(file("${path.module}/../../../pipeline.yaml")).tables : table
+      if try(entry.schedule, entry) == "weekly"
+    ])
+    error_message = "exactly the weekly tables of the pipeline file are carried forward"
+  }
+
+  assert {
+    condition     = aws_scheduler_schedule.carry_forward["wards"].schedule_expression == "cron(0 2 ? * MON,TUE,WED,THU,FRI,SAT *)"
+    error_message = "a weekly table is carried forward every night but its Sunday"
+  }
+
+  assert {
+    condition     = alltrue([for s in aws_scheduler_schedule.carry_forward : s.schedule_expression_timezone == "Europe/London" && s.flexible_time_window[0].mode == "OFF"])
+    error_message = "carry-forward schedules fire on time in London time"
+  }
+
+  assert {
+    condition = jsondecode(aws_scheduler_schedule.carry_forward["wards"].target[0].input) == {
+      version       = 1
+      type          = "partition_ready"
+      table         = "wards"
+      layer         = "snapshot"
+      partition     = {}
+      location      = "s3://${aws_s3_bucket.zone["refined"].id}/planning/tascomi/snapshot/wards/"
+      run_id        = "schedule"
+      carry_forward = true
+    }
+    error_message = "the request is a carry-forward partition_ready for the table's snapshot (common/src/messages.rs)"
+  }
+
+  assert {
+    condition     = aws_scheduler_schedule.carry_forward["wards"].target[0].arn == aws_sqs_queue.stage["snapshot"].arn && aws_scheduler_schedule.carry_forward["wards"].target[0].dead_letter_config[0].arn == aws_sqs_queue.dead_letter["snapshot"].arn
+    error_message = "carry-forward requests go to the snapshot queue, undeliverable ones to its dead-letter queue"
+  }
+
+  assert {
+    condition = anytrue([
+      for s in data.aws_iam_policy_document.scheduler.statement :
+      s.sid == "SendCarryForwardRequests" && toset(s.actions) == toset(["sqs:SendMessage"])
+    ])
+    error_message = "the scheduler may send to the snapshot queue"
+  }
+}
+
+run "another_weekly_day_is_skipped_instead" {
+  command = plan
+
+  variables {
+    weekly_day = "WED"
+  }
+
+  assert {
+    condition     = aws_scheduler_schedule.carry_forward["wards"].schedule_expression == "cron(0 2 ? * MON,TUE,THU,FRI,SAT,SUN *)"
+    error_message = "the weekly day is the one night a weekly table is not carried forward"
+  }
+
+  assert {
+    condition     = aws_scheduler_schedule.ingest["wards"].schedule_expression == "cron(0 2 ? * WED *)"
+    error_message = "and the night it is fetched"
+  }
+}
+
+# snapshot-svc announces each published snapshot on one EventBridge bus: it is told which
+# (TASCOMI_EVENT_BUS) and may put events on that bus only; no other role may put events.
+run "the_snapshot_task_announces_on_exactly_its_bus" {
+  command = plan
+
+  variables {
+    event_bus_name = "tascomi-events"
+  }
+
+  assert {
+    condition = [
+      for s in data.aws_iam_policy_document.snapshot.statement : s.resources
+      if contains(s.actions, "events:PutEvents")
+    ] == [toset(["arn:aws:events:eu-west-2:123456789012:event-bus/tascomi-events"])]
+    error_message = "the snapshot task role may put events on the named bus and on no other"
+  }
+
+  assert {
+    condition = alltrue([
+      for s in data.aws_iam_policy_document.snapshot.statement :
+      !contains(s.actions, "events:PutEvents") || length(s.actions) == 1
+    ])
+    error_message = "events:PutEvents is granted alone"
+  }
+
+  assert {
+    condition = !anytrue(flatten([
+      for doc in [
+        data.aws_iam_policy_document.ingest, data.aws_iam_policy_document.parse,
+        data.aws_iam_policy_document.recast, data.aws_iam_policy_document.scheduler,
+        data.aws_iam_policy_document.stage_common["snapshot"],
+      ] : [for s in doc.statement : contains(s.actions, "events:PutEvents")]
+    ]))
+    error_message = "no other role may put events"
+  }
+
+  assert {
+    condition = (
+      local.environment["snapshot"].TASCOMI_EVENT_BUS == "tascomi-events"
+      && alltrue([for stage in ["ingest", "parse", "recast"] : !contains(keys(local.environment[stage]), "TASCOMI_EVENT_BUS")])
+    )
+    error_message = "only the snapshot task is told the bus"
+  }
+}
+
+run "the_default_bus_by_default" {
+  command = plan
+
+  assert {
+    condition     = local.environment["snapshot"].TASCOMI_EVENT_BUS == "default"
+    error_message = "events go to the account's default bus unless another is named"
+  }
+
+  assert {
+    condition = [
+      for s in data.aws_iam_policy_document.snapshot.statement : s.resources
+      if contains(s.actions, "events:PutEvents")
+    ] == [toset(["arn:aws:events:eu-west-2:123456789012:event-bus/default"])]
+    error_message = "the default bus's ARN"
+  }
+}
+
+run "an_event_bus_is_a_name" {
+  command = plan
+
+  variables {
+    event_bus_name = "arn:aws:events:eu-west-2:123456789012:event-bus/x"
+  }
+
+  expect_failures = [var.event_bus_name]
 }

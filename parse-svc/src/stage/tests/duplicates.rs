@@ -22,11 +22,11 @@ fn check<'r>(report: &'r QualityReport, name: &str) -> &'r common::quality::Chec
         .unwrap_or_else(|| panic!("no check {name} in {report:?}"))
 }
 
-fn pages_of(batch: &RecordBatch) -> Vec<i32> {
+fn pages_of(batch: &RecordBatch) -> Vec<i64> {
     batch
         .column_by_name("page_number")
         .unwrap()
-        .as_primitive::<Int32Type>()
+        .as_primitive::<Int64Type>()
         .values()
         .to_vec()
 }
@@ -149,7 +149,7 @@ async fn the_duplicate_rule_does_not_depend_on_the_batch_size() {
         RawPage::ok(3, vec![appeal(1), appeal_version(4, None, "older")]),
     ];
     let mut results = Vec::new();
-    for f in [fixture_with(ParseSettings { batch_rows: 1 }), fixture()] {
+    for f in [fixture_with(ParseSettings::with_batch_rows(1)), fixture()] {
         let message = publish_raw(&f.platform, &table("appeals"), date(), &pages)
             .await
             .unwrap();

@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
         }
         "recast" => {
             common::service::run("recast-svc", |env, sdk| async move {
-                recast_svc::RecastStage::from_env(&env, &sdk)
+                recast_svc::RecastStage::from_env(&env, &sdk).await
             })
             .await
         }

@@ -125,4 +125,42 @@ pub async fn check(catalog: &dyn Catalog, database: &str, bucket: &str) {
         .await
         .unwrap();
     assert_eq!(listed, vec![switched]);
+
+    // `set_column_types` changes what `ensure_table` refuses, keeps the rest, twice alike; it
+    // names a column or table that does not exist.
+    for _ in 0..2 {
+        catalog
+            .set_column_types(database, "increment_appeals", &[col("name", "int")])
+            .await
+            .unwrap();
+    }
+    let got = catalog
+        .table(database, "increment_appeals")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got.columns,
+        [
+            col("id", "int"),
+            col("name", "int"),
+            col("added", "timestamp")
+        ]
+    );
+    assert_eq!(
+        (got.location.as_str(), got.partition_keys.len()),
+        (location.as_str(), 4)
+    );
+    let err = catalog
+        .set_column_types(database, "increment_appeals", &[col("nope", "int")])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no column nope"), "{err}");
+    match catalog
+        .set_column_types(database, "increment_missing", &[col("id", "int")])
+        .await
+    {
+        Err(CatalogError::TableNotFound { table, .. }) => assert_eq!(table, "increment_missing"),
+        other => panic!("expected table not found, got {other:?}"),
+    }
 }
