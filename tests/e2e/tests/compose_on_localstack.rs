@@ -13,11 +13,12 @@
 //! replaced. `compose_values_are_those_of_docker_compose_yml` fails when the file changes
 //! without this test.
 //!
-//! One delivery of each night's request, as `night` sends it. `TASCOMI_COMPOSE_DELIVERIES=2`
-//! delivers it twice, as at-least-once delivery may: with the services running side by side, a
-//! second parse run can replace the parsed partition while recast is reading the first run's
-//! files, and recast dead-letters its message ("... part-00000.parquet does not exist"), a
-//! race the sequential `pipeline_on_moto` cannot meet.
+//! Each night's request is delivered twice (`TASCOMI_COMPOSE_DELIVERIES`, default 2), as
+//! at-least-once delivery may: with the services running side by side, a second parse run can
+//! replace the parsed partition while recast is reading the first run's files. Before a file
+//! gone from a published partition was made a transient failure (common::source), recast and
+//! snapshot dead-lettered their message ("... part-00000.parquet does not exist"), a race the
+//! sequential `pipeline_on_moto` cannot meet; now the retry reads the new run.
 //!
 //! Needs `TASCOMI_LOCALSTACK_ENDPOINT` (set by `scripts/test.sh`, which starts LocalStack with
 //! `scripts/localstack.sh`) and moto's `AWS_ENDPOINT_URL`; skipped without them, except in CI.
@@ -527,7 +528,7 @@ async fn the_services_wired_as_compose_wires_them_publish_what_the_api_holds() {
 
     let deliveries: usize = Env::from_process()
         .get("TASCOMI_COMPOSE_DELIVERIES")
-        .map_or(1, |n| {
+        .map_or(2, |n| {
             n.parse().expect("TASCOMI_COMPOSE_DELIVERIES is a number")
         });
     let started = Instant::now();
