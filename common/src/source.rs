@@ -421,11 +421,6 @@ mod tests {
             "{err}"
         );
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     /// A published partition replaced while a stage read it: its old files are gone, and the
     /// retry reads the new run; anything else about a file stays as classified before.

@@ -19,6 +19,7 @@ use serde_json::json;
 use support::{Workspace, expected, published_dates, snapshot};
 use tascomi_sim::{SimApi, SimConfig};
 use tascomi_test_support::moto::MotoPlatform;
+use tascomi_test_support::python;
 
 const TABLES: &str = "  appeals: daily\n";
 
@@ -54,21 +55,7 @@ impl OldLake {
 
     /// The night of `day` on the lake in `data_dir`.
     fn run(&self, data_dir: &Path, day: NaiveDate) {
-        self.sim.set_today(day);
-        let (ok, out) = support::tascomi(
-            data_dir,
-            &self.ours.pipeline,
-            &self.sim,
-            &[
-                "run",
-                "--api-url",
-                &self.sim.base_url,
-                "--as-of",
-                &day.to_string(),
-            ],
-            &[],
-        );
-        assert!(ok, "night of {day} in {}:\n{out}", data_dir.display());
+        support::run_night(data_dir, &self.ours.pipeline, &self.sim, day);
     }
 }
 
@@ -389,16 +376,3 @@ for job in json.loads(sys.argv[1]):
                    use_deprecated_int96_timestamps=True, compression="snappy", store_schema=False)
     open(os.path.join(job["folder"], "_SUCCESS"), "w").close()
 "#;
-
-/// The interpreter with pyarrow (`TASCOMI_PYTHON`, set by scripts/test.sh), or `None`.
-fn python() -> Option<String> {
-    let env = common::config::Env::from_process();
-    match env.get("TASCOMI_PYTHON") {
-        Some(python) => Some(python.to_owned()),
-        None if env.get("CI").is_some() => panic!("TASCOMI_PYTHON is not set in CI"),
-        None => {
-            eprintln!("skipped: TASCOMI_PYTHON is not set (run scripts/test.sh)");
-            None
-        }
-    }
-}

@@ -23,6 +23,7 @@ use ctl::target::Target;
 use serde_json::json;
 use support::snapshot;
 use tascomi_sim::{SimApi, SimConfig};
+use tascomi_test_support::python;
 
 const PIPELINE: &str = "\
 column_type_dictionary: DICTIONARY
@@ -87,21 +88,7 @@ async fn compare_reconciles_two_dates_a_copy_and_a_glue_style_lake() {
     let sim = SimApi::start(config).await.unwrap();
     let days = [first, first + chrono::Duration::days(1)];
     for day in days {
-        sim.set_today(day);
-        let (ok, out) = support::tascomi(
-            &data_dir,
-            &pipeline,
-            &sim,
-            &[
-                "run",
-                "--api-url",
-                &sim.base_url,
-                "--as-of",
-                &day.to_string(),
-            ],
-            &[],
-        );
-        assert!(ok, "night of {day} failed:\n{out}");
+        support::run_night(&data_dir, &pipeline, &sim, day);
     }
     let [day1, day2] = days;
     let target = local_target(&data_dir, &pipeline).await;
@@ -382,18 +369,3 @@ if mode == "changed":
 pq.write_table(t, out, use_deprecated_int96_timestamps=True, compression="snappy",
                store_schema=False)
 "#;
-
-/// The interpreter with pyarrow (`TASCOMI_PYTHON`, set by scripts/test.sh), or `None`.
-fn python() -> Option<String> {
-    let env = common::config::Env::from_process();
-    match env.get("TASCOMI_PYTHON") {
-        Some(python) => Some(python.to_owned()),
-        None if env.get("CI").is_some() => panic!("TASCOMI_PYTHON is not set in CI"),
-        None => {
-            eprintln!(
-                "skipped the Glue-style lake: TASCOMI_PYTHON is not set (run scripts/test.sh)"
-            );
-            None
-        }
-    }
-}

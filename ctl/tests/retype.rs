@@ -65,21 +65,7 @@ impl Lake {
         let sim = SimApi::start(config).await.unwrap();
         for n in 0..nights {
             let day = first + chrono::Duration::days(n);
-            sim.set_today(day);
-            let (ok, out) = support::tascomi(
-                &data_dir,
-                &pipeline,
-                &sim,
-                &[
-                    "run",
-                    "--api-url",
-                    &sim.base_url,
-                    "--as-of",
-                    &day.to_string(),
-                ],
-                &[],
-            );
-            assert!(ok, "night of {day} failed:\n{out}");
+            support::run_night(&data_dir, &pipeline, &sim, day);
         }
         Lake {
             _dir: dir,

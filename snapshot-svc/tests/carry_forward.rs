@@ -18,14 +18,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use common::config::Env;
 use common::events::{LocalEventSink, SNAPSHOT_PUBLISHED, SOURCE, SnapshotPublished};
 use common::layout::{Layer, date_value, london_today};
 use common::messages::{self, PartitionReady};
-use common::platform::Platform;
+
 use common::queue::{MemoryQueue, Queue};
 use common::runner::{Disposition, Failure, Handler, Runner, RunnerSettings};
-use common::storage::{S3Storage, split_s3_uri};
+use common::storage::split_s3_uri;
 use snapshot_svc::SnapshotStage;
 use snapshot_svc::plan::parameters;
 use support::{
@@ -289,63 +288,13 @@ async fn the_scheduled_request_carries_to_today(lake: &Lake) {
 
 // ---------------------------------------------------------------- lakes
 
-async fn local_lake() -> Option<Lake> {
-    let dir = tempfile::tempdir().unwrap();
-    let platform = Platform::local(dir.path());
-    Some(Lake { platform, dir })
-}
-
-/// S3 and Glue on moto, as in tests/moto.rs: own buckets and database per test.
-async fn moto_lake() -> Option<Lake> {
-    let env = Env::from_process();
-    let endpoint = match env.get("AWS_ENDPOINT_URL") {
-        Some(endpoint) => endpoint.to_owned(),
-        None if env.get("CI").is_some() => panic!("AWS_ENDPOINT_URL is not set in CI"),
-        _ => {
-            println!(
-                "skipped: AWS_ENDPOINT_URL is not set (run scripts/test.sh, which starts moto)"
-            );
-            return None;
-        }
-    };
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .test_credentials()
-        .load()
-        .await;
-    let run = common::publish::new_run_id();
-    let suffix = &run[run.len() - 12..];
-    let raw = format!("carry-raw-{suffix}");
-    let refined = format!("carry-refined-{suffix}");
-    let s3 = S3Storage::new(&sdk);
-    for bucket in [&raw, &refined] {
-        s3.client()
-            .create_bucket()
-            .bucket(bucket)
-            .send()
-            .await
-            .unwrap();
-    }
-    let env = Env::from_pairs([
-        ("TASCOMI_RAW_BUCKET", raw.as_str()),
-        ("TASCOMI_REFINED_BUCKET", refined.as_str()),
-        ("TASCOMI_DATABASE_PREFIX", &format!("carry{suffix}")),
-        ("TASCOMI_ORPHAN_GRACE_SECS", "0"),
-    ]);
-    Some(Lake {
-        platform: Platform::aws(&sdk, &env).unwrap(),
-        dir: tempfile::tempdir().unwrap(),
-    })
-}
-
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod local {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(lake) = super::local_lake().await else { return };
+                    let Some(lake) = super::support::local_lake().await else { return };
                     super::$name(&lake).await;
                 }
             )*
@@ -354,7 +303,7 @@ macro_rules! on_both {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(lake) = super::moto_lake().await else { return };
+                    let Some(lake) = super::support::moto_lake("carry").await else { return };
                     super::$name(&lake).await;
                 }
             )*

@@ -3,12 +3,4 @@
 #[macro_use]
 mod support;
 
-use support::Lake;
-
-async fn local_lake() -> Option<Lake> {
-    let dir = tempfile::tempdir().unwrap();
-    let platform = common::platform::Platform::local(dir.path());
-    Some(Lake { platform, dir })
-}
-
-scenarios!(local_lake());
+scenarios!(support::local_lake());

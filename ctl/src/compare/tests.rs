@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::plan::{ColumnPlan, Relation};
 use super::*;
+use tascomi_test_support::python;
 
 /// A batch of the named columns.
 fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
@@ -417,19 +418,6 @@ fn dates_are_read_in_both_formats() {
             .unwrap_err()
             .contains("YYYY-MM-DD or YYYYMMDD")
     );
-}
-
-/// The interpreter with pyarrow (`TASCOMI_PYTHON`, set by scripts/test.sh), or `None`.
-fn python() -> Option<String> {
-    let env = common::config::Env::from_process();
-    match env.get("TASCOMI_PYTHON") {
-        Some(python) => Some(python.to_owned()),
-        None if env.get("CI").is_some() => panic!("TASCOMI_PYTHON is not set in CI"),
-        None => {
-            eprintln!("skipped: TASCOMI_PYTHON is not set (run scripts/test.sh)");
-            None
-        }
-    }
 }
 
 /// Writes one table twice with pyarrow, as Spark on Glue writes it (INT96 timestamps, snappy,

@@ -75,6 +75,27 @@ impl Workspace {
     }
 }
 
+/// `tascomi run` for the night of `day` against the simulator (set to `day` first) on the
+/// lake in `data_dir`; panics, with the output, unless it succeeds. Returns the output.
+pub fn run_night(
+    data_dir: &Path,
+    pipeline: &Path,
+    sim: &tascomi_sim::SimHandle,
+    day: NaiveDate,
+) -> String {
+    sim.set_today(day);
+    let as_of = day.to_string();
+    let (ok, out) = tascomi(
+        data_dir,
+        pipeline,
+        sim,
+        &["run", "--api-url", &sim.base_url, "--as-of", &as_of],
+        &[],
+    );
+    assert!(ok, "night of {day} in {}:\n{out}", data_dir.display());
+    out
+}
+
 pub fn tascomi(
     data_dir: &Path,
     pipeline: &Path,

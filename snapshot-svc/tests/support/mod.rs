@@ -37,6 +37,60 @@ pub struct Lake {
     pub dir: tempfile::TempDir,
 }
 
+/// Local files and the local catalog (the embedded default), in a temporary directory.
+pub async fn local_lake() -> Option<Lake> {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::local(dir.path());
+    Some(Lake { platform, dir })
+}
+
+/// S3 and Glue on moto (`AWS_ENDPOINT_URL`), with buckets and a database of the test's own
+/// (named `<name>-raw-<suffix>`...), so that tests run in parallel on one server. `None`, with
+/// the reason printed, without an endpoint, except in CI (env `CI`), where that fails.
+pub async fn moto_lake(name: &str) -> Option<Lake> {
+    let env = common::config::Env::from_process();
+    let endpoint = match env.get("AWS_ENDPOINT_URL") {
+        Some(endpoint) => endpoint.to_owned(),
+        None if env.get("CI").is_some() => panic!("AWS_ENDPOINT_URL is not set in CI"),
+        _ => {
+            println!(
+                "skipped: AWS_ENDPOINT_URL is not set (run scripts/test.sh, which starts moto)"
+            );
+            return None;
+        }
+    };
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .test_credentials()
+        .load()
+        .await;
+    let run = new_run_id();
+    let suffix = &run[run.len() - 12..];
+    let raw = format!("{name}-raw-{suffix}");
+    let refined = format!("{name}-refined-{suffix}");
+    let s3 = common::storage::S3Storage::new(&sdk);
+    for bucket in [&raw, &refined] {
+        s3.client()
+            .create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+    }
+    let env = common::config::Env::from_pairs([
+        ("TASCOMI_RAW_BUCKET", raw.as_str()),
+        ("TASCOMI_REFINED_BUCKET", refined.as_str()),
+        ("TASCOMI_DATABASE_PREFIX", &format!("{name}{suffix}")),
+        ("TASCOMI_ORPHAN_GRACE_SECS", "0"),
+    ]);
+    let platform = Platform::aws(&sdk, &env).unwrap();
+    Some(Lake {
+        platform,
+        dir: tempfile::tempdir().unwrap(),
+    })
+}
+
 pub fn day(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
 }

@@ -6,18 +6,21 @@
 //! - [`parsed`]: parsed partitions as parse-svc writes them, for recast-svc's tests;
 //! - [`production`]: the production-dictionary tables parse's and recast's tests drive;
 //! - [`read`]: a published partition read whole;
-//! - [`moto`]: a platform and queues of their own on the moto server.
+//! - [`moto`]: a platform and queues of their own on the moto server;
+//! - [`python`]: the interpreter of the tests that use pyarrow or DuckDB.
 
 pub mod contract;
 pub mod moto;
 pub mod parsed;
 pub mod production;
+pub mod python;
 pub mod raw;
 pub mod read;
 pub mod records;
 
 pub use moto::MotoPlatform;
 pub use parsed::{ParsedPartition, publish_parsed};
+pub use python::python;
 pub use raw::{RawPage, imported_at, publish_raw, raw_batch};
 pub use read::read_published;
 pub use records::RecordShape;
