@@ -13,8 +13,11 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod data;
+mod from_raw;
 mod night;
+mod peer;
 mod raw;
+mod report;
 mod stages;
 
 use std::io::Write;
@@ -26,9 +29,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use common::layout::{TableName, date_value, parse_date};
 use tascomi_test_support::RecordShape;
 
-use crate::data::{NightPlan, night_date, publish_night};
-use crate::night::StageRun;
-use crate::stages::{Measurement, Stage, StageInputs, peak_rss_bytes, run_stage};
+use crate::data::{Generator, NightPlan, UpdateModel, night_date, publish_night};
+use crate::report::{Row, RunInfo, build, format_row, night_label, print_results};
+use crate::stages::{Measurement, Stage, StageInputs, run_stage};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,6 +57,12 @@ enum Command_ {
     /// Run one stage on one partition already generated and print its measurement as JSON (what
     /// `run` calls in a child process).
     Stage(StageArgs),
+    /// Side by side with another engine: the same three stages on the same raw layer, each
+    /// stage run of each engine in its own process, night by night, and one comparison table.
+    Peer {
+        #[command(subcommand)]
+        engine: peer::PeerEngine,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,6 +96,26 @@ impl Dataset {
     }
 }
 
+/// What the generator puts in each night's raw partition (docs/benchmarks.md, "Data").
+#[derive(Debug, Clone, clap::Args)]
+struct GeneratorArgs {
+    /// How the nightly updates spread over the ids and columns: `even` (every id range, every
+    /// column: the worst case) or `realistic` (80 % on the newest 10 % of ids; status, dates
+    /// and officers only).
+    #[arg(long, value_enum, default_value = "even")]
+    updates: UpdateModel,
+    /// Leave out the paging duplicates (by default 0.05 % of the rows are served twice and 2 %
+    /// of the updated ids come in two versions, as the API's offset paging does).
+    #[arg(long)]
+    no_paging_duplicates: bool,
+}
+
+impl GeneratorArgs {
+    fn generator(&self, shape: RecordShape) -> Generator {
+        Generator::new(shape, self.updates, !self.no_paging_duplicates)
+    }
+}
+
 #[derive(Debug, Clone, clap::Args)]
 struct Paths {
     /// Where the local platform keeps its files and catalog.
@@ -95,12 +124,14 @@ struct Paths {
     /// The pipeline file (completeness columns).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../pipeline.yaml"))]
     pipeline: PathBuf,
-    /// The column-type dictionary.
+    /// The column-type dictionary (default: the demo's small one in the repository; name the
+    /// council's, e.g. ../shared/tascomi/column-type-dictionary.json, for production-like
+    /// figures).
     #[arg(
         long,
         default_value = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/tascomi/column-type-dictionary.json"
+            "/../ctl/demo/column-type-dictionary.json"
         )
     )]
     dictionary: PathBuf,
@@ -128,6 +159,11 @@ struct RunArgs {
     /// With `--from-raw`: only this table (default: every table found).
     #[arg(long, requires = "from_raw")]
     table: Option<String>,
+    /// Also write the results as JSON to FILE: an array with one object per stage run.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    #[command(flatten)]
+    generator: GeneratorArgs,
     #[command(flatten)]
     paths: Paths,
 }
@@ -160,12 +196,16 @@ struct WriteRawArgs {
     /// Where to write (must not exist or be empty).
     #[arg(long)]
     out: PathBuf,
-    /// The column-type dictionary.
+    #[command(flatten)]
+    generator: GeneratorArgs,
+    /// The column-type dictionary (default: the demo's small one in the repository; name the
+    /// council's, e.g. ../shared/tascomi/column-type-dictionary.json, for production-like
+    /// figures).
     #[arg(
         long,
         default_value = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/tascomi/column-type-dictionary.json"
+            "/../ctl/demo/column-type-dictionary.json"
         )
     )]
     dictionary: PathBuf,
@@ -188,14 +228,18 @@ struct StageArgs {
 /// directory it made.
 const MARKER: &str = ".bench-data";
 
+/// What `write-raw` records beside the raw layer it writes (dataset, size, update model).
+const MANIFEST: &str = "bench-raw.json";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command_::Run(args) => match args.from_raw.clone() {
-            Some(dir) => run_from_raw(args, &dir).await,
+            Some(dir) => from_raw::run_from_raw(args, &dir).await,
             None => run(args).await,
         },
-        Command_::Night(args) => run_whole_night(args).await,
+        Command_::Night(args) => night::run_whole_night(args).await,
+        Command_::Peer { engine } => peer::run_peer(engine).await,
         Command_::WriteRaw(args) => write_raw(args).await,
         Command_::Stage(args) => {
             let table = TableName::new(&args.table)?;
@@ -213,15 +257,6 @@ fn load_inputs(paths: &Paths) -> anyhow::Result<StageInputs> {
     StageInputs::load(&paths.data_dir, &paths.pipeline, &paths.dictionary)
 }
 
-/// One row of the results table.
-#[derive(Debug)]
-struct Row {
-    /// The first column: the night (or table, or table and date).
-    label: String,
-    stage: &'static str,
-    measurement: Measurement,
-}
-
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let dataset = args.dataset;
     let records = args.records.unwrap_or(dataset.default_records());
@@ -230,13 +265,28 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let table = TableName::new(dataset.table())?;
     let config = inputs.pipeline.table_or_default(&table);
     let shape = shape_of(&inputs.dictionary, &config, dataset.fields());
+    let generator = args.generator.generator(shape);
+    let info = RunInfo {
+        dataset: dataset.table().to_owned(),
+        records: Some(records),
+        fields: Some(generator.shape.len()),
+        update_model: generator.updates.name().to_owned(),
+        paging_duplicates: Some(generator.paging_duplicates),
+    };
     let mut out = std::io::stdout();
     writeln!(
         out,
-        "# bench: {} ({} fields), {records} records, {} nightly increments, {} build\n",
+        "# bench: {} ({} fields), {records} records, {} nightly increments, {} updates, \
+         paging duplicates {}, {} build\n",
         dataset.table(),
-        shape.len(),
+        generator.shape.len(),
         args.nights,
+        generator.updates.name(),
+        if generator.paging_duplicates {
+            "on"
+        } else {
+            "off"
+        },
         build()
     )?;
     out.flush()?;
@@ -249,10 +299,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let plan = NightPlan::for_night(night, records, existing);
         let started = Instant::now();
         let (raw_rows, raw_bytes) =
-            publish_night(&inputs.platform, &table, &shape, night, plan, existing).await?;
+            publish_night(&inputs.platform, &table, &generator, night, plan, existing).await?;
         rows.push(Row {
             label: night_label(night),
+            table: table.to_string(),
+            date,
             stage: "generate raw",
+            engine: "ours",
             measurement: Measurement {
                 rows: raw_rows,
                 output_bytes: raw_bytes,
@@ -276,7 +329,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         )
         .await?;
     }
-    print_results(&mut out, "night", &rows, args.in_process)
+    print_results(&mut out, "night", &rows, args.in_process)?;
+    if let Some(path) = &args.json {
+        report::write_json(path, &rows, &info)?;
+    }
+    Ok(())
 }
 
 /// Makes `dir` empty and marks it as the benchmark's; refuses a non-empty directory the
@@ -301,7 +358,7 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Runs one stage in a child process of this binary, so that its peak memory is its own.
-async fn run_child(
+pub(crate) async fn run_child(
     paths: &Paths,
     stage: Stage,
     table: &TableName,
@@ -337,62 +394,6 @@ async fn run_child(
     Measurement::from_json(&serde_json::from_str(line)?)
 }
 
-fn table_header(first: &str) -> String {
-    format!(
-        "| {first} | stage | rows | input MB | output MB | wall s | rows/s | input MB/s | peak RSS MiB | snapshot files copied / rewritten |\n\
-     |---|---|---:|---:|---:|---:|---:|---:|---:|---|"
-    )
-}
-
-fn night_label(night: u32) -> String {
-    if night == 0 {
-        "full load".to_owned()
-    } else {
-        night.to_string()
-    }
-}
-
-fn format_row(row: &Row) -> String {
-    let m = &row.measurement;
-    let per_sec = |n: f64| {
-        if m.wall_secs > 0.0 {
-            n / m.wall_secs
-        } else {
-            0.0
-        }
-    };
-    let files = match (m.copied_files, m.rewritten_files) {
-        (Some(c), Some(r)) => format!("{c} / {r}"),
-        _ => String::new(),
-    };
-    format!(
-        "| {} | {} | {} | {:.1} | {:.1} | {:.2} | {:.0} | {:.1} | {} | {files} |",
-        row.label,
-        row.stage,
-        m.rows,
-        m.input_bytes as f64 / 1e6,
-        m.output_bytes as f64 / 1e6,
-        m.wall_secs,
-        per_sec(m.rows as f64),
-        per_sec(m.input_bytes as f64 / 1e6),
-        mib(m.peak_rss_bytes),
-    )
-}
-
-fn mib(bytes: Option<u64>) -> String {
-    bytes.map_or_else(String::new, |b| {
-        format!("{:.0}", b as f64 / (1024.0 * 1024.0))
-    })
-}
-
-fn build() -> &'static str {
-    if cfg!(debug_assertions) {
-        "dev (unoptimised crate, deps opt-level 1)"
-    } else {
-        "release"
-    }
-}
-
 /// The synthetic records of a table: the dictionary's columns, never-null completeness column.
 fn shape_of(
     dictionary: &common::dictionary::ColumnTypes,
@@ -408,7 +409,7 @@ fn shape_of(
 
 /// Where stage runs happen.
 #[derive(Debug, Clone, Copy)]
-enum Mode<'a> {
+pub(crate) enum Mode<'a> {
     /// A child process per stage run (peak memory is the stage's own).
     Child(&'a Paths),
     /// This process (peak memory is cumulative).
@@ -418,7 +419,7 @@ enum Mode<'a> {
 /// Times parse, recast and snapshot of `table`'s partition of `date` (its raw partition is
 /// published) and appends their rows. `previous_snapshot_bytes` is the table's last snapshot's
 /// size (0 before the first), updated to the new one.
-async fn time_stages(
+pub(crate) async fn time_stages(
     mode: Mode<'_>,
     table: &TableName,
     date: chrono::NaiveDate,
@@ -442,98 +443,14 @@ async fn time_stages(
         }
         let row = Row {
             label: label.to_owned(),
+            table: table.to_string(),
+            date,
             stage: stage.name(),
+            engine: "ours",
             measurement: m,
         };
         writeln!(std::io::stderr(), "{}", format_row(&row))?;
         rows.push(row);
-    }
-    Ok(())
-}
-
-/// `run --from-raw DIR`: imports every raw partition found (untimed by the stages, reported as
-/// "import raw"), then times the stages on each table's partitions in date order.
-async fn run_from_raw(args: RunArgs, dir: &Path) -> anyhow::Result<()> {
-    let partitions = raw::find_raw(dir, args.table.as_deref())?;
-    prepare_data_dir(&args.paths.data_dir)?;
-    let inputs = load_inputs(&args.paths)?;
-    let tables: std::collections::BTreeSet<&TableName> =
-        partitions.iter().map(|p| &p.table).collect();
-    let mut out = std::io::stdout();
-    writeln!(
-        out,
-        "# bench: from the raw layer under {} ({} partitions of {} tables), {} build\n",
-        dir.display(),
-        partitions.len(),
-        tables.len(),
-        build()
-    )?;
-    out.flush()?;
-    let label = |p: &raw::RawPartition| format!("{} {}", p.table, p.date);
-    let mut rows = Vec::new();
-    let mut loaded = std::collections::HashSet::new();
-    for partition in &partitions {
-        let started = Instant::now();
-        // Partitions come in date order per table: a table's first is its full load.
-        let import_kind = if loaded.insert(partition.table.clone()) {
-            "full"
-        } else {
-            "incremental"
-        };
-        let (raw_rows, raw_bytes) = raw::import_partition(&inputs.platform, partition, import_kind)
-            .await
-            .with_context(|| format!("importing {}", label(partition)))?;
-        rows.push(Row {
-            label: label(partition),
-            stage: "import raw",
-            measurement: Measurement {
-                rows: raw_rows,
-                output_bytes: raw_bytes,
-                wall_secs: started.elapsed().as_secs_f64(),
-                ..Measurement::default()
-            },
-        });
-    }
-    let mode = if args.in_process {
-        Mode::InProcess(&inputs)
-    } else {
-        Mode::Child(&args.paths)
-    };
-    let mut previous_snapshot_bytes = std::collections::BTreeMap::new();
-    for partition in &partitions {
-        let previous = previous_snapshot_bytes
-            .entry(partition.table.clone())
-            .or_insert(0);
-        time_stages(
-            mode,
-            &partition.table,
-            partition.date,
-            &label(partition),
-            previous,
-            &mut rows,
-        )
-        .await?;
-    }
-    print_results(&mut out, "table and import date", &rows, args.in_process)
-}
-
-/// The results table (first column headed `first`), and with `--in-process` the process's peak.
-fn print_results(
-    out: &mut impl Write,
-    first: &str,
-    rows: &[Row],
-    in_process: bool,
-) -> anyhow::Result<()> {
-    writeln!(out, "{}", table_header(first))?;
-    for row in rows {
-        writeln!(out, "{}", format_row(row))?;
-    }
-    if in_process {
-        writeln!(
-            out,
-            "\npeak resident memory is the whole process's so far (--in-process): {}",
-            mib(peak_rss_bytes())
-        )?;
     }
     Ok(())
 }
@@ -557,14 +474,29 @@ async fn write_raw(args: WriteRawArgs) -> anyhow::Result<()> {
         &config,
         args.fields.unwrap_or(dataset.fields()),
     );
+    let generator = args.generator.generator(shape);
+    let shape = &generator.shape;
     let records = args.records.unwrap_or(dataset.default_records());
     let mut existing = 0;
     for night in 0..=args.nights {
         let plan = NightPlan::for_night(night, records, existing);
-        publish_night(&platform, &table, &shape, night, plan, existing).await?;
+        publish_night(&platform, &table, &generator, night, plan, existing).await?;
         existing += plan.new;
     }
     raw::flatten_local_raw(&args.out, &platform.layout.raw_bucket)?;
+    let manifest = RunInfo {
+        dataset: dataset.table().to_owned(),
+        records: Some(records),
+        fields: Some(shape.len()),
+        update_model: generator.updates.name().to_owned(),
+        paging_duplicates: Some(generator.paging_duplicates),
+    };
+    let mut manifest = manifest.to_json();
+    manifest["nights"] = args.nights.into();
+    std::fs::write(
+        args.out.join(MANIFEST),
+        serde_json::to_string_pretty(&manifest)? + "\n",
+    )?;
     writeln!(
         std::io::stdout(),
         "wrote {} nights of {table} ({} fields, {existing} records at the end) under {}",
@@ -572,151 +504,5 @@ async fn write_raw(args: WriteRawArgs) -> anyhow::Result<()> {
         shape.len(),
         args.out.join(raw::RAW_TABLES).display()
     )?;
-    Ok(())
-}
-
-/// `night`: set-up (the full loads of every table), then one timed night of every table.
-async fn run_whole_night(args: NightArgs) -> anyhow::Result<()> {
-    if args.concurrency == 0 {
-        bail!("--concurrency must be at least 1");
-    }
-    prepare_data_dir(&args.paths.data_dir)?;
-    let inputs = load_inputs(&args.paths)?;
-    let plans = night::plan_tables(&inputs, args.records_scale)?;
-    let (setup_date, night_date) = night::dates();
-    let full_records: u64 = plans.iter().map(|p| p.records).sum();
-    let mut out = std::io::stdout();
-    writeln!(
-        out,
-        "# bench night: {} tables, {full_records} records in the full loads (scale {}), \
-         {} stage runs of each stage at once, each a child process, {} build\n",
-        plans.len(),
-        args.records_scale,
-        args.concurrency,
-        build()
-    )?;
-    out.flush()?;
-    let c = args.concurrency;
-    eprintln!("set-up: generating the full loads");
-    let (gen0_wall, gen0) = night::generate(&inputs, &plans, 0, &Default::default(), c).await?;
-    eprintln!("set-up: generated in {gen0_wall:.1} s; running the full loads");
-    let (setup_wall, mut setup_runs) = night::run_night(&args.paths, &plans, setup_date, c).await?;
-    let existing = plans.iter().map(|p| (p.table.clone(), p.records)).collect();
-    eprintln!("set-up: done in {setup_wall:.1} s; generating the night's raw");
-    let (gen1_wall, gen1) = night::generate(&inputs, &plans, 1, &existing, c).await?;
-    eprintln!("night: generated in {gen1_wall:.1} s; running the night");
-    let (night_wall, mut night_runs) = night::run_night(&args.paths, &plans, night_date, c).await?;
-
-    // The snapshot reads the previous snapshot and the increment.
-    let snapshot_inputs =
-        |runs: &mut [StageRun], previous: &std::collections::BTreeMap<TableName, u64>| {
-            let increments: std::collections::BTreeMap<TableName, u64> = runs
-                .iter()
-                .filter(|r| r.stage == Stage::Recast)
-                .map(|r| (r.table.clone(), r.measurement.output_bytes))
-                .collect();
-            for run in runs.iter_mut().filter(|r| r.stage == Stage::Snapshot) {
-                run.measurement.input_bytes = previous.get(&run.table).copied().unwrap_or(0)
-                    + increments.get(&run.table).copied().unwrap_or(0);
-            }
-        };
-    snapshot_inputs(&mut setup_runs, &Default::default());
-    let setup_snapshots = setup_runs
-        .iter()
-        .filter(|r| r.stage == Stage::Snapshot)
-        .map(|r| (r.table.clone(), r.measurement.output_bytes))
-        .collect();
-    snapshot_inputs(&mut night_runs, &setup_snapshots);
-
-    writeln!(
-        out,
-        "| phase | step | tables | rows | input MB | output MB | wall s | sum of stage runs s | slowest run s | max peak RSS MiB | snapshot files copied / rewritten |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-    )?;
-    for (phase, gen_wall, generated, wall, runs) in [
-        (
-            "set-up (full loads)",
-            gen0_wall,
-            &gen0,
-            setup_wall,
-            &setup_runs,
-        ),
-        ("night", gen1_wall, &gen1, night_wall, &night_runs),
-    ] {
-        let rows: u64 = generated.iter().map(|g| g.1).sum();
-        let bytes: u64 = generated.iter().map(|g| g.2).sum();
-        writeln!(
-            out,
-            "| {phase} | generate raw (not timed as the night) | {} | {rows} | 0.0 | {:.1} | {gen_wall:.2} |  |  |  |  |",
-            generated.len(),
-            bytes as f64 / 1e6
-        )?;
-        for stage in Stage::ALL {
-            let of_stage: Vec<&StageRun> = runs.iter().filter(|r| r.stage == stage).collect();
-            let sum = |f: fn(&Measurement) -> u64| -> u64 {
-                of_stage.iter().map(|r| f(&r.measurement)).sum()
-            };
-            let slowest = of_stage
-                .iter()
-                .max_by(|a, b| a.measurement.wall_secs.total_cmp(&b.measurement.wall_secs));
-            let biggest = of_stage
-                .iter()
-                .max_by_key(|r| r.measurement.peak_rss_bytes.unwrap_or(0));
-            let files = if stage == Stage::Snapshot {
-                format!(
-                    "{} / {}",
-                    of_stage
-                        .iter()
-                        .filter_map(|r| r.measurement.copied_files)
-                        .sum::<usize>(),
-                    of_stage
-                        .iter()
-                        .filter_map(|r| r.measurement.rewritten_files)
-                        .sum::<usize>()
-                )
-            } else {
-                String::new()
-            };
-            writeln!(
-                out,
-                "| {phase} | {} | {} | {} | {:.1} | {:.1} |  | {:.2} | {} | {} | {files} |",
-                stage.name(),
-                of_stage.len(),
-                sum(|m| m.rows),
-                sum(|m| m.input_bytes) as f64 / 1e6,
-                sum(|m| m.output_bytes) as f64 / 1e6,
-                of_stage
-                    .iter()
-                    .map(|r| r.measurement.wall_secs)
-                    .sum::<f64>(),
-                slowest.map_or_else(String::new, |r| format!(
-                    "{:.2} ({})",
-                    r.measurement.wall_secs, r.table
-                )),
-                biggest.map_or_else(String::new, |r| format!(
-                    "{} ({})",
-                    mib(r.measurement.peak_rss_bytes),
-                    r.table
-                )),
-            )?;
-        }
-        writeln!(
-            out,
-            "| {phase} | **parse → recast → snapshot, end to end** | {} |  |  |  | **{wall:.2}** |  |  |  |  |",
-            generated.len()
-        )?;
-    }
-    writeln!(out, "\n## the night, per table (largest first)\n")?;
-    writeln!(out, "{}", table_header("table"))?;
-    for plan in &plans {
-        for run in night_runs.iter().filter(|r| r.table == plan.table) {
-            let row = Row {
-                label: format!("{} ({} fields)", run.table, plan.shape.len()),
-                stage: run.stage.name(),
-                measurement: run.measurement.clone(),
-            };
-            writeln!(out, "{}", format_row(&row))?;
-        }
-    }
     Ok(())
 }

@@ -8,18 +8,20 @@
 //! (`documents`, `applications`) do not start last.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use common::layout::TableName;
 use tascomi_test_support::RecordShape;
 use tokio::sync::Semaphore;
 
-use crate::Paths;
-use crate::data::{NightPlan, night_date, publish_night};
+use crate::data::{Generator, NightPlan, UpdateModel, night_date, publish_night};
+use crate::report::{Row, build, format_row, mib, table_header};
 use crate::stages::{Measurement, Stage, StageInputs};
+use crate::{NightArgs, Paths, load_inputs, prepare_data_dir};
 
 /// One table of the night and its size.
 #[derive(Debug, Clone)]
@@ -103,10 +105,12 @@ pub async fn generate(
         tasks.spawn(async move {
             let _slot = slots.acquire_owned().await?;
             let night_plan = NightPlan::for_night(night, plan.records, existing);
+            // The even spread, paging duplicates on: the night's worst case.
+            let generator = Generator::new(plan.shape.clone(), UpdateModel::Even, true);
             let (rows, bytes) = publish_night(
                 &inputs.platform,
                 &plan.table,
-                &plan.shape,
+                &generator,
                 night,
                 night_plan,
                 existing,
@@ -151,7 +155,7 @@ pub async fn run_night(
                     stage.name(),
                     measurement.rows,
                     measurement.wall_secs,
-                    crate::mib(measurement.peak_rss_bytes)
+                    mib(measurement.peak_rss_bytes)
                 );
                 runs.push(StageRun {
                     table: table.clone(),
@@ -172,6 +176,155 @@ pub async fn run_night(
 /// The date of the setup (full loads) and of the timed night.
 pub fn dates() -> (NaiveDate, NaiveDate) {
     (night_date(0), night_date(1))
+}
+
+/// `night`: set-up (the full loads of every table), then one timed night of every table.
+pub async fn run_whole_night(args: NightArgs) -> anyhow::Result<()> {
+    if args.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    prepare_data_dir(&args.paths.data_dir)?;
+    let inputs = load_inputs(&args.paths)?;
+    let plans = plan_tables(&inputs, args.records_scale)?;
+    let (setup_date, night_date) = dates();
+    let full_records: u64 = plans.iter().map(|p| p.records).sum();
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
+        "# bench night: {} tables, {full_records} records in the full loads (scale {}), \
+         {} stage runs of each stage at once, each a child process, {} build\n",
+        plans.len(),
+        args.records_scale,
+        args.concurrency,
+        build()
+    )?;
+    out.flush()?;
+    let c = args.concurrency;
+    eprintln!("set-up: generating the full loads");
+    let (gen0_wall, gen0) = generate(&inputs, &plans, 0, &Default::default(), c).await?;
+    eprintln!("set-up: generated in {gen0_wall:.1} s; running the full loads");
+    let (setup_wall, mut setup_runs) = run_night(&args.paths, &plans, setup_date, c).await?;
+    let existing = plans.iter().map(|p| (p.table.clone(), p.records)).collect();
+    eprintln!("set-up: done in {setup_wall:.1} s; generating the night's raw");
+    let (gen1_wall, gen1) = generate(&inputs, &plans, 1, &existing, c).await?;
+    eprintln!("night: generated in {gen1_wall:.1} s; running the night");
+    let (night_wall, mut night_runs) = run_night(&args.paths, &plans, night_date, c).await?;
+
+    // The snapshot reads the previous snapshot and the increment.
+    let snapshot_inputs =
+        |runs: &mut [StageRun], previous: &std::collections::BTreeMap<TableName, u64>| {
+            let increments: std::collections::BTreeMap<TableName, u64> = runs
+                .iter()
+                .filter(|r| r.stage == Stage::Recast)
+                .map(|r| (r.table.clone(), r.measurement.output_bytes))
+                .collect();
+            for run in runs.iter_mut().filter(|r| r.stage == Stage::Snapshot) {
+                run.measurement.input_bytes = previous.get(&run.table).copied().unwrap_or(0)
+                    + increments.get(&run.table).copied().unwrap_or(0);
+            }
+        };
+    snapshot_inputs(&mut setup_runs, &Default::default());
+    let setup_snapshots = setup_runs
+        .iter()
+        .filter(|r| r.stage == Stage::Snapshot)
+        .map(|r| (r.table.clone(), r.measurement.output_bytes))
+        .collect();
+    snapshot_inputs(&mut night_runs, &setup_snapshots);
+
+    writeln!(
+        out,
+        "| phase | step | tables | rows | input MB | output MB | wall s | sum of stage runs s | slowest run s | max peak RSS MiB | snapshot files copied / rewritten |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    )?;
+    for (phase, gen_wall, generated, wall, runs) in [
+        (
+            "set-up (full loads)",
+            gen0_wall,
+            &gen0,
+            setup_wall,
+            &setup_runs,
+        ),
+        ("night", gen1_wall, &gen1, night_wall, &night_runs),
+    ] {
+        let rows: u64 = generated.iter().map(|g| g.1).sum();
+        let bytes: u64 = generated.iter().map(|g| g.2).sum();
+        writeln!(
+            out,
+            "| {phase} | generate raw (not timed as the night) | {} | {rows} | 0.0 | {:.1} | {gen_wall:.2} |  |  |  |  |",
+            generated.len(),
+            bytes as f64 / 1e6
+        )?;
+        for stage in Stage::ALL {
+            let of_stage: Vec<&StageRun> = runs.iter().filter(|r| r.stage == stage).collect();
+            let sum = |f: fn(&Measurement) -> u64| -> u64 {
+                of_stage.iter().map(|r| f(&r.measurement)).sum()
+            };
+            let slowest = of_stage
+                .iter()
+                .max_by(|a, b| a.measurement.wall_secs.total_cmp(&b.measurement.wall_secs));
+            let biggest = of_stage
+                .iter()
+                .max_by_key(|r| r.measurement.peak_rss_bytes.unwrap_or(0));
+            let files = if stage == Stage::Snapshot {
+                format!(
+                    "{} / {}",
+                    of_stage
+                        .iter()
+                        .filter_map(|r| r.measurement.copied_files)
+                        .sum::<usize>(),
+                    of_stage
+                        .iter()
+                        .filter_map(|r| r.measurement.rewritten_files)
+                        .sum::<usize>()
+                )
+            } else {
+                String::new()
+            };
+            writeln!(
+                out,
+                "| {phase} | {} | {} | {} | {:.1} | {:.1} |  | {:.2} | {} | {} | {files} |",
+                stage.name(),
+                of_stage.len(),
+                sum(|m| m.rows),
+                sum(|m| m.input_bytes) as f64 / 1e6,
+                sum(|m| m.output_bytes) as f64 / 1e6,
+                of_stage
+                    .iter()
+                    .map(|r| r.measurement.wall_secs)
+                    .sum::<f64>(),
+                slowest.map_or_else(String::new, |r| format!(
+                    "{:.2} ({})",
+                    r.measurement.wall_secs, r.table
+                )),
+                biggest.map_or_else(String::new, |r| format!(
+                    "{} ({})",
+                    mib(r.measurement.peak_rss_bytes),
+                    r.table
+                )),
+            )?;
+        }
+        writeln!(
+            out,
+            "| {phase} | **parse → recast → snapshot, end to end** | {} |  |  |  | **{wall:.2}** |  |  |  |  |",
+            generated.len()
+        )?;
+    }
+    writeln!(out, "\n## the night, per table (largest first)\n")?;
+    writeln!(out, "{}", table_header("table"))?;
+    for plan in &plans {
+        for run in night_runs.iter().filter(|r| r.table == plan.table) {
+            let row = Row {
+                label: format!("{} ({} fields)", run.table, plan.shape.len()),
+                table: run.table.to_string(),
+                date: night_date,
+                stage: run.stage.name(),
+                engine: "ours",
+                measurement: run.measurement.clone(),
+            };
+            writeln!(out, "{}", format_row(&row))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

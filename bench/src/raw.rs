@@ -5,9 +5,11 @@
 //! with the columns ingest-svc writes (the record column named after the table, `page_number`,
 //! `import_api_url_requested`, `import_api_status_code`, `import_exception_thrown`,
 //! `import_datetime`, `import_timestamp`). The files are copied as they are: parse-svc reads
-//! the columns it needs by name, casts type variants (say, a 64-bit `page_number` or a
-//! `import_datetime` with a time zone) and ignores other columns (partition columns written
-//! into the files).
+//! the columns it needs by name, casts type variants (a 32-bit `page_number` or an `int` status
+//! of our earlier raw partitions, a 64-bit integer status, an `import_datetime` with a time zone
+//! or in Spark's INT96) to the raw layer's types (`bigint` page number, the status as text, as
+//! the old Glue jobs wrote them; [`common::bookkeeping`]) and ignores other columns (partition
+//! columns written into the files).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

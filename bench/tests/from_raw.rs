@@ -61,14 +61,19 @@ fn the_benchmarks_own_raw_written_as_plain_files_runs_night_by_night() {
     assert_eq!(names, ["part-00000.parquet"]);
 
     let data = dir.path().join("data");
+    let json = dir.path().join("runs.json");
     let table = run(bench()
         .args(["run", "--from-raw"])
         .arg(&raw)
         .arg("--data-dir")
-        .arg(&data));
+        .arg(&data)
+        .arg("--json")
+        .arg(&json));
+    // Paging duplicates are on by default: the full load serves its first record twice, and
+    // each night the first updated id comes in two versions. Parse keeps one row per id.
     assert_eq!(
         rows_of(&table, "applications 2027-01-0", "import raw"),
-        [300, 4, 4]
+        [301, 5, 5]
     );
     assert_eq!(
         rows_of(&table, "applications 2027-01-0", "parse"),
@@ -79,6 +84,24 @@ fn the_benchmarks_own_raw_written_as_plain_files_runs_night_by_night() {
         rows_of(&table, "applications 2027-01-0", "snapshot"),
         [300, 301, 302]
     );
+    // `--json`: one object per stage run, with what the raw layer was generated as.
+    let runs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 9, "{runs:?}");
+    let snapshots: Vec<u64> = runs
+        .iter()
+        .filter(|r| r["stage"] == "snapshot")
+        .map(|r| r["rows"].as_u64().unwrap())
+        .collect();
+    assert_eq!(snapshots, [300, 301, 302]);
+    for run in runs {
+        assert_eq!(run["table"], "applications");
+        assert_eq!(run["engine"], "ours");
+        assert_eq!(run["update_model"], "even");
+        assert_eq!(run["paging_duplicates"], true);
+        assert!(run["wall_s"].as_f64().is_some() && run["peak_rss_mib"].as_f64().is_some());
+    }
 }
 
 /// A Python with pyarrow: `TASCOMI_PYTHON`, or the `.venv` that scripts/test.sh creates.
@@ -100,35 +123,45 @@ fn python_with_pyarrow() -> Result<PathBuf, String> {
     }
 }
 
-/// What another tool writes: one day with `write_to_dataset` (the partition columns only in the
-/// folder names, file names of pyarrow's choosing), one with the partition columns also in the
-/// file; 64-bit integers and a millisecond, UTC `import_datetime` where ingest-svc writes
-/// 32-bit integers and naive microseconds.
+/// What other writers leave: one day with `write_to_dataset` (the partition columns only in the
+/// folder names, file names of pyarrow's choosing), 64-bit integers and a millisecond, UTC
+/// `import_datetime`; one day as the old Glue jobs (Spark) wrote theirs: the partition columns
+/// also in the file, the status as text (`"200"`), `import_timestamp` as Python prints the float
+/// of the epoch seconds, `import_datetime` as an INT96 timestamp. ingest-svc writes a 64-bit
+/// page number, the status as text and naive microseconds.
 const PYARROW_WRITER: &str = r#"
 import json, sys, datetime
 import pyarrow as pa, pyarrow.parquet as pq
 root = sys.argv[1] + "/planning/tascomi/api-responses/appeals"
-def day(date, ids, updated):
+def day(date, ids, updated, glue):
     records = [json.dumps({"id": str(i), "last_updated": updated, "appeal_status": "open" if i % 2 else None})
                for i in ids]
     n = len(records)
-    at = datetime.datetime(int(date[:4]), int(date[4:6]), int(date[6:]), 2, 30, tzinfo=datetime.timezone.utc)
+    at = datetime.datetime(int(date[:4]), int(date[4:6]), int(date[6:]), 2, 30, 0, 250000, tzinfo=datetime.timezone.utc)
+    if glue:
+        status = pa.array(["200"] * n, pa.string())
+        imported = pa.array([at.replace(tzinfo=None)] * n, pa.timestamp("us"))
+    else:
+        status = pa.array([200] * n, pa.int64())
+        imported = pa.array([at] * n, pa.timestamp("ms", tz="UTC"))
     return pa.table({
         "page_number": pa.array([1 + i // 20 for i in range(n)], pa.int64()),
         "import_api_url_requested": ["https://example/rest/v1/appeals"] * n,
-        "import_api_status_code": pa.array([200] * n, pa.int64()),
+        "import_api_status_code": status,
         "import_exception_thrown": pa.array([None] * n, pa.string()),
         "appeals": records,
-        "import_datetime": pa.array([at] * n, pa.timestamp("ms", tz="UTC")),
-        "import_timestamp": [str(int(at.timestamp()))] * n,
+        "import_datetime": imported,
+        "import_timestamp": [str(at.timestamp())] * n,
         "import_year": [date[:4]] * n, "import_month": [date[4:6]] * n,
         "import_day": [date[6:]] * n, "import_date": [date] * n,
     })
-pq.write_to_dataset(day("20270104", range(1, 51), "2027-01-03 10:00:00"), root,
+pq.write_to_dataset(day("20270104", range(1, 51), "2027-01-03 10:00:00", False), root,
                     partition_cols=["import_year", "import_month", "import_day", "import_date"])
 path = root + "/import_year=2027/import_month=01/import_day=05/import_date=20270105"
 import os; os.makedirs(path)
-pq.write_table(day("20270105", range(41, 56), "2027-01-04 11:00:00"), path + "/data.parquet")
+pq.write_table(day("20270105", range(41, 56), "2027-01-04 11:00:00", True), path + "/data.parquet",
+               use_deprecated_int96_timestamps=True)
+assert pq.ParquetFile(path + "/data.parquet").schema.column(5).physical_type == "INT96"
 "#;
 
 #[test]

@@ -36,6 +36,9 @@ tables:
 /// production dictionary's format (the simulated API serves every column it names).
 const DEMO_DICTIONARY: &str = include_str!("../demo/column-type-dictionary.json");
 
+/// The demo's dictionary, written beside its pipeline file.
+const DICTIONARY_FILE: &str = "column-type-dictionary.json";
+
 /// A marker that says a folder was made by the demo and may be wiped by the next one.
 const MARKER: &str = ".tascomi-demo";
 
@@ -134,7 +137,7 @@ pub async fn demo(data_dir: &Path, nights: u32) -> anyhow::Result<ExitCode> {
 
     // The demo carries its own small dictionary, so it runs in any clone; the tests use the
     // production one.
-    let dictionary_path = data_dir.join("column-type-dictionary.json");
+    let dictionary_path = data_dir.join(DICTIONARY_FILE);
     std::fs::write(&dictionary_path, DEMO_DICTIONARY)
         .with_context(|| format!("writing {}", dictionary_path.display()))?;
     let dictionary = ColumnTypes::load(&dictionary_path)
@@ -208,13 +211,13 @@ pub async fn demo(data_dir: &Path, nights: u32) -> anyhow::Result<ExitCode> {
         date_value(last),
     );
     // The pipeline file beside the data, so that every other command can act on it, and the
-    // morning report of the nights just run.
+    // morning report of the nights just run. The dictionary's path is relative to the file, so
+    // the folder works wherever it is and whatever the working directory.
     let pipeline_file = data_dir.join("pipeline.yaml");
     std::fs::write(
         &pipeline_file,
         format!(
-            "# The demo's tables (written by `tascomi demo`).\ncolumn_type_dictionary: {}\n{DEMO_TABLES}",
-            serde_json::to_string(&pipeline.column_type_dictionary)?
+            "# The demo's tables (written by `tascomi demo`).\ncolumn_type_dictionary: {DICTIONARY_FILE}\n{DEMO_TABLES}"
         ),
     )
     .with_context(|| format!("writing {}", pipeline_file.display()))?;
