@@ -342,7 +342,7 @@ async fn one_concurrency_limit_is_shared_by_every_table() {
     config.per_page = 10;
     let f = fixture_with(config, |s| s.client.max_concurrent_requests = 3).await;
     f.sim.set_today(day(4));
-    let tables = ["appeals", "notes", "applications"];
+    let tables = ["appeals", "contacts", "applications"];
     let runs = tables.map(|t| {
         let stage = f.stage.clone();
         tokio::spawn(async move { ingested(&stage, &request(t, IngestMode::Full, day(4))).await })

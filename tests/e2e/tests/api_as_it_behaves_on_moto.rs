@@ -22,6 +22,12 @@ const TABLES: [&str; 2] = ["appeals", "contacts"];
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_null_pages_future_and_utc_dates_reach_the_snapshot_as_the_api_holds_them() {
     let Some(sdk) = moto().await else { return };
+    // `Z` timestamps reach the snapshot as London wall-clock through the production dictionary's
+    // timestamp columns (the demo's types appeals' `last_updated` as text).
+    if !tascomi_sim::production_dictionary_present() {
+        eprintln!("skipped: needs the production dictionary's timestamp columns");
+        return;
+    }
     let dictionary = ColumnTypes::load(&tascomi_sim::production_dictionary_path()).unwrap();
     let pipeline =
         PipelineFile::parse("tables:\n  appeals: daily\n  contacts: daily\n", "test").unwrap();

@@ -165,7 +165,7 @@ async fn poison_messages_are_dead_lettered_with_their_reason_while_good_ones_pub
         (
             3,
             missing(Layer::Raw),
-            "takes increment partitions, not raw",
+            "takes increment partitions (and carry-forward requests), not raw",
         ),
         (
             3,
