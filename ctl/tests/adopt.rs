@@ -219,22 +219,28 @@ async fn adopt_on_a_deployment_registers_in_glue_and_writes_the_state_to_s3() {
         .await
         .unwrap();
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tascomi"))
-        .args(["adopt", "--pipeline"])
-        .arg(&lake.ours.pipeline)
-        .env("TASCOMI_RAW_BUCKET", &aws.layout.raw_bucket)
-        .env("TASCOMI_REFINED_BUCKET", &aws.layout.refined_bucket)
-        .env("TASCOMI_DATABASE_PREFIX", &aws.layout.database_prefix)
-        .env_remove("TASCOMI_PIPELINE_FILE")
-        .env_remove("TASCOMI_COLUMN_TYPE_DICTIONARY")
-        .output()
-        .unwrap();
-    let out = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{out}");
+    // `tascomi ARGS` on the deployment the environment names.
+    let tascomi = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tascomi"))
+            .args(args)
+            .arg("--pipeline")
+            .arg(&lake.ours.pipeline)
+            .env("TASCOMI_RAW_BUCKET", &aws.layout.raw_bucket)
+            .env("TASCOMI_REFINED_BUCKET", &aws.layout.refined_bucket)
+            .env("TASCOMI_DATABASE_PREFIX", &aws.layout.database_prefix)
+            .env_remove("TASCOMI_PIPELINE_FILE")
+            .env_remove("TASCOMI_COLUMN_TYPE_DICTIONARY")
+            .output()
+            .unwrap();
+        let out = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), out)
+    };
+    let (ok, out) = tascomi(&["adopt"]);
+    assert!(ok, "{out}");
     assert!(out.contains("12 partition(s) registered"), "{out}");
     for layer in Layer::ALL {
         let partitions = aws
@@ -262,6 +268,21 @@ async fn adopt_on_a_deployment_registers_in_glue_and_writes_the_state_to_s3() {
         Some(lake.days[2]),
         "the base is the last import that answered 200"
     );
+
+    // `compare` on the deployment reads the adopted Spark files (INT96, snappy) through Glue and
+    // S3: the night before differs.
+    let (third, second) = (lake.days[2].to_string(), lake.days[1].to_string());
+    let (ok, out) = tascomi(&[
+        "compare",
+        "--table",
+        "appeals",
+        "--date",
+        &third,
+        "--against-date",
+        &second,
+    ]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("appeals: DIFFERENCES"), "{out}");
 }
 
 /// Every catalog column type of appeals, per layer.
