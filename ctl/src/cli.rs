@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use common::config::Env;
 
-pub use args::{ApiArgs, Cli, Command, TargetArgs, parse_date_arg};
+pub use args::{ApiArgs, Cli, Command, RebuildArgs, TargetArgs, parse_date_arg};
 pub use setup::tables_for_night;
 pub use status::{status_report, status_text, write_report};
 
@@ -98,9 +98,12 @@ async fn run(command: Command, env: &Env) -> anyhow::Result<ExitCode> {
             table,
             stage,
             from,
-            yes,
-            as_of,
-            target: args,
+            rebuild:
+                RebuildArgs {
+                    yes,
+                    as_of,
+                    target: args,
+                },
         } => {
             let target = target(&args, env).await?;
             let plan = ops::plan_reset(&target, &table, stage, from, as_of).await?;
@@ -148,9 +151,12 @@ async fn run(command: Command, env: &Env) -> anyhow::Result<ExitCode> {
         }
         Command::Retype {
             table,
-            yes,
-            as_of,
-            target: args,
+            rebuild:
+                RebuildArgs {
+                    yes,
+                    as_of,
+                    target: args,
+                },
         } => commands::retype(env, &args, &table, yes, as_of).await,
         Command::Compare {
             compare,

@@ -58,6 +58,20 @@ pub struct TargetArgs {
     pub dictionary: Option<PathBuf>,
 }
 
+/// What the commands that rebuild a table (`reset`, `retype`) share: a plan first, and the
+/// date the replays take as today.
+#[derive(Debug, Args, Clone)]
+pub struct RebuildArgs {
+    /// Carry the plan out (without it, only print it).
+    #[arg(long)]
+    pub yes: bool,
+    /// As for `replay` (default: each partition's own date), YYYY-MM-DD or YYYYMMDD.
+    #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
+    pub as_of: Option<NaiveDate>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
 /// The Tascomi API, for the commands that run the ingest stage on the embedded default (keys
 /// from TASCOMI_PUBLIC_KEY and TASCOMI_PRIVATE_KEY; the client settings from the same
 /// TASCOMI_API_* variables as ingest-svc).
@@ -179,14 +193,8 @@ tascomi reset --table applications --stage parse --from 2026-11-15 --yes    # ca
         /// The first partition date removed and rebuilt, YYYY-MM-DD or YYYYMMDD.
         #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
         from: NaiveDate,
-        /// Carry the plan out (without it, only print it).
-        #[arg(long)]
-        yes: bool,
-        /// As for `replay` (default: each partition's own date), YYYY-MM-DD or YYYYMMDD.
-        #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
-        as_of: Option<NaiveDate>,
         #[command(flatten)]
-        target: TargetArgs,
+        rebuild: RebuildArgs,
     },
     /// Take over a lake the old Glue jobs wrote: register its Hive partitions the catalog lacks
     /// and derive each table's ingest state from its raw layer, so that the next night is
@@ -230,14 +238,8 @@ tascomi retype --table appeals --yes    # carries it out")]
         /// The table to retype.
         #[arg(long, value_name = "TABLE")]
         table: TableName,
-        /// Carry the plan out (without it, only print it).
-        #[arg(long)]
-        yes: bool,
-        /// As for `replay` (default: each partition's own date), YYYY-MM-DD or YYYYMMDD.
-        #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
-        as_of: Option<NaiveDate>,
         #[command(flatten)]
-        target: TargetArgs,
+        rebuild: RebuildArgs,
     },
     /// Make the snapshot of a date the latest again, removing later ones.
     #[command(after_help = "Example:\n  \
