@@ -11,7 +11,7 @@ use anyhow::Context;
 use common::layout::TableName;
 
 use crate::raw::{self, RawPartition};
-use crate::report::{self, Row, RunInfo, build, print_results};
+use crate::report::{Row, RunInfo, build, print_results};
 use crate::stages::{Measurement, StageInputs};
 use crate::{Mode, RunArgs, load_inputs, prepare_data_dir, time_stages};
 
@@ -96,9 +96,12 @@ pub async fn run_from_raw(args: RunArgs, dir: &Path) -> anyhow::Result<()> {
         )
         .await?;
     }
-    print_results(&mut out, "table and import date", &rows, args.in_process)?;
-    if let Some(path) = &args.json {
-        report::write_json(path, &rows, &info)?;
-    }
-    Ok(())
+    let json = args.json.as_deref().map(|path| (path, &info));
+    print_results(
+        &mut out,
+        "table and import date",
+        &rows,
+        args.in_process,
+        json,
+    )
 }

@@ -117,6 +117,21 @@ impl GeneratorArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+struct DictionaryArg {
+    /// The column-type dictionary (default: the demo's small one in the repository; name the
+    /// council's, e.g. ../shared/tascomi/column-type-dictionary.json, for production-like
+    /// figures).
+    #[arg(
+        long = "dictionary",
+        default_value = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../ctl/demo/column-type-dictionary.json"
+        )
+    )]
+    path: PathBuf,
+}
+
+#[derive(Debug, Clone, clap::Args)]
 struct Paths {
     /// Where the local platform keeps its files and catalog.
     #[arg(long)]
@@ -124,17 +139,8 @@ struct Paths {
     /// The pipeline file (completeness columns).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../pipeline.yaml"))]
     pipeline: PathBuf,
-    /// The column-type dictionary (default: the demo's small one in the repository; name the
-    /// council's, e.g. ../shared/tascomi/column-type-dictionary.json, for production-like
-    /// figures).
-    #[arg(
-        long,
-        default_value = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../ctl/demo/column-type-dictionary.json"
-        )
-    )]
-    dictionary: PathBuf,
+    #[command(flatten)]
+    dictionary: DictionaryArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -198,17 +204,8 @@ struct WriteRawArgs {
     out: PathBuf,
     #[command(flatten)]
     generator: GeneratorArgs,
-    /// The column-type dictionary (default: the demo's small one in the repository; name the
-    /// council's, e.g. ../shared/tascomi/column-type-dictionary.json, for production-like
-    /// figures).
-    #[arg(
-        long,
-        default_value = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../ctl/demo/column-type-dictionary.json"
-        )
-    )]
-    dictionary: PathBuf,
+    #[command(flatten)]
+    dictionary: DictionaryArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -254,7 +251,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn load_inputs(paths: &Paths) -> anyhow::Result<StageInputs> {
-    StageInputs::load(&paths.data_dir, &paths.pipeline, &paths.dictionary)
+    StageInputs::load(&paths.data_dir, &paths.pipeline, &paths.dictionary.path)
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -329,11 +326,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         )
         .await?;
     }
-    print_results(&mut out, "night", &rows, args.in_process)?;
-    if let Some(path) = &args.json {
-        report::write_json(path, &rows, &info)?;
-    }
-    Ok(())
+    let json = args.json.as_deref().map(|path| (path, &info));
+    print_results(&mut out, "night", &rows, args.in_process, json)
 }
 
 /// Makes `dir` empty and marks it as the benchmark's; refuses a non-empty directory the
@@ -374,24 +368,12 @@ pub(crate) async fn run_child(
         .arg("--pipeline")
         .arg(&paths.pipeline)
         .arg("--dictionary")
-        .arg(&paths.dictionary)
+        .arg(&paths.dictionary.path)
         .output()
         .await
         .context("starting a stage process")?;
-    if !output.status.success() {
-        bail!(
-            "{} of {table} for {date} failed ({}): {}",
-            stage.name(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout
-        .lines()
-        .last()
-        .context("the stage process printed nothing")?;
-    Measurement::from_json(&serde_json::from_str(line)?)
+    let what = format!("{} of {table} for {date}", stage.name());
+    Measurement::from_json(&report::last_json_line(&output, &what)?)
 }
 
 /// The synthetic records of a table: the dictionary's columns, never-null completeness column.
@@ -461,8 +443,8 @@ async fn write_raw(args: WriteRawArgs) -> anyhow::Result<()> {
         bail!("{} is not empty: choose another --out", args.out.display());
     }
     let platform = common::platform::Platform::local(&args.out);
-    let dictionary = common::dictionary::ColumnTypes::load(&args.dictionary)
-        .with_context(|| format!("loading {}", args.dictionary.display()))?;
+    let dictionary = common::dictionary::ColumnTypes::load(&args.dictionary.path)
+        .with_context(|| format!("loading {}", args.dictionary.path.display()))?;
     let dataset = args.dataset;
     let table = TableName::new(dataset.table())?;
     let mut config = common::config::TableConfig::with_defaults(table.clone());

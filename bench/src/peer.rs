@@ -179,20 +179,8 @@ impl Peer {
         let output = command
             .output()
             .with_context(|| format!("starting {} {DUCKDB_STAGES}", self.python.display()))?;
-        if !output.status.success() {
-            bail!(
-                "DuckDB {} failed ({}): {}",
-                args.first().map_or("", String::as_str),
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let line = stdout
-            .lines()
-            .last()
-            .context("the DuckDB stage printed nothing")?;
-        serde_json::from_str(line).with_context(|| format!("DuckDB printed {line:?}"))
+        let what = format!("DuckDB {}", args.first().map_or("", String::as_str));
+        crate::report::last_json_line(&output, &what)
     }
 
     /// DuckDB's parse, recast and snapshot of one partition (the snapshot onto `base`, the

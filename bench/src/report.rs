@@ -176,12 +176,18 @@ pub fn build() -> &'static str {
 }
 
 /// The results table (first column headed `first`), and with `--in-process` the process's peak.
+/// Prints the results table (`first` names the first column), and with `json` also writes it
+/// as JSON there.
 pub fn print_results(
     out: &mut impl Write,
     first: &str,
     rows: &[Row],
     in_process: bool,
+    json: Option<(&Path, &RunInfo)>,
 ) -> anyhow::Result<()> {
+    if let Some((path, info)) = json {
+        write_json(path, rows, info)?;
+    }
     writeln!(out, "{}", table_header(first))?;
     for row in rows {
         writeln!(out, "{}", format_row(row))?;
@@ -194,6 +200,24 @@ pub fn print_results(
         )?;
     }
     Ok(())
+}
+
+/// The JSON line a child process (a stage run, a DuckDB stage) printed last, or why there is
+/// none: a failed process's stderr, named by `what`.
+pub fn last_json_line(output: &std::process::Output, what: &str) -> anyhow::Result<Value> {
+    if !output.status.success() {
+        anyhow::bail!(
+            "{what} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .last()
+        .with_context(|| format!("{what} printed nothing"))?;
+    serde_json::from_str(line).with_context(|| format!("{what} printed {line:?}"))
 }
 
 #[cfg(test)]
