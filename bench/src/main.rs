@@ -119,8 +119,7 @@ impl GeneratorArgs {
 #[derive(Debug, Clone, clap::Args)]
 struct DictionaryArg {
     /// The column-type dictionary (default: the demo's small one in the repository; name the
-    /// council's, e.g. ../shared/tascomi/column-type-dictionary.json, for production-like
-    /// figures).
+    /// council's production dictionary for production-like figures).
     #[arg(
         long = "dictionary",
         default_value = concat!(

@@ -2,24 +2,12 @@
 //! imported and run through parse, recast and snapshot night by night; and `bench night` runs
 //! every table of the pipeline file.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn bench() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bench"))
-}
-
-/// Runs `command`, failing the test with its stderr when it fails; returns its stdout.
-fn run(command: &mut Command) -> String {
-    let output = command.output().expect("starting bench");
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8 output")
-}
+use support::{bench, run};
 
 /// The `rows` column of the result rows of `stage` whose first column starts with `label`.
 fn rows_of(table: &str, label: &str, stage: &str) -> Vec<u64> {

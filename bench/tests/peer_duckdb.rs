@@ -2,37 +2,13 @@
 //! run; DuckDB's final snapshot must equal ours (ids and `last_updated`). No timing is
 //! asserted: the figures are the benchmark's (docs/benchmarks.md).
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
-fn bench() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bench"))
-}
-
-/// Runs `command`, failing the test with its stderr when it fails; returns its stdout.
-fn run(command: &mut Command) -> String {
-    let output = command.output().expect("starting the command");
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8 output")
-}
-
-/// The interpreter with duckdb (`TASCOMI_PYTHON`, set by scripts/test.sh), or `None`.
-fn python() -> Option<String> {
-    let env = common::config::Env::from_process();
-    match env.get("TASCOMI_PYTHON") {
-        Some(python) => Some(python.to_owned()),
-        None if env.get("CI").is_some() => panic!("TASCOMI_PYTHON is not set in CI"),
-        None => {
-            eprintln!("skipped: TASCOMI_PYTHON is not set (run scripts/test.sh)");
-            None
-        }
-    }
-}
+use support::{bench, run};
+use tascomi_test_support::python;
 
 /// The side-by-side table's rows of `stage`: (night, rows) of each.
 fn side_by_side(out: &str, stage: &str) -> Vec<(String, String)> {

@@ -5,31 +5,13 @@ mod support;
 
 use bytes::Bytes;
 use common::config::{COLUMN_TYPE_DICTIONARY_VARIABLE, Env, PipelineFile};
-use common::storage::{S3Storage, Storage};
+use common::storage::Storage;
 
 const DICTIONARY: &str = r#"[{
   "integer": {"appeals": ["id", "appeal_days"]},
   "timestamp": {"appeals": ["last_updated"]},
   "boolean": {"wards": ["active"]}
 }]"#;
-
-async fn bucket(config: &aws_config::SdkConfig) -> (S3Storage, String) {
-    let storage = S3Storage::new(config);
-    let bucket = support::unique("tascomi-conf");
-    storage
-        .client()
-        .create_bucket()
-        .bucket(&bucket)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest2)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    (storage, bucket)
-}
 
 /// A pipeline file naming no dictionary, as the repository's and the image's.
 fn pipeline() -> PipelineFile {
@@ -45,7 +27,7 @@ async fn a_service_reads_its_dictionary_from_an_s3_uri() {
     let Some(config) = support::moto().await else {
         return;
     };
-    let (storage, bucket) = bucket(&config).await;
+    let (storage, bucket) = support::s3_bucket(&config, "tascomi-conf").await;
     let key = "planning/tascomi/_config/column-type-dictionary-0123abcd.json";
     storage
         .put(&bucket, key, Bytes::from_static(DICTIONARY.as_bytes()))
@@ -82,7 +64,7 @@ async fn a_missing_object_is_an_error_naming_the_uri_and_the_variable() {
     let Some(config) = support::moto().await else {
         return;
     };
-    let (_storage, bucket) = bucket(&config).await;
+    let (_storage, bucket) = support::s3_bucket(&config, "tascomi-conf").await;
     let uri = format!("s3://{bucket}/planning/tascomi/_config/no-such-dictionary.json");
     let env = Env::from_pairs([(COLUMN_TYPE_DICTIONARY_VARIABLE, uri.as_str())]);
 
@@ -104,7 +86,7 @@ async fn an_object_that_is_not_a_dictionary_is_an_error_naming_the_uri() {
     let Some(config) = support::moto().await else {
         return;
     };
-    let (storage, bucket) = bucket(&config).await;
+    let (storage, bucket) = support::s3_bucket(&config, "tascomi-conf").await;
     let key = "config/dictionary.json";
     storage
         .put(&bucket, key, Bytes::from_static(b"{\"integer\": 1}"))

@@ -7,21 +7,7 @@ use common::storage::{S3Storage, Storage, StorageError};
 
 async fn storage_with_bucket() -> Option<(S3Storage, String)> {
     let config = support::moto().await?;
-    let storage = S3Storage::new(&config);
-    let bucket = support::unique("tascomi-test");
-    storage
-        .client()
-        .create_bucket()
-        .bucket(&bucket)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest2)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    Some((storage, bucket))
+    Some(support::s3_bucket(&config, "tascomi-test").await)
 }
 
 #[tokio::test]

@@ -20,16 +20,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use anyhow::Context;
 use arrow::array::{Array, AsArray};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Int64Type};
+use arrow::datatypes::{DataType, Int64Type, Schema};
 use chrono::{NaiveDate, Utc};
 use common::catalog::{PartitionInfo, TableDef, columns_of};
 use common::layout::{Layer, TableName, date_value, parse_date, partition_values};
-use common::parquet_io::{read_file_columns, read_metadata};
+use common::parquet_io::{file_schema, read_file_columns, read_metadata};
 use common::platform::Platform;
 use common::raw::{EXCEPTION, PAGE_NUMBER, STATUS, URL};
 use common::storage::ObjectMeta;
@@ -43,6 +42,8 @@ pub const ADOPTED_PARAMETER: &str = "adopted_at";
 #[derive(Debug, Clone)]
 pub struct Folder {
     pub date: NaiveDate,
+    /// The bucket the folder is in.
+    pub bucket: String,
     /// `s3://bucket/prefix/`.
     pub location: String,
     pub files: Vec<ObjectMeta>,
@@ -277,6 +278,7 @@ async fn layer_finding(
         }
         let folder = folders.entry(date).or_insert_with(|| Folder {
             date,
+            bucket: bucket.clone(),
             location: format!("s3://{bucket}/{prefix}{}/", parts[..4].join("/")),
             files: Vec::new(),
         });
@@ -386,8 +388,7 @@ struct StatusRow {
 
 /// The bookkeeping columns of a raw folder, whatever types the old jobs gave them.
 async fn status_rows(platform: &Platform, folder: &Folder) -> anyhow::Result<Vec<StatusRow>> {
-    let (bucket, _) = common::storage::split_s3_uri(&folder.location)
-        .with_context(|| format!("{} is not an s3:// address", folder.location))?;
+    let bucket = &folder.bucket;
     let mut out = Vec::new();
     for file in &folder.files {
         let columns = [PAGE_NUMBER, STATUS, URL, EXCEPTION];
@@ -439,32 +440,22 @@ async fn status_rows(platform: &Platform, folder: &Folder) -> anyhow::Result<Vec
     Ok(out)
 }
 
-/// The columns of a folder's first file.
-async fn folder_schema(
-    platform: &Platform,
-    folder: &Folder,
-) -> anyhow::Result<arrow::datatypes::SchemaRef> {
-    let (bucket, _) = common::storage::split_s3_uri(&folder.location)
-        .with_context(|| format!("{} is not an s3:// address", folder.location))?;
-    let (schema, _) = read_file_columns(
+/// The columns of a folder's first file, from its footer (INT96 timestamps as microseconds).
+async fn folder_schema(platform: &Platform, folder: &Folder) -> anyhow::Result<Schema> {
+    let footer = read_metadata(
         platform.storage.clone(),
-        bucket,
+        &folder.bucket,
         &folder.files[0].key,
-        1,
-        None,
     )
     .await?;
-    Ok(schema)
+    Ok(file_schema(&footer)?)
 }
 
 /// The rows of a folder, from its files' footers.
 async fn folder_rows(platform: &Platform, folder: &Folder) -> anyhow::Result<i64> {
-    let (bucket, _) = common::storage::split_s3_uri(&folder.location)
-        .with_context(|| format!("{} is not an s3:// address", folder.location))?;
     let mut rows = 0;
     for file in &folder.files {
-        let storage: Arc<dyn common::storage::Storage> = platform.storage.clone();
-        rows += read_metadata(storage, bucket, &file.key)
+        rows += read_metadata(platform.storage.clone(), &folder.bucket, &file.key)
             .await?
             .file_metadata()
             .num_rows();

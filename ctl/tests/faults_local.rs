@@ -185,19 +185,7 @@ async fn status_flags_holes_and_ingest_since_refetches_the_days_since() {
     let (sim, first) = sim().await;
     let days: Vec<NaiveDate> = (0..3).map(|i| first + chrono::Duration::days(i)).collect();
     for day in &days {
-        sim.set_today(*day);
-        let (ok, out) = ws.tascomi(
-            &sim,
-            &[
-                "run",
-                "--api-url",
-                &sim.base_url,
-                "--as-of",
-                &day.to_string(),
-            ],
-            &[],
-        );
-        assert!(ok, "{out}");
+        ws.run_night(&sim, *day);
     }
     let (ok, out) = ws.tascomi(&sim, &["status"], &[]);
     assert!(ok, "{out}");

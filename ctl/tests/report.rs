@@ -173,19 +173,7 @@ async fn problems_come_first_and_status_judges_the_schedule_as_of_a_date() {
     let (sim, first) = sim().await;
     let days: Vec<NaiveDate> = (0..3).map(|i| first + chrono::Duration::days(i)).collect();
     for day in &days {
-        sim.set_today(*day);
-        let (ok, out) = ws.tascomi(
-            &sim,
-            &[
-                "run",
-                "--api-url",
-                &sim.base_url,
-                "--as-of",
-                &day.to_string(),
-            ],
-            &[],
-        );
-        assert!(ok, "{out}");
+        ws.run_night(&sim, *day);
     }
     let last = days[2];
     // A night killed after ingest for appeals: its last raw import has no later layers.

@@ -18,7 +18,7 @@ async fn a_weekly_table_is_fetched_on_sunday_and_carried_forward_on_the_other_ni
         sunday += chrono::Duration::days(1);
     }
     let sim = SimApi::start(config).await.unwrap();
-    let run = |day: NaiveDate| support::run_night(&ws.data_dir, &ws.pipeline, &sim, day);
+    let run = |day: NaiveDate| ws.run_night(&sim, day);
 
     // A Saturday before any Sunday: wards has no snapshot to carry, and is not run.
     let saturday = sunday - chrono::Duration::days(1);

@@ -36,3 +36,22 @@ pub async fn moto() -> Option<SdkConfig> {
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
+
+/// S3 on moto with a fresh bucket named `prefix-<uuid>` (in eu-west-2, as the deployments).
+pub async fn s3_bucket(config: &SdkConfig, prefix: &str) -> (common::storage::S3Storage, String) {
+    let storage = common::storage::S3Storage::new(config);
+    let bucket = unique(prefix);
+    storage
+        .client()
+        .create_bucket()
+        .bucket(&bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest2)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    (storage, bucket)
+}

@@ -59,6 +59,11 @@ impl Workspace {
         tascomi(&self.data_dir, &self.pipeline, sim, args, env)
     }
 
+    /// [`run_night`] on this workspace's data directory and pipeline file.
+    pub fn run_night(&self, sim: &tascomi_sim::SimHandle, day: NaiveDate) -> String {
+        run_night(&self.data_dir, &self.pipeline, sim, day)
+    }
+
     /// The lines of the stage's dead-letter file (one message each).
     pub fn dead_letters(&self, stage: &str) -> Vec<serde_json::Value> {
         let path = self

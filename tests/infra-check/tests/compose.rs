@@ -247,7 +247,7 @@ fn compose_mounts_the_dictionary_where_recast_reads_it() {
         volumes.contains(&format!(":{path}:ro")),
         "{path} is not mounted: {volumes}"
     );
-    assert!(volumes.contains("../shared/tascomi/column-type-dictionary.json"));
+    assert!(volumes.contains("${TASCOMI_DICTIONARY:-./ctl/demo/column-type-dictionary.json}"));
 }
 
 #[test]
