@@ -171,6 +171,11 @@ impl PartitionWriter {
         Ok(())
     }
 
+    /// Whether rows written are waiting in a file not yet closed and uploaded.
+    pub fn has_open_file(&self) -> bool {
+        self.current.is_some()
+    }
+
     /// Closes the file being written, if any, and uploads it.
     pub async fn flush_file(&mut self) -> Result<(), PublishError> {
         let Some(encoder) = self.current.take() else {

@@ -5,8 +5,8 @@
 //!   snapshot, or increments not in id order): memory grows with the increment, its rows
 //!   (conformed batches) plus, per id, its key and the winner's position. The previous snapshot
 //!   is never held here.
-//! - [`InOrderWinners`] finds the winners of an increment read in id order with memory for one
-//!   id at a time (a first snapshot, streamed).
+//! - [`crate::streamed::InOrderWinners`] finds the winners of an increment read in id order,
+//!   or nearly, without holding it (a first snapshot, streamed).
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -191,78 +191,6 @@ fn gather(
     interleave_record_batch(&refs, &indices)
 }
 
-/// The winning rows of an increment read in id order, found with memory for one id at a time:
-/// equal ids are neighbours, so each id's rows are compared as they pass, by the same rule as
-/// [`Preparer`]. A first snapshot streams its increment this way.
-#[derive(Debug)]
-pub struct InOrderWinners {
-    rule: WinnerRule,
-    /// The id being read and its best row so far: (id, version, row number).
-    current: Option<(OwnedRow, HeldVersion, u64)>,
-    /// Rows added so far.
-    rows: u64,
-    winners: Vec<u64>,
-    null_ids: u64,
-}
-
-impl InOrderWinners {
-    /// `schema` is the schema of the batches to add; `ids` encodes its id column.
-    pub fn new(
-        schema: &SchemaRef,
-        id_column: &str,
-        last_updated_column: &str,
-        ids: Arc<KeyEncoder>,
-    ) -> Result<Self, ArrowError> {
-        Ok(Self {
-            rule: WinnerRule::new(schema, id_column, last_updated_column, ids)?,
-            current: None,
-            rows: 0,
-            winners: Vec::new(),
-            null_ids: 0,
-        })
-    }
-
-    /// Adds the next batch read. `Ok(false)` as soon as an id is below the one before it: the
-    /// increment is not in id order (stop, and hold it with a [`Preparer`] instead).
-    pub fn add(&mut self, batch: &RecordBatch, import_date: NaiveDate) -> Result<bool, ArrowError> {
-        let keys = self.rule.keys(batch)?;
-        for row in 0..batch.num_rows() {
-            let at = self.rows;
-            self.rows += 1;
-            let Some(key) = keys.id(row) else {
-                self.null_ids += 1;
-                continue;
-            };
-            let version = keys.version(row, import_date);
-            match &mut self.current {
-                Some((id, _, _)) if key < id.row() => return Ok(false),
-                Some((id, best, best_at)) if key == id.row() => {
-                    if version.replaces(&best.version()) {
-                        *best = version.owned();
-                        *best_at = at;
-                    }
-                }
-                current => {
-                    if let Some((_, _, best_at)) = current.take() {
-                        self.winners.push(best_at);
-                    }
-                    *current = Some((key.owned(), version.owned(), at));
-                }
-            }
-        }
-        Ok(true)
-    }
-
-    /// The winners' row numbers (counting every row added, from 0), in id order, and how many
-    /// rows had no id.
-    pub fn finish(mut self) -> (Vec<u64>, u64) {
-        if let Some((_, _, best_at)) = self.current.take() {
-            self.winners.push(best_at);
-        }
-        (self.winners, self.null_ids)
-    }
-}
-
 /// The increment ready to merge: one row per id, sorted by id.
 #[derive(Debug)]
 pub struct PreparedIncrement {
@@ -394,37 +322,6 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect()
-    }
-
-    #[test]
-    fn in_order_winners_follow_the_preparers_rules_and_stop_out_of_order() {
-        let winners = |batches: Vec<RecordBatch>| {
-            let ids = Arc::new(KeyEncoder::new(&DataType::Int32).unwrap());
-            let mut w = InOrderWinners::new(&schema(), "id", "last_updated", ids).unwrap();
-            for b in batches {
-                if !w.add(&b, day(20)).unwrap() {
-                    return None;
-                }
-            }
-            Some(w.finish())
-        };
-        let newer = Some("2026-11-20 10:00:00");
-        let older = Some("2026-11-19 10:00:00");
-        let found = winners(vec![
-            batch(&[(Some(1), None, "a"), (Some(2), newer, "b newer")]),
-            batch(&[
-                (None, None, "no id"),
-                (Some(2), older, "b older"),
-                (Some(3), None, "c"),
-                (Some(3), None, "c again"),
-            ]),
-        ]);
-        // Id 2: the newer row (1) beats the older (3); id 3: a full tie, the later row (5).
-        assert_eq!(found, Some((vec![0, 1, 5], 1)));
-        assert_eq!(
-            winners(vec![batch(&[(Some(2), None, "b"), (Some(1), None, "a")])]),
-            None
-        );
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! are then read in one of two ways (the rule is [`crate::winner`]'s):
 //! - `Inputs::prepare`: held, one row per id, sorted by id ([`crate::increment::Preparer`]);
 //! - `Inputs::read_order`: only the ids and `last_updated`, to find the winners of an
-//!   increment in id order without holding it ([`crate::increment::InOrderWinners`]); the merge
-//!   then reads the increment again with `IncrementReader`.
+//!   increment in id order, or nearly, without holding it ([`crate::streamed`]); the merge then
+//!   reads the increment again with `IncrementReader`.
 
 use std::sync::Arc;
 
@@ -26,10 +26,11 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::ParquetMetaData;
 
 use crate::error::{Result, SnapshotError};
-use crate::increment::{InOrderWinners, PreparedIncrement, Preparer};
+use crate::increment::{PreparedIncrement, Preparer};
 use crate::merge::MergeColumns;
 use crate::plan::Plan;
 use crate::schema::{SchemaUnion, conform};
+use crate::streamed::InOrderWinners;
 use crate::winner::{ID_COLUMN, KeyEncoder, LAST_UPDATED_COLUMN, id_encoder, rule_columns};
 
 /// What a merge reads: the base's files with their footers, the increments' files, and the
@@ -153,11 +154,17 @@ impl Inputs {
     }
 
     /// Reads only the ids and `last_updated` of the increments and, when the ids come in id
-    /// order, says which rows win (row numbers in read order) and how many rows had no id.
-    /// `None` as soon as an id is out of order. Memory: one id, and 8 bytes per winning row.
-    pub(crate) async fn read_order(&self, ids: Arc<KeyEncoder>) -> Result<Option<(Vec<u64>, u64)>> {
+    /// order or nearly (rows out of place by fewer than `window` distinct ids), says which rows
+    /// win (row numbers in read order, listed in id order) and how many rows had no id. `None`
+    /// as soon as an id is further out of order. Memory: `window` ids, and 8 bytes per winning
+    /// row.
+    pub(crate) async fn read_order(
+        &self,
+        ids: Arc<KeyEncoder>,
+        window: usize,
+    ) -> Result<Option<(Vec<u64>, u64)>> {
         let keys = rule_columns(&self.target);
-        let mut winners = InOrderWinners::new(&keys, ID_COLUMN, LAST_UPDATED_COLUMN, ids)
+        let mut winners = InOrderWinners::new(&keys, ID_COLUMN, LAST_UPDATED_COLUMN, ids, window)
             .map_err(arrow_error(format!("{} increment", self.table)))?;
         let mut reader = IncrementReader::new(self, keys);
         while let Some((batch, date, what)) = reader.next().await? {

@@ -8,7 +8,8 @@
 //! - [`coverage`]: the rule that a snapshot is never built on a hole (an import that did not
 //!   reach the increment layer).
 //! - [`winner`]: the one rule that picks the version of a record the snapshot keeps.
-//! - [`increment`]: the increments reduced to one row per id, held or streamed in id order.
+//! - [`increment`]: the increments reduced to one row per id and held, sorted by id.
+//! - [`streamed`]: a first snapshot streamed from an increment in id order, or nearly.
 //! - [`inputs`]: reading the base's footers and the increments' files.
 //! - [`merge`]: the streaming merge with the previous snapshot, copying untouched files.
 //! - [`output`]: writing the files, copy or rewrite, and the accounting (report, gate checks,
@@ -28,6 +29,7 @@ pub mod plan;
 pub mod schema;
 pub mod settings;
 pub mod stage;
+pub mod streamed;
 pub mod winner;
 
 pub use coverage::{Holes, MissingPartition, Window};

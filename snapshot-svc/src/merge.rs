@@ -1,7 +1,8 @@
 //! The streaming merge: the previous snapshot, file by file and batch by batch, with the
 //! prepared increment woven in by id ([`merge`]); or, for a first snapshot whose increment
 //! arrives in id order, the increment's winning rows streamed straight through
-//! ([`InOrderSnapshot`]). `merge_inputs` picks the way.
+//! ([`InOrderSnapshot`], rows slightly out of place put back in order by [`crate::streamed`]).
+//! `merge_inputs` picks the way.
 //!
 //! Files of the previous snapshot are visited in order of their smallest id (from the Parquet
 //! statistics of `id`). Each one is either (the decision is [`crate::output::decide`]; the files
@@ -12,10 +13,12 @@
 //! - **rewritten**: streamed batch by batch, rows whose id is in the increment dropped, the
 //!   increment's rows inserted in id order, up to the next file's smallest id.
 //!
-//! One exception keeps the file count from growing night after night: an untouched file that is
-//! not yet full (fewer than `file_rows` rows) is rewritten when increment rows fall between it
-//! and the next file (typically new records, whose ids are above every existing id), so they
-//! join it instead of starting a small file of their own.
+//! The file count stays bounded night after night: rewritten neighbours are written as one run,
+//! split into full files (so a file that grew does not leave a small remainder of its own); an
+//! untouched file that is not yet full (fewer than `file_rows` rows) is rewritten when
+//! increment rows fall between it and the next file (typically new records, whose ids are above
+//! every existing id), so they join it instead of starting a small file of their own; and an
+//! untouched small file is compacted into its neighbours ([`crate::output::compacts`]).
 //!
 //! Output stays ordered by id across files when the previous snapshot was (ours always is), so
 //! each file keeps a narrow id range and later merges copy most files. Correctness does not
@@ -28,8 +31,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, BooleanArray, RecordBatch};
-use arrow::compute::{filter_record_batch, interleave_record_batch};
+use arrow::array::{Array, RecordBatch};
+use arrow::compute::interleave_record_batch;
 use common::parquet_io::read_file;
 use common::publish::{PartitionWriter, StagedPartition};
 use common::storage::Storage;
@@ -38,9 +41,10 @@ use futures::TryStreamExt;
 use crate::error::{Result, SnapshotError};
 use crate::increment::PreparedIncrement;
 use crate::inputs::{BaseFile, IncrementReader, Inputs, arrow_error};
-use crate::output::{Action, MergeReport, Output, decide};
+use crate::output::{Action, MergeReport, Output, Rewrite, compacts, decide};
 use crate::schema::conform;
 use crate::settings::SnapshotSettings;
+use crate::streamed::{Reorder, WINDOW_IDS};
 use crate::winner::KeyEncoder;
 
 /// The columns the merge works with.
@@ -84,7 +88,12 @@ pub async fn merge(
             .get(i + 1)
             .and_then(|f| f.id_range.as_ref())
             .map(|(min, _)| min);
-        let action = decide(file, next_min, increment, &target, out.file_rows());
+        let action = match decide(file, next_min, increment, &target, out.file_rows()) {
+            Action::Copy if compacts(file, base.get(i + 1), out.has_open_file(), settings) => {
+                Action::Rewrite(Rewrite::Compacts)
+            }
+            action => action,
+        };
         tracing::debug!(file = %file.key, ?action, "previous snapshot file");
         match action {
             Action::Copy => {
@@ -116,7 +125,8 @@ pub async fn merge(
                 report.replaced_rows += replaced;
                 out.write_increment(increment, cursor..bound).await?;
                 cursor = bound;
-                out.end_file().await?;
+                // The file stays open: the rows of a following rewritten file join it, so
+                // rewritten neighbours are packed into full files (a copy closes it).
                 report.rewritten_files += 1;
             }
         }
@@ -174,13 +184,13 @@ pub(crate) async fn merge_inputs(
     settings: &SnapshotSettings,
 ) -> Result<(StagedPartition, MergeReport)> {
     let in_order = match inputs.base.is_empty() {
-        true => inputs.read_order(ids.clone()).await?,
+        true => inputs.read_order(ids.clone(), WINDOW_IDS).await?,
         false => None,
     };
     match in_order {
         Some(order) => {
             let snapshot = InOrderSnapshot::new(writer, ids, columns, settings);
-            write_in_order(inputs, order, snapshot).await
+            write_in_order(inputs, order, snapshot, settings.batch_rows).await
         }
         None => {
             let increment = inputs.prepare(ids.clone()).await?;
@@ -199,26 +209,35 @@ pub(crate) async fn merge_inputs(
     }
 }
 
-/// The first snapshot of an increment in id order, streamed: every increment row is read
-/// again and the winners (`order`, from [`Inputs::read_order`]) written as they come.
+/// The first snapshot of an increment in id order (or nearly), streamed: every increment row
+/// is read again and the winners (`order`, from [`Inputs::read_order`]) written in id order.
 async fn write_in_order(
     inputs: &Inputs,
     (order, null_ids): (Vec<u64>, u64),
     mut snapshot: InOrderSnapshot<'_>,
+    batch_rows: usize,
 ) -> Result<(StagedPartition, MergeReport)> {
     let mut reader = IncrementReader::new(inputs, inputs.target.clone());
-    let (mut row, mut next) = (0u64, 0usize);
-    while let Some((batch, _, what)) = reader.next().await? {
-        let end = row + batch.num_rows() as u64;
-        let mut keep = vec![false; batch.num_rows()];
-        while next < order.len() && order[next] < end {
-            keep[(order[next] - row) as usize] = true;
-            next += 1;
+    let mut rows = Reorder::new(order, batch_rows);
+    let mut what = format!("{} increment", inputs.table);
+    while !rows.is_done() {
+        match rows.pop().map_err(arrow_error(what.clone()))? {
+            Some(batch) => snapshot.write(&batch).await?,
+            None => match reader.next().await? {
+                Some((batch, _, file)) => {
+                    rows.push(batch);
+                    what = file;
+                }
+                None => {
+                    return Err(SnapshotError::Arrow {
+                        what,
+                        source: arrow::error::ArrowError::ComputeError(
+                            "the increment has fewer rows than when it was first read".into(),
+                        ),
+                    });
+                }
+            },
         }
-        row = end;
-        let kept =
-            filter_record_batch(&batch, &BooleanArray::from(keep)).map_err(arrow_error(what))?;
-        snapshot.write(&kept).await?;
     }
     snapshot.finish(null_ids).await
 }
@@ -486,7 +505,8 @@ mod tests {
     async fn increment_rows_are_woven_in_by_id_across_files() {
         let base = base().await;
         assert_eq!(base.files.len(), 2);
-        let (report, files) = run(&base, &increment(&[0, 4, 10, 13, 25]), 100).await;
+        let (report, files) = run(&base, &increment(&[0, 4, 10, 13, 25]), 8).await;
+        // Both files rewritten: their rows are one run, split into files of 8 rows.
         assert_eq!(
             ids_of(&files),
             [vec![0, 1, 3, 4, 5, 7, 9, 10], vec![11, 13, 15, 17, 19, 25]]
@@ -498,17 +518,30 @@ mod tests {
         assert_eq!(report.rows, 14);
         assert_eq!(report.order_breaks, 0);
         assert!(report.passed(), "{:?}", report.checks);
+        // With room for all, the two rewritten files become one.
+        let (report, files) = run(&base, &increment(&[0, 4, 10, 13, 25]), 100).await;
+        assert_eq!(files.len(), 1);
+        assert_eq!(report.rows, 14);
     }
 
     #[tokio::test]
     async fn rows_between_files_join_a_file_that_is_not_full_or_stand_alone() {
         let base = base().await;
-        // File 1 has room (5 of 100 rows): it takes id 10; file 2 is copied.
-        let (report, files) = run(&base, &increment(&[10]), 100).await;
+        // File 1 has room (5 of 8 rows): it takes id 10; file 2 (not under half a file) is
+        // copied.
+        let (report, files) = run(&base, &increment(&[10]), 8).await;
         assert_eq!((report.copied_files, report.rewritten_files), (1, 1));
         assert_eq!(
             ids_of(&files),
             [vec![1, 3, 5, 7, 9, 10], vec![11, 13, 15, 17, 19]]
+        );
+        // Files under half a file (5 of 100 rows): file 2 is compacted into the file that
+        // took id 10.
+        let (report, files) = run(&base, &increment(&[10]), 100).await;
+        assert_eq!((report.copied_files, report.rewritten_files), (0, 2));
+        assert_eq!(
+            ids_of(&files),
+            [vec![1, 3, 5, 7, 9, 10, 11, 13, 15, 17, 19]]
         );
         // Both files full (5 of 5 rows): both copied, id 10 gets a file between them.
         let (report, files) = run(&base, &increment(&[10]), 5).await;

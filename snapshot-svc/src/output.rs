@@ -26,6 +26,7 @@ use crate::inputs::{BaseFile, Inputs};
 use crate::merge::MergeColumns;
 use crate::plan::{IncrementRun, Plan, encode_included, parameters, run_of};
 use crate::schema::same_columns;
+use crate::settings::SnapshotSettings;
 use crate::stage::STAGE;
 use crate::winner::KeyEncoder;
 
@@ -40,6 +41,9 @@ pub enum Rewrite {
     NoStatistics,
     /// It is not full and increment rows follow it before the next file.
     AbsorbsFollowingRows,
+    /// It is small, and its rows join the file being written or the next small file
+    /// ([`compacts`]).
+    Compacts,
 }
 
 /// What to do with one file of the previous snapshot.
@@ -77,6 +81,24 @@ pub fn decide(
         return Action::Rewrite(Rewrite::AbsorbsFollowingRows);
     }
     Action::Copy
+}
+
+/// Compaction, so the file count stays bounded night after night: an untouched `file` that
+/// is small (under half a file, in rows and in bytes) is rewritten rather than copied when its
+/// rows can join a file being written (`open_file`: the file before it was rewritten) or the
+/// `next` file is small too (the two are written as one). A small file survives only between
+/// two untouched full files, and then only until a neighbour changes.
+pub fn compacts(
+    file: &BaseFile,
+    next: Option<&BaseFile>,
+    open_file: bool,
+    settings: &SnapshotSettings,
+) -> bool {
+    let small = |f: &BaseFile| {
+        (f.rows as usize) * 2 < settings.file_rows
+            && (f.bytes as usize) * 2 < settings.target_file_bytes
+    };
+    small(file) && (open_file || next.is_some_and(small))
 }
 
 /// What a merge did.
@@ -217,6 +239,11 @@ impl<'a> Output<'a> {
             self.last_key = Some(max.clone());
         }
         Ok(())
+    }
+
+    /// Whether rows written are waiting in a file not yet closed.
+    pub(crate) fn has_open_file(&self) -> bool {
+        self.writer.has_open_file()
     }
 
     pub(crate) async fn end_file(&mut self) -> Result<()> {
@@ -498,6 +525,36 @@ mod tests {
         assert_eq!(
             decide(&file(None, 10, schema()), None, &inc, &target, 10),
             Action::Rewrite(Rewrite::NoStatistics)
+        );
+    }
+
+    #[test]
+    fn small_files_are_compacted_into_their_neighbours() {
+        let settings = SnapshotSettings {
+            file_rows: 10,
+            ..SnapshotSettings::default()
+        };
+        let small = file(Some((1, 4)), 4, schema());
+        let full = file(Some((5, 14)), 10, schema());
+        assert!(
+            compacts(&small, Some(&full), true, &settings),
+            "joins the open file"
+        );
+        assert!(!compacts(&small, Some(&full), false, &settings));
+        assert!(
+            compacts(&small, Some(&small), false, &settings),
+            "two small files"
+        );
+        assert!(!compacts(&small, None, false, &settings));
+        assert!(
+            !compacts(&full, Some(&small), true, &settings),
+            "a full file stays"
+        );
+        let mut wide = small.clone();
+        wide.bytes = settings.target_file_bytes as u64;
+        assert!(
+            !compacts(&wide, Some(&small), true, &settings),
+            "few rows, but many bytes"
         );
     }
 

@@ -523,16 +523,18 @@ pub async fn first_snapshot_from_several_days(lake: &Lake) {
 
 /// A full load in id order (the usual first snapshot) is streamed rather than held; with a
 /// record delivered twice by neighbouring pages, the later copy wins, and the rows are those of
-/// the same load out of order (which is held and sorted).
+/// the same load out of order (which is held and sorted). A copy served again a page later
+/// (the row parse keeps is then out of place) is put back in its place.
 pub async fn a_first_snapshot_in_id_order_equals_the_same_load_out_of_order(lake: &Lake) {
     let stage = stage(lake);
     let mut in_order = records(1..=25, "v1");
     in_order.insert(7, rec(7, Some("2026-11-01 09:00:00"), "second copy"));
+    in_order.insert(20, rec(12, Some("2026-11-01 09:00:00"), "a page later"));
     let last = increment(lake, day(1), &in_order, day(1)).await;
     snapshot(&stage, last).await;
     let streamed = read_snapshot(&lake.platform, day(1)).await;
 
-    // Out of id order, the two copies of 7 still in the same order.
+    // Out of id order, the two copies of 7 (and of 12) still in the same order.
     let mut shuffled = in_order.clone();
     shuffled.rotate_left(10);
     let last = increment(lake, day(2), &shuffled, day(2)).await;
@@ -551,6 +553,7 @@ pub async fn a_first_snapshot_in_id_order_equals_the_same_load_out_of_order(lake
         );
     }
     assert_eq!(streamed.text(7, "value").as_deref(), Some("second copy"));
+    assert_eq!(streamed.text(12, "value").as_deref(), Some("a page later"));
     assert!(
         streamed.keys.len() >= 2,
         "25 rows at 10 rows per file: {:?}",
