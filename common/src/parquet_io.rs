@@ -513,5 +513,8 @@ pub async fn read_all(
     stream.try_collect().await
 }
 
+mod patch;
+pub use patch::SourceRowGroup;
+
 #[cfg(test)]
 mod tests;

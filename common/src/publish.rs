@@ -19,10 +19,11 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
+use parquet::errors::ParquetError;
 
 use crate::catalog::{Catalog, CatalogError, PartitionInfo, TableDef, columns_of};
 use crate::layout::{Layout, PartitionRef, parse_date};
-use crate::parquet_io::{FileEncoder, ParquetIoError, WriteOptions};
+use crate::parquet_io::{FileEncoder, ParquetIoError, SourceRowGroup, WriteOptions};
 use crate::storage::{Storage, StorageError, split_s3_uri};
 
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +150,38 @@ impl PartitionWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        self.encode(|encoder| encoder.write(batch).map(|()| true))
+            .await
+            .map(|_| ())
+    }
+
+    /// Writes `source` again as a row group: the leaf columns `changed` from `batches`, the
+    /// others copied as they are encoded ([`FileEncoder::write_patched`]). `Ok(false)`, with
+    /// nothing written, when `source`'s columns are not the writer's (encode its rows instead).
+    /// Uploads a file when it reaches the target size.
+    pub async fn write_patched(
+        &mut self,
+        source: &SourceRowGroup,
+        changed: &[usize],
+        batches: &[RecordBatch],
+    ) -> Result<bool, PublishError> {
+        self.encode(|encoder| {
+            if !encoder.can_patch(source) {
+                return Ok(false);
+            }
+            encoder
+                .write_patched(source, changed, batches)
+                .map(|()| true)
+        })
+        .await
+    }
+
+    /// Runs `work` on the open file's encoder (opening one if none is), then uploads the file
+    /// if it reached the target size. `work`'s `Ok(false)` says it wrote nothing.
+    async fn encode(
+        &mut self,
+        work: impl FnOnce(&mut FileEncoder) -> Result<bool, ParquetError>,
+    ) -> Result<bool, PublishError> {
         let parquet_error = |this: &Self, source| {
             this.write_error(ParquetIoError::Parquet {
                 bucket: this.partition.bucket.clone(),
@@ -162,13 +195,14 @@ impl PartitionWriter {
             self.current = Some(encoder);
         }
         let encoder = self.current.as_mut().expect("just created");
-        if let Err(e) = encoder.write(batch) {
-            return Err(parquet_error(self, e));
-        }
+        let wrote = match work(encoder) {
+            Ok(wrote) => wrote,
+            Err(e) => return Err(parquet_error(self, e)),
+        };
         if encoder.size() >= self.options.target_file_bytes {
             self.flush_file().await?;
         }
-        Ok(())
+        Ok(wrote)
     }
 
     /// Whether rows written are waiting in a file not yet closed and uploaded.

@@ -237,9 +237,19 @@ impl PreparedIncrement {
         first < self.keys.len() && self.keys[first] <= *max
     }
 
+    /// The number of rows whose id sorts at or below `bound`.
+    pub fn rows_through(&self, bound: &OwnedRow) -> usize {
+        self.keys.partition_point(|k| k <= bound)
+    }
+
     /// True when the increment holds this id.
     pub fn contains(&self, key: arrow::row::Row<'_>) -> bool {
-        self.keys.binary_search_by(|k| k.row().cmp(&key)).is_ok()
+        self.index_of(key).is_some()
+    }
+
+    /// The row holding this id, if the increment holds it.
+    pub fn index_of(&self, key: arrow::row::Row<'_>) -> Option<usize> {
+        self.keys.binary_search_by(|k| k.row().cmp(&key)).ok()
     }
 
     /// The number of the chunk holding row `index`, and the row's offset in it.

@@ -324,10 +324,14 @@ pub struct BaseFile {
     pub schema: SchemaRef,
     /// Smallest and largest id, when the statistics give them for every row group.
     pub id_range: Option<(OwnedRow, OwnedRow)>,
+    /// Each row group's smallest and largest id, when the statistics give them for all.
+    pub groups: Option<Vec<(OwnedRow, OwnedRow)>>,
     /// Rows without an id, when the statistics say.
     pub id_nulls: Option<u64>,
     /// Rows with a completeness value, when the statistics say.
     pub complete: Option<u64>,
+    /// The file's footer.
+    pub metadata: Arc<ParquetMetaData>,
 }
 
 impl BaseFile {
@@ -341,7 +345,7 @@ impl BaseFile {
         bucket: &str,
         key: &str,
         bytes: u64,
-        metadata: &ParquetMetaData,
+        metadata: &Arc<ParquetMetaData>,
         ids: &KeyEncoder,
         columns: &MergeColumns,
     ) -> Result<Self> {
@@ -369,7 +373,12 @@ impl BaseFile {
         );
         let mins = id_stats.row_group_mins(groups()).map_err(arrow_error)?;
         let maxes = id_stats.row_group_maxes(groups()).map_err(arrow_error)?;
-        let id_range = key_range(ids, &mins, &maxes);
+        let group_ids = group_ranges(ids, &mins, &maxes);
+        let id_range = group_ids.as_ref().and_then(|groups| {
+            let min = groups.iter().map(|(min, _)| min).min()?;
+            let max = groups.iter().map(|(_, max)| max).max()?;
+            Some((min.clone(), max.clone()))
+        });
         let complete = match schema.column_with_name(&columns.completeness) {
             None => Some(0),
             Some(_) => {
@@ -390,8 +399,10 @@ impl BaseFile {
             rows,
             schema: Arc::new(schema),
             id_range,
+            groups: group_ids,
             id_nulls,
             complete,
+            metadata: metadata.clone(),
         })
     }
 }
@@ -417,9 +428,13 @@ fn sum_known(counts: &arrow::array::UInt64Array) -> Option<u64> {
     (counts.null_count() == 0).then(|| counts.values().iter().sum())
 }
 
-/// The smallest of the row-group minimums and the largest of the maximums, as keys; `None`
-/// when any row group lacks them or they do not cast to the id type.
-fn key_range(ids: &KeyEncoder, mins: &ArrayRef, maxes: &ArrayRef) -> Option<(OwnedRow, OwnedRow)> {
+/// Each row group's smallest and largest id, as keys; `None` when any row group lacks them or
+/// they do not cast to the id type.
+fn group_ranges(
+    ids: &KeyEncoder,
+    mins: &ArrayRef,
+    maxes: &ArrayRef,
+) -> Option<Vec<(OwnedRow, OwnedRow)>> {
     if mins.is_empty() || mins.null_count() > 0 || maxes.null_count() > 0 {
         return None;
     }
@@ -433,7 +448,10 @@ fn key_range(ids: &KeyEncoder, mins: &ArrayRef, maxes: &ArrayRef) -> Option<(Own
     let maxes = ids
         .encode(&cast_with_options(maxes, ids.data_type(), &options).ok()?)
         .ok()?;
-    let min = mins.iter().min()?.owned();
-    let max = maxes.iter().max()?.owned();
-    Some((min, max))
+    Some(
+        mins.iter()
+            .zip(maxes.iter())
+            .map(|(min, max)| (min.owned(), max.owned()))
+            .collect(),
+    )
 }

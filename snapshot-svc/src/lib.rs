@@ -12,6 +12,7 @@
 //! - [`streamed`]: a first snapshot streamed from an increment in id order, or nearly.
 //! - [`inputs`]: reading the base's footers and the increments' files.
 //! - [`merge`]: the streaming merge with the previous snapshot, copying untouched files.
+//! - [`patch`]: merging into a file in place, encoding only the columns that changed.
 //! - [`output`]: writing the files, copy or rewrite, and the accounting (report, gate checks,
 //!   partition parameters).
 //! - [`schema`]: the union of columns and the safe-cast rule for a changed type.
@@ -25,6 +26,7 @@ pub mod increment;
 pub mod inputs;
 pub mod merge;
 pub mod output;
+pub mod patch;
 pub mod plan;
 pub mod schema;
 pub mod settings;

@@ -42,6 +42,7 @@ use crate::error::{Result, SnapshotError};
 use crate::increment::PreparedIncrement;
 use crate::inputs::{BaseFile, IncrementReader, Inputs, arrow_error};
 use crate::output::{Action, MergeReport, Output, Rewrite, compacts, decide};
+use crate::patch::{Patcher, patchable};
 use crate::schema::conform;
 use crate::settings::SnapshotSettings;
 use crate::streamed::{Reorder, WINDOW_IDS};
@@ -82,6 +83,7 @@ pub async fn merge(
     });
     let mut out = Output::new(writer, ids, columns, file_rows);
     let mut report = MergeReport::default();
+    let mut patcher = Patcher::new(storage.clone(), increment, ids, columns, batch_rows);
     let mut cursor = 0;
     for (i, file) in base.iter().enumerate() {
         let next_min = base
@@ -107,33 +109,43 @@ pub async fn merge(
                 out.copy(file).await?;
                 report.copied_files += 1;
             }
-            Action::Rewrite(_) => {
+            Action::Rewrite(why) => {
                 let bound = next_min
                     .map_or(increment.len(), |m| increment.rows_below(m))
                     .max(cursor);
-                let replaced = rewrite(
-                    storage.clone(),
-                    file,
-                    increment,
-                    &mut cursor,
-                    bound,
-                    &mut out,
-                    id_index,
-                    batch_rows,
-                )
-                .await?;
+                let in_place = why == Rewrite::HoldsIncrementIds && patchable(file, &target);
+                let woven = patcher.counts.woven_groups;
+                let replaced = if in_place {
+                    patcher.patch(file, &mut cursor, &mut out, id_index).await?
+                } else {
+                    rewrite(
+                        storage.clone(),
+                        file,
+                        increment,
+                        &mut cursor,
+                        bound,
+                        &mut out,
+                        id_index,
+                        batch_rows,
+                    )
+                    .await?
+                };
                 report.replaced_rows += replaced;
                 out.write_increment(increment, cursor..bound).await?;
                 cursor = bound;
                 // The file stays open: the rows of a following rewritten file join it, so
                 // rewritten neighbours are packed into full files (a copy closes it).
-                report.rewritten_files += 1;
+                match in_place && patcher.counts.woven_groups == woven {
+                    true => report.patched_files += 1,
+                    false => report.rewritten_files += 1,
+                }
             }
         }
     }
     out.write_increment(increment, cursor..increment.len())
         .await?;
     report.increment_rows = increment.len() as u64;
+    report.patch = patcher.counts;
     out.finish(increment.stats.null_ids, report).await
 }
 
@@ -257,63 +269,72 @@ async fn rewrite(
     batch_rows: usize,
 ) -> Result<u64> {
     let what = file.describe();
-    let target = increment.schema.clone();
+    let read_error = |source| SnapshotError::Read {
+        what: what.clone(),
+        source: Box::new(source),
+    };
     let (_, mut batches) = read_file(storage, &file.bucket, &file.key, batch_rows)
         .await
-        .map_err(|source| SnapshotError::Read {
-            what: what.clone(),
-            source: Box::new(source),
-        })?;
-    let arrow_error = |source| SnapshotError::Arrow {
-        what: what.clone(),
-        source,
-    };
+        .map_err(read_error)?;
+    let mut replaced = 0;
+    while let Some(batch) = batches.try_next().await.map_err(read_error)? {
+        let batch = conform(&batch, &increment.schema, &[]).map_err(arrow_error(what.clone()))?;
+        replaced += weave(&batch, increment, cursor, bound, out, id_index, &what).await?;
+    }
+    Ok(replaced)
+}
+
+/// Writes one batch of the previous snapshot (of the snapshot's schema) with the increment
+/// woven in: its rows whose id the increment holds dropped, and increment rows below each kept
+/// row (and below `bound`) written before it, advancing `cursor`. Returns the rows dropped.
+pub(crate) async fn weave(
+    batch: &RecordBatch,
+    increment: &PreparedIncrement,
+    cursor: &mut usize,
+    bound: usize,
+    out: &mut Output<'_>,
+    id_index: usize,
+    what: &str,
+) -> Result<u64> {
+    let ids = batch.column(id_index);
+    let keys = out
+        .ids()
+        .encode(ids)
+        .map_err(arrow_error(what.to_owned()))?;
     let keys_of = increment.keys();
     let mut replaced = 0;
-    while let Some(batch) = batches
-        .try_next()
-        .await
-        .map_err(|source| SnapshotError::Read {
-            what: what.clone(),
-            source: Box::new(source),
-        })?
-    {
-        let batch = conform(&batch, &target, &[]).map_err(arrow_error)?;
-        let ids = batch.column(id_index);
-        let keys = out.ids().encode(ids).map_err(arrow_error)?;
-        // (source, row): source 0 is the batch, 1 the increment (resolved below).
-        let mut picks: Vec<(bool, usize)> = Vec::with_capacity(batch.num_rows());
-        for row in 0..batch.num_rows() {
-            if ids.is_null(row) {
-                picks.push((false, row));
-                continue;
-            }
-            let key = keys.row(row);
-            while *cursor < bound && keys_of[*cursor].row() < key {
-                picks.push((true, *cursor));
-                *cursor += 1;
-            }
-            if increment.contains(key) {
-                replaced += 1;
-            } else {
-                picks.push((false, row));
-            }
-        }
-        if picks.is_empty() {
+    // (source, row): source 0 is the batch, 1 the increment (resolved below).
+    let mut picks: Vec<(bool, usize)> = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        if ids.is_null(row) {
+            picks.push((false, row));
             continue;
         }
-        let merged = if picks.iter().all(|(from_increment, _)| !from_increment) {
-            let rows: Vec<(usize, usize)> = picks.iter().map(|(_, row)| (0, *row)).collect();
-            if rows.len() == batch.num_rows() {
-                batch
-            } else {
-                interleave_record_batch(&[&batch], &rows).map_err(arrow_error)?
-            }
+        let key = keys.row(row);
+        while *cursor < bound && keys_of[*cursor].row() < key {
+            picks.push((true, *cursor));
+            *cursor += 1;
+        }
+        if increment.contains(key) {
+            replaced += 1;
         } else {
-            interleave_with_increment(&batch, increment, &picks).map_err(arrow_error)?
-        };
-        out.write(&merged).await?;
+            picks.push((false, row));
+        }
     }
+    if picks.is_empty() {
+        return Ok(replaced);
+    }
+    let merged = if picks.iter().all(|(from_increment, _)| !from_increment) {
+        let rows: Vec<(usize, usize)> = picks.iter().map(|(_, row)| (0, *row)).collect();
+        if rows.len() == batch.num_rows() {
+            batch.clone()
+        } else {
+            interleave_record_batch(&[batch], &rows).map_err(arrow_error(what.to_owned()))?
+        }
+    } else {
+        interleave_with_increment(batch, increment, &picks).map_err(arrow_error(what.to_owned()))?
+    };
+    out.write(&merged).await?;
     Ok(replaced)
 }
 
@@ -513,7 +534,14 @@ mod tests {
         );
         assert_eq!(files[1][1], (13, "new".to_owned()));
         assert_eq!(files[1][0], (11, "old".to_owned()));
-        assert_eq!((report.copied_files, report.rewritten_files), (0, 2));
+        // File 1 gains ids (0, 4, 10) and is rewritten; in file 2 the increment only replaces
+        // a row (13), so it is merged in place: its id chunk copied, its values encoded.
+        assert_eq!((report.copied_files, report.rewritten_files), (0, 1));
+        assert_eq!(report.patched_files, 1);
+        assert_eq!(
+            (report.patch.copied_chunks, report.patch.encoded_chunks),
+            (1, 1)
+        );
         assert_eq!(report.replaced_rows, 1);
         assert_eq!(report.rows, 14);
         assert_eq!(report.order_breaks, 0);

@@ -16,6 +16,7 @@ use arrow::row::OwnedRow;
 use chrono::NaiveDate;
 use common::config::Fraction;
 use common::layout::{PartitionRef, date_value};
+use common::parquet_io::SourceRowGroup;
 use common::platform::Platform;
 use common::publish::{PartitionWriter, StagedPartition};
 use common::quality::{CheckResult, GateError, MIN_COMPLETENESS, QualityCheck, QualityReport};
@@ -24,6 +25,7 @@ use crate::error::{Result, SnapshotError};
 use crate::increment::PreparedIncrement;
 use crate::inputs::{BaseFile, Inputs};
 use crate::merge::MergeColumns;
+use crate::patch::PatchCounts;
 use crate::plan::{IncrementRun, Plan, encode_included, parameters, run_of};
 use crate::schema::same_columns;
 use crate::settings::SnapshotSettings;
@@ -108,6 +110,11 @@ pub struct MergeReport {
     pub copied_files: usize,
     /// Files of the previous snapshot decoded and written again.
     pub rewritten_files: usize,
+    /// Files of the previous snapshot merged in place: every row group written again with
+    /// only its changed columns encoded ([`crate::patch`]).
+    pub patched_files: usize,
+    /// What the in-place merges did, column chunk by column chunk.
+    pub patch: PatchCounts,
     /// Rows of the new snapshot.
     pub rows: u64,
     /// Rows of the previous snapshot replaced by an increment row.
@@ -241,6 +248,30 @@ impl<'a> Output<'a> {
         Ok(())
     }
 
+    /// Writes a row group of the base again, the leaf columns `changed` from `batches` and the
+    /// others copied ([`PartitionWriter::write_patched`]); `observed` are its rows' ids and
+    /// completeness values as written (the gate's figures and the order). `Ok(false)`, with
+    /// nothing written, when the group's columns are not the file's.
+    pub(crate) async fn write_patched(
+        &mut self,
+        source: &SourceRowGroup,
+        changed: &[usize],
+        batches: &[RecordBatch],
+        observed: &[RecordBatch],
+    ) -> Result<bool> {
+        if !self.writer.write_patched(source, changed, batches).await? {
+            return Ok(false);
+        }
+        for batch in observed {
+            self.observe(batch)?;
+        }
+        self.rows_in_file += source.rows();
+        if self.rows_in_file >= self.file_rows {
+            self.end_file().await?;
+        }
+        Ok(true)
+    }
+
     /// Whether rows written are waiting in a file not yet closed.
     pub(crate) fn has_open_file(&self) -> bool {
         self.writer.has_open_file()
@@ -358,6 +389,14 @@ pub(crate) fn partition_parameters(
         (
             parameters::COPIED_FILES.to_owned(),
             report.copied_files.to_string(),
+        ),
+        (
+            parameters::PATCHED_FILES.to_owned(),
+            report.patched_files.to_string(),
+        ),
+        (
+            parameters::COPIED_COLUMN_CHUNKS.to_owned(),
+            report.patch.copied_chunks.to_string(),
         ),
         (
             parameters::REWRITTEN_FILES.to_owned(),
@@ -484,9 +523,22 @@ mod tests {
             rows,
             schema,
             id_range: range.map(|(a, b)| (key(a), key(b))),
+            groups: range.map(|(a, b)| vec![(key(a), key(b))]),
             id_nulls: Some(0),
             complete: Some(rows),
+            metadata: empty_footer(),
         }
+    }
+
+    /// The footer of a file without rows: decide() never reads it.
+    fn empty_footer() -> Arc<parquet::file::metadata::ParquetMetaData> {
+        let encoder = common::parquet_io::FileEncoder::new(schema(), &Default::default()).unwrap();
+        let body = encoder.finish().unwrap();
+        Arc::new(
+            parquet::file::metadata::ParquetMetaDataReader::new()
+                .parse_and_finish(&body)
+                .unwrap(),
+        )
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub mod parameters {
     pub const BASE_RUN_ID: &str = "base_run_id";
     pub const COPIED_FILES: &str = "copied_files";
     pub const REWRITTEN_FILES: &str = "rewritten_files";
+    /// Files of the base merged in place (some column chunks copied as encoded).
+    pub const PATCHED_FILES: &str = "patched_files";
+    /// Column chunks the in-place merges copied as encoded bytes.
+    pub const COPIED_COLUMN_CHUNKS: &str = "copied_column_chunks";
     pub const INCREMENT_ROWS: &str = "increment_rows";
     pub const REPLACED_ROWS: &str = "replaced_rows";
 }

@@ -126,3 +126,111 @@ async fn a_corrupt_file_is_an_error_naming_it() {
         .to_string();
     assert!(err.contains("s3://b/t/bad.parquet"), "{err}");
 }
+
+#[tokio::test]
+async fn a_patched_row_group_encodes_the_changed_columns_and_copies_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
+    let options = WriteOptions {
+        row_group_rows: 100,
+        ..Default::default()
+    };
+    let mut encoder = FileEncoder::new(batch(0, 1).schema(), &options).unwrap();
+    encoder.write(&batch(0, 200)).unwrap();
+    let body = encoder.finish().unwrap();
+    let file_len = body.len() as u64;
+    storage.put("b", "t/old.parquet", body).await.unwrap();
+    let metadata = read_metadata(storage.clone(), "b", "t/old.parquet")
+        .await
+        .unwrap();
+    assert_eq!(metadata.num_row_groups(), 2);
+
+    let mut encoder = FileEncoder::new(batch(0, 1).schema(), &options).unwrap();
+    for index in 0..2 {
+        let source = SourceRowGroup::fetch(
+            storage.clone(),
+            "b",
+            "t/old.parquet",
+            file_len,
+            metadata.clone(),
+            index,
+        )
+        .await
+        .unwrap();
+        assert_eq!(source.rows(), 100);
+        assert!(encoder.can_patch(&source));
+        let decoded = source.read(None, 64).unwrap();
+        assert_eq!(decoded.iter().map(|b| b.num_rows()).sum::<usize>(), 100);
+        assert_eq!(decoded[0], batch(index as i32 * 100, 64));
+        if index == 0 {
+            // Row group 0: the names changed, in two batches; the ids are copied.
+            let names: ArrayRef = Arc::new(StringArray::from_iter_values(
+                (0..100).map(|i| format!("new {i}")),
+            ));
+            let schema = Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)]));
+            let batches = [
+                RecordBatch::try_new(schema.clone(), vec![names.slice(0, 30)]).unwrap(),
+                RecordBatch::try_new(schema, vec![names.slice(30, 70)]).unwrap(),
+            ];
+            encoder.write_patched(&source, &[1], &batches).unwrap();
+        } else {
+            // Row group 1: nothing changed, every column copied.
+            encoder.write_patched(&source, &[], &[]).unwrap();
+        }
+    }
+    assert_eq!(encoder.rows(), 200);
+    storage
+        .put("b", "t/new.parquet", encoder.finish().unwrap())
+        .await
+        .unwrap();
+    let rows = read_all(storage.clone(), "b", "t/new.parquet")
+        .await
+        .unwrap();
+    let rows = arrow::compute::concat_batches(&rows[0].schema(), &rows).unwrap();
+    let expected = batch(0, 200);
+    assert_eq!(
+        rows.column(0).to_data(),
+        expected.column(0).to_data(),
+        "ids copied"
+    );
+    let names = rows
+        .column(1)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    assert_eq!(names.value(0), "new 0");
+    assert_eq!(names.value(99), "new 99");
+    assert_eq!(
+        rows.column(1).slice(100, 100).to_data(),
+        expected.column(1).slice(100, 100).to_data()
+    );
+    // The copied chunks keep their statistics.
+    let metadata = read_metadata(storage, "b", "t/new.parquet").await.unwrap();
+    assert_eq!(metadata.num_row_groups(), 2);
+    let stats = metadata.row_group(1).column(0).statistics().unwrap();
+    assert_eq!(stats.min_bytes_opt(), Some(&100i32.to_le_bytes()[..]));
+
+    // Columns of another shape are refused before anything is written.
+    let other = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+    ]));
+    let encoder = FileEncoder::new(other, &options).unwrap();
+    let source = SourceRowGroup::fetch(
+        Arc::new(LocalStorage::new(dir.path())),
+        "b",
+        "t/old.parquet",
+        file_len,
+        read_metadata(
+            Arc::new(LocalStorage::new(dir.path())),
+            "b",
+            "t/old.parquet",
+        )
+        .await
+        .unwrap(),
+        0,
+    )
+    .await
+    .unwrap();
+    assert!(!encoder.can_patch(&source));
+}

@@ -587,10 +587,12 @@ pub async fn changed_record_replaced_and_new_record_added(lake: &Lake) {
     assert_eq!(snap.text(6, "value").as_deref(), Some("v1"));
     assert_eq!(snap.parameter(parameters::BASE_SNAPSHOT_DATE), "20261101");
     assert_eq!(snap.parameter(parameters::REPLACED_ROWS), "1");
-    // Files held ids 1..=10, 11..=20, 21..=30: 5 touches the first; the others are copied, and
-    // 31 starts a file of its own after the last one, which is full.
+    // Files held ids 1..=10, 11..=20, 21..=30: 5 touches the first, which only a replaced row
+    // changes, so it is merged in place; the others are copied, and 31 starts a file of its
+    // own after the last one, which is full.
     assert_eq!(snap.parameter(parameters::COPIED_FILES), "2");
-    assert_eq!(snap.parameter(parameters::REWRITTEN_FILES), "1");
+    assert_eq!(snap.parameter(parameters::PATCHED_FILES), "1");
+    assert_eq!(snap.parameter(parameters::REWRITTEN_FILES), "0");
     assert_eq!(snap.parameter("files"), "4");
     // Yesterday's snapshot is unchanged.
     let yesterday = read_snapshot(&lake.platform, day(1)).await;
@@ -754,7 +756,9 @@ pub async fn untouched_files_are_copied_and_touched_ones_rewritten(lake: &Lake) 
     snapshot(&stage, next).await;
     let snap = read_snapshot(&lake.platform, day(2)).await;
     assert_eq!(snap.parameter(parameters::COPIED_FILES), "3");
-    assert_eq!(snap.parameter(parameters::REWRITTEN_FILES), "2");
+    // Both touched files only have rows replaced: merged in place.
+    assert_eq!(snap.parameter(parameters::PATCHED_FILES), "2");
+    assert_eq!(snap.parameter(parameters::REWRITTEN_FILES), "0");
     assert_eq!(snap.parameter("files"), "5");
     let ids = snap.ids();
     assert_ordered(&ids);
@@ -1333,9 +1337,12 @@ pub async fn independent_reader_sees_one_row_per_id(lake: &Lake) {
     )
     .await;
     snapshot(&stage, next).await;
-    let Some(python) = python() else { return };
     // Fetch the partition's files through the storage API, so the same check runs on moto.
     let snap = read_snapshot(&lake.platform, day(2)).await;
+    // The file holding 7 was merged in place: some of its column chunks are yesterday's bytes.
+    assert_eq!(snap.parameter(parameters::PATCHED_FILES), "1");
+    assert_ne!(snap.parameter(parameters::COPIED_COLUMN_CHUNKS), "0");
+    let Some(python) = python() else { return };
     let (bucket, _) = split_s3_uri(&snap.location).unwrap();
     let folder = lake.dir.path().join("independent-reader");
     std::fs::create_dir_all(&folder).unwrap();
