@@ -233,7 +233,7 @@ pub async fn run_whole_night(args: NightArgs) -> anyhow::Result<()> {
 
     writeln!(
         out,
-        "| phase | step | tables | rows | input MB | output MB | wall s | sum of stage runs s | slowest run s | max peak RSS MiB | snapshot files copied / rewritten |\n\
+        "| phase | step | tables | rows | input MB | output MB | wall s | sum of stage runs s | slowest run s | max peak RSS MiB | snapshot files copied / patched / rewritten |\n\
          |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     )?;
     for (phase, gen_wall, generated, wall, runs) in [
@@ -266,16 +266,14 @@ pub async fn run_whole_night(args: NightArgs) -> anyhow::Result<()> {
                 .iter()
                 .max_by_key(|r| r.measurement.peak_rss_bytes.unwrap_or(0));
             let files = if stage == Stage::Snapshot {
+                let sum = |count: fn(&Measurement) -> Option<usize>| -> usize {
+                    of_stage.iter().filter_map(|r| count(&r.measurement)).sum()
+                };
                 format!(
-                    "{} / {}",
-                    of_stage
-                        .iter()
-                        .filter_map(|r| r.measurement.copied_files)
-                        .sum::<usize>(),
-                    of_stage
-                        .iter()
-                        .filter_map(|r| r.measurement.rewritten_files)
-                        .sum::<usize>()
+                    "{} / {} / {}",
+                    sum(|m| m.copied_files),
+                    sum(|m| m.patched_files),
+                    sum(|m| m.rewritten_files)
                 )
             } else {
                 String::new()

@@ -316,7 +316,7 @@ fn print_side_by_side(
 ) -> anyhow::Result<()> {
     writeln!(
         out,
-        "| table | night | stage | rows | ours s | DuckDB s | DuckDB ÷ ours | ours peak RSS MiB | DuckDB peak RSS MiB | ours files copied / rewritten |\n\
+        "| table | night | stage | rows | ours s | DuckDB s | DuckDB ÷ ours | ours peak RSS MiB | DuckDB peak RSS MiB | ours files copied / patched / rewritten |\n\
          |---|---|---|---:|---:|---:|---:|---:|---:|---|"
     )?;
     let mut nights: BTreeMap<&TableName, u32> = BTreeMap::new();

@@ -94,7 +94,9 @@ pub fn row_json(row: &Row, info: &RunInfo) -> Value {
         "input_bytes": m.input_bytes,
         "output_bytes": m.output_bytes,
         "files_copied": m.copied_files,
+        "files_patched": m.patched_files,
         "files_rewritten": m.rewritten_files,
+        "column_chunks_copied": m.copied_chunks,
         "build": build(),
     });
     if let (Some(object), Value::Object(info)) = (object.as_object_mut(), info.to_json()) {
@@ -116,7 +118,7 @@ pub fn write_json(path: &Path, rows: &[Row], info: &RunInfo) -> anyhow::Result<(
 
 pub fn table_header(first: &str) -> String {
     format!(
-        "| {first} | stage | rows | input MB | output MB | wall s | rows/s | input MB/s | peak RSS MiB | snapshot files copied / rewritten |\n\
+        "| {first} | stage | rows | input MB | output MB | wall s | rows/s | input MB/s | peak RSS MiB | snapshot files copied / patched / rewritten |\n\
      |---|---|---:|---:|---:|---:|---:|---:|---:|---|"
     )
 }
@@ -153,10 +155,15 @@ pub fn format_row(row: &Row) -> String {
     )
 }
 
-/// `copied / rewritten` for a snapshot run, else empty.
+/// `copied / patched / rewritten` files for a snapshot run (with the column chunks the
+/// patched files copied), else empty.
 pub fn files(m: &Measurement) -> String {
-    match (m.copied_files, m.rewritten_files) {
-        (Some(c), Some(r)) => format!("{c} / {r}"),
+    match (m.copied_files, m.patched_files, m.rewritten_files) {
+        (Some(c), Some(p), Some(r)) if p > 0 => {
+            let chunks = m.copied_chunks.unwrap_or(0);
+            format!("{c} / {p} / {r} ({chunks} chunks copied)")
+        }
+        (Some(c), p, Some(r)) => format!("{c} / {} / {r}", p.unwrap_or(0)),
         _ => String::new(),
     }
 }
@@ -237,6 +244,7 @@ mod tests {
                 wall_secs: 1.5,
                 peak_rss_bytes: Some(3 * 1024 * 1024),
                 copied_files: Some(2),
+                patched_files: Some(0),
                 rewritten_files: Some(1),
                 ..Measurement::default()
             },

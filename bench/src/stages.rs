@@ -57,9 +57,13 @@ pub struct Measurement {
     pub wall_secs: f64,
     /// Peak resident memory of the process (`VmHWM`), in bytes; `None` off Linux.
     pub peak_rss_bytes: Option<u64>,
-    /// Files of the previous snapshot copied server-side / decoded and written again.
+    /// Files of the previous snapshot copied server-side / merged in place (some column
+    /// chunks copied, the changed ones encoded) / decoded and written again.
     pub copied_files: Option<usize>,
+    pub patched_files: Option<usize>,
     pub rewritten_files: Option<usize>,
+    /// Column chunks the in-place merges copied as encoded bytes.
+    pub copied_chunks: Option<u64>,
 }
 
 impl Measurement {
@@ -71,7 +75,9 @@ impl Measurement {
             "wall_secs": self.wall_secs,
             "peak_rss_bytes": self.peak_rss_bytes,
             "copied_files": self.copied_files,
+            "patched_files": self.patched_files,
             "rewritten_files": self.rewritten_files,
+            "copied_chunks": self.copied_chunks,
         })
     }
 
@@ -90,7 +96,9 @@ impl Measurement {
                 .context("measurement field wall_secs missing")?,
             peak_rss_bytes: value["peak_rss_bytes"].as_u64(),
             copied_files: value["copied_files"].as_u64().map(|n| n as usize),
+            patched_files: value["patched_files"].as_u64().map(|n| n as usize),
             rewritten_files: value["rewritten_files"].as_u64().map(|n| n as usize),
+            copied_chunks: value["copied_chunks"].as_u64(),
         })
     }
 }
@@ -183,7 +191,9 @@ pub async fn run_stage(
             measurement.rows = done.published.rows;
             measurement.output_bytes = done.published.bytes;
             measurement.copied_files = Some(done.report.copied_files);
+            measurement.patched_files = Some(done.report.patched_files);
             measurement.rewritten_files = Some(done.report.rewritten_files);
+            measurement.copied_chunks = Some(done.report.patch.copied_chunks);
         }
     }
     measurement.peak_rss_bytes = peak_rss_bytes();
@@ -203,7 +213,9 @@ mod tests {
             wall_secs: 0.5,
             peak_rss_bytes: Some(4096),
             copied_files: Some(1),
+            patched_files: Some(2),
             rewritten_files: None,
+            copied_chunks: Some(700),
         };
         assert_eq!(Measurement::from_json(&m.to_json()).unwrap(), m);
     }

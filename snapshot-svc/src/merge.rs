@@ -113,10 +113,17 @@ pub async fn merge(
                 let bound = next_min
                     .map_or(increment.len(), |m| increment.rows_below(m))
                     .max(cursor);
-                let in_place = why == Rewrite::HoldsIncrementIds && patchable(file, &target);
-                let woven = patcher.counts.woven_groups;
+                // A file that only has rows replaced, or only gains rows after it, keeps its
+                // row groups and their unchanged column chunks.
+                let in_place = matches!(
+                    why,
+                    Rewrite::HoldsIncrementIds | Rewrite::AbsorbsFollowingRows
+                ) && patchable(file, &target);
+                let patched = patcher.counts.patched_groups;
                 let replaced = if in_place {
-                    patcher.patch(file, &mut cursor, &mut out, id_index).await?
+                    patcher
+                        .patch(file, &mut cursor, bound, &mut out, id_index)
+                        .await?
                 } else {
                     rewrite(
                         storage.clone(),
@@ -135,7 +142,7 @@ pub async fn merge(
                 cursor = bound;
                 // The file stays open: the rows of a following rewritten file join it, so
                 // rewritten neighbours are packed into full files (a copy closes it).
-                match in_place && patcher.counts.woven_groups == woven {
+                match patcher.counts.patched_groups > patched {
                     true => report.patched_files += 1,
                     false => report.rewritten_files += 1,
                 }
@@ -420,6 +427,15 @@ mod tests {
 
     /// A previous snapshot of two files: odd ids 1..=9 and 11..=19, valued `old`.
     async fn base() -> Base {
+        base_of(
+            WriteOptions::default(),
+            &[&[1, 3, 5, 7, 9], &[11, 13, 15, 17, 19]],
+        )
+        .await
+    }
+
+    /// A previous snapshot of one file per list of ids, valued `old`, written with `options`.
+    async fn base_of(options: WriteOptions, files_ids: &[&[i32]]) -> Base {
         let dir = tempfile::tempdir().unwrap();
         let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
         let layout = Layout {
@@ -430,19 +446,12 @@ mod tests {
         let table = TableName::new("appeals").unwrap();
         let day = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
         let partition = layout.partition(&table, Layer::Snapshot, day);
-        let mut writer = PartitionWriter::new(
-            storage.clone(),
-            partition,
-            new_run_id(),
-            schema(),
-            WriteOptions::default(),
-        );
-        writer.write(&batch(&[1, 3, 5, 7, 9], "old")).await.unwrap();
-        writer.flush_file().await.unwrap();
-        writer
-            .write(&batch(&[11, 13, 15, 17, 19], "old"))
-            .await
-            .unwrap();
+        let mut writer =
+            PartitionWriter::new(storage.clone(), partition, new_run_id(), schema(), options);
+        for ids in files_ids {
+            writer.write(&batch(ids, "old")).await.unwrap();
+            writer.flush_file().await.unwrap();
+        }
         let staged = writer.finish().await.unwrap();
         let columns = MergeColumns {
             id: "id".into(),
@@ -555,10 +564,11 @@ mod tests {
     #[tokio::test]
     async fn rows_between_files_join_a_file_that_is_not_full_or_stand_alone() {
         let base = base().await;
-        // File 1 has room (5 of 8 rows): it takes id 10; file 2 (not under half a file) is
-        // copied.
+        // File 1 has room (5 of 8 rows): it takes id 10 (its row group copied, 10 after it);
+        // file 2 (not under half a file) is copied.
         let (report, files) = run(&base, &increment(&[10]), 8).await;
-        assert_eq!((report.copied_files, report.rewritten_files), (1, 1));
+        assert_eq!((report.copied_files, report.rewritten_files), (1, 0));
+        assert_eq!(report.patched_files, 1);
         assert_eq!(
             ids_of(&files),
             [vec![1, 3, 5, 7, 9, 10], vec![11, 13, 15, 17, 19]]
@@ -566,7 +576,8 @@ mod tests {
         // Files under half a file (5 of 100 rows): file 2 is compacted into the file that
         // took id 10.
         let (report, files) = run(&base, &increment(&[10]), 100).await;
-        assert_eq!((report.copied_files, report.rewritten_files), (0, 2));
+        assert_eq!((report.copied_files, report.rewritten_files), (0, 1));
+        assert_eq!(report.patched_files, 1);
         assert_eq!(
             ids_of(&files),
             [vec![1, 3, 5, 7, 9, 10, 11, 13, 15, 17, 19]]
@@ -584,6 +595,29 @@ mod tests {
         let (report, files) = run(&base, &increment(&[]), 5).await;
         assert_eq!((report.copied_files, report.rewritten_files), (2, 0));
         assert_eq!(files.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn new_records_join_a_last_row_group_that_is_a_fragment() {
+        let options = WriteOptions {
+            row_group_rows: 4,
+            ..WriteOptions::default()
+        };
+        // Row groups [1, 3, 5, 7] and [9]: the second is under half the first.
+        let base = base_of(options, &[&[1, 3, 5, 7, 9]]).await;
+        assert_eq!(base.files[0].metadata.num_row_groups(), 2);
+        let (report, files) = run(&base, &increment(&[3, 11]), 100).await;
+        assert_eq!(ids_of(&files), [vec![1, 3, 5, 7, 9, 11]]);
+        assert_eq!(files[0][1], (3, "new".to_owned()));
+        // 3 is replaced in place in the first group; 11 is woven into the second, which is
+        // written again with it instead of a third group of its own.
+        assert_eq!(report.patched_files, 1);
+        assert_eq!(
+            (report.patch.patched_groups, report.patch.woven_groups),
+            (1, 1)
+        );
+        assert_eq!(report.replaced_rows, 1);
+        assert!(report.passed(), "{:?}", report.checks);
     }
 
     #[tokio::test]

@@ -110,8 +110,8 @@ pub struct MergeReport {
     pub copied_files: usize,
     /// Files of the previous snapshot decoded and written again.
     pub rewritten_files: usize,
-    /// Files of the previous snapshot merged in place: every row group written again with
-    /// only its changed columns encoded ([`crate::patch`]).
+    /// Files of the previous snapshot merged in place: their row groups written again with
+    /// only the changed columns encoded ([`crate::patch`]), except groups that gained rows.
     pub patched_files: usize,
     /// What the in-place merges did, column chunk by column chunk.
     pub patch: PatchCounts,

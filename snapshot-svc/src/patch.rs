@@ -111,11 +111,15 @@ impl<'a> Patcher<'a> {
 
     /// Merges `file` (which is [`patchable`]) in place. Increment rows below each row group
     /// and between row groups are written in id order, advancing `cursor`; rows above the
-    /// file's largest id are left to the caller. Returns how many of its rows were replaced.
+    /// file's largest id, up to `bound`, are woven into its last row group when that group is
+    /// a fragment (under half the rows of the file's largest), so that new records do not add a
+    /// small row group every night; otherwise they are left to the caller. Returns how many of
+    /// the file's rows were replaced.
     pub(crate) async fn patch(
         &mut self,
         file: &BaseFile,
         cursor: &mut usize,
+        bound: usize,
         out: &mut Output<'_>,
         id_index: usize,
     ) -> Result<u64> {
@@ -137,6 +141,7 @@ impl<'a> Patcher<'a> {
                 None => increment.rows_through(max),
             }
             .max(*cursor);
+            let fragment = index + 1 == groups.len() && is_fragment(file, index);
             let source = SourceRowGroup::fetch(
                 self.storage.clone(),
                 &file.bucket,
@@ -151,10 +156,17 @@ impl<'a> Patcher<'a> {
                 source: Box::new(source),
             })?;
             let group_what = format!("{what} (row group {index})");
-            replaced += self
-                .group(&source, *cursor..end, out, id_index, &group_what)
-                .await?;
-            *cursor = end;
+            if fragment && bound > end {
+                replaced += self
+                    .weave_group(&source, *cursor..bound, out, id_index, &group_what)
+                    .await?;
+                *cursor = bound;
+            } else {
+                replaced += self
+                    .group(&source, *cursor..end, out, id_index, &group_what)
+                    .await?;
+                *cursor = end;
+            }
         }
         self.counts.replaced_rows += replaced;
         Ok(replaced)
@@ -391,6 +403,19 @@ impl<'a> Patcher<'a> {
         self.counts.woven_groups += 1;
         Ok(replaced)
     }
+}
+
+/// Whether row group `index` of `file` holds fewer than half the rows of its largest group.
+fn is_fragment(file: &BaseFile, index: usize) -> bool {
+    let rows = |g: &parquet::file::metadata::RowGroupMetaData| g.num_rows();
+    let largest = file
+        .metadata
+        .row_groups()
+        .iter()
+        .map(rows)
+        .max()
+        .unwrap_or(0);
+    rows(file.metadata.row_group(index)) * 2 < largest
 }
 
 /// The leaf columns the gate reads: the id, then the completeness column if it is another.
