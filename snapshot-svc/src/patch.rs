@@ -18,13 +18,13 @@
 //! The result is the same rows as a rewrite, in the same order; the row groups of the file are
 //! kept. The data-quality gate sees every row's id and completeness value.
 //!
-//! Memory: one row group's encoded bytes, one batch decoded, and the changed columns of the row
-//! group (at most half of them) decoded.
+//! Memory: one row group's encoded bytes, its replaced rows decoded, and its changed columns (at
+//! most half of them) decoded.
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
-use arrow::compute::{interleave, take_record_batch};
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::compute::interleave;
 use arrow::datatypes::{Schema, SchemaRef};
 use common::parquet_io::SourceRowGroup;
 use common::storage::Storage;
@@ -259,42 +259,24 @@ impl<'a> Patcher<'a> {
     }
 
     /// The leaf columns (ascending) in which some replaced row's new value differs from its
-    /// old one. Decodes the group batch by batch.
+    /// old one. Decodes only the replaced rows.
     fn changed_columns(
         &self,
         source: &SourceRowGroup,
         replacements: &[(usize, usize)],
         what: &str,
     ) -> Result<Vec<usize>> {
-        let width = self.increment.schema.fields().len();
-        let mut changed = vec![false; width];
-        let mut start = 0;
-        let mut next = 0;
-        let batches = source
-            .read(None, self.batch_rows)
-            .map_err(|e| SnapshotError::Arrow {
-                what: what.to_owned(),
-                source: e.into(),
-            })?;
-        for batch in batches {
-            let end = start + batch.num_rows();
-            let first = next;
-            while next < replacements.len() && replacements[next].0 < end {
-                next += 1;
-            }
-            let here = &replacements[first..next];
-            if !here.is_empty() {
-                let rows =
-                    UInt32Array::from_iter_values(here.iter().map(|(r, _)| (r - start) as u32));
-                let old = take_record_batch(&batch, &rows).map_err(arrow_error(what.to_owned()))?;
-                let new = self.increment_rows(here.iter().map(|(_, at)| *at), what)?;
-                for (column, flag) in changed.iter_mut().enumerate() {
-                    *flag = *flag || old.column(column).to_data() != new.column(column).to_data();
-                }
-            }
-            start = end;
-        }
-        Ok((0..width).filter(|c| changed[*c]).collect())
+        let rows: Vec<usize> = replacements.iter().map(|(row, _)| *row).collect();
+        let old = source.read_rows(&rows).map_err(|e| SnapshotError::Arrow {
+            what: what.to_owned(),
+            source: e.into(),
+        })?;
+        let old = arrow::compute::concat_batches(&self.increment.schema, &old)
+            .map_err(arrow_error(what.to_owned()))?;
+        let new = self.increment_rows(replacements.iter().map(|(_, at)| *at), what)?;
+        Ok((0..new.num_columns())
+            .filter(|&c| old.column(c).to_data() != new.column(c).to_data())
+            .collect())
     }
 
     /// Increment rows, in the given order, as one batch of the snapshot's schema.

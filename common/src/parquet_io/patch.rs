@@ -17,7 +17,7 @@ use arrow::array::RecordBatch;
 use bytes::{Buf, Bytes};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
 };
 use parquet::arrow::arrow_writer::compute_leaves;
 use parquet::column::writer::ColumnCloseResult;
@@ -146,6 +146,23 @@ impl SourceRowGroup {
             .build()?
             .map(|batch| batch.map_err(|e| ParquetError::ArrowError(e.to_string())))
             .collect()
+    }
+
+    /// Decodes only the rows `rows` (ascending, numbered from 0 in the row group), every
+    /// column: the other rows' values are skipped, not decoded.
+    pub fn read_rows(&self, rows: &[usize]) -> Result<Vec<RecordBatch>, ParquetError> {
+        let ranges = rows.iter().map(|&row| row..row + 1);
+        let selection = RowSelection::from_consecutive_ranges(ranges, self.rows());
+        ParquetRecordBatchReaderBuilder::new_with_metadata(
+            self.range.clone(),
+            self.metadata.clone(),
+        )
+        .with_row_groups(vec![self.index])
+        .with_row_selection(selection)
+        .with_batch_size(rows.len().max(1))
+        .build()?
+        .map(|batch| batch.map_err(|e| ParquetError::ArrowError(e.to_string())))
+        .collect()
     }
 
     /// The column chunk `column` as the writer takes an encoded chunk.
