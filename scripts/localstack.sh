@@ -15,6 +15,8 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/servers.sh
+source "$repo/scripts/servers.sh"
 python="${PYTHON:-python3}"
 venv="$repo/.venv-localstack"
 version=4.13.1
@@ -44,7 +46,7 @@ if [[ ! -x "$venv/bin/python" ]] || [[ "$(cat "$stamp" 2>/dev/null)" != "$(print
 fi
 [[ -z "$install_only" ]] || exit 0
 
-port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(free_port "$venv/bin/python")"
 endpoint="http://127.0.0.1:$port"
 root="$(mktemp -d -t localstack.XXXXXX)"
 log="$root/localstack.log"
@@ -81,26 +83,7 @@ env -u LOCALSTACK_AUTH_TOKEN -u LOCALSTACK_API_KEY -u AWS_ENDPOINT_URL \
   "$venv/bin/python" -m localstack.runtime.main >"$log" 2>&1 &
 pid=$!
 
-if ! "$venv/bin/python" - "$endpoint" "$pid" <<'PY'
-import json, os, sys, time, urllib.request
-endpoint, pid = sys.argv[1], int(sys.argv[2])
-deadline = time.monotonic() + 60
-while time.monotonic() < deadline:
-    try:
-        with urllib.request.urlopen(endpoint + "/_localstack/health", timeout=2) as answer:
-            services = json.load(answer).get("services", {})
-        if all(services.get(s) in ("available", "running") for s in ("s3", "sqs", "events")):
-            sys.exit(0)
-    except (OSError, ValueError):
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        sys.exit(1)
-    time.sleep(0.1)
-sys.exit(1)
-PY
-then
+if ! await_http "$venv/bin/python" "$endpoint/_localstack/health" "$pid" 60 s3 sqs events; then
   echo "localstack.sh: LocalStack did not become healthy on $endpoint; its log:" >&2
   tail -n 40 "$log" >&2
   exit 1

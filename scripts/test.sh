@@ -12,6 +12,8 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
+# shellcheck source=scripts/servers.sh
+source "$repo/scripts/servers.sh"
 
 python="${PYTHON:-python3}"
 venv="$repo/.venv"
@@ -51,7 +53,7 @@ if command -v chromium >/dev/null 2>&1 || command -v apt-get >/dev/null 2>&1; th
   export TASCOMI_REQUIRE_BROWSER=1
 fi
 
-port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(free_port "$venv/bin/python")"
 moto_log="$(mktemp -t moto.XXXXXX.log)"
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
 moto_pid=$!
@@ -65,22 +67,7 @@ trap stop_moto EXIT
 
 endpoint="http://127.0.0.1:$port"
 # moto answers after about a second; give a loaded machine 30.
-if ! "$venv/bin/python" - "$endpoint" "$moto_pid" <<'PY'
-import os, sys, time, urllib.request
-endpoint, pid = sys.argv[1], int(sys.argv[2])
-for _ in range(300):
-    try:
-        urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
-        sys.exit(0)
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            sys.exit(1)
-        time.sleep(0.1)
-sys.exit(1)
-PY
-then
+if ! await_http "$venv/bin/python" "$endpoint/moto-api/" "$moto_pid" 30; then
   echo "test.sh: moto did not start on $endpoint; its log:" >&2
   cat "$moto_log" >&2
   exit 1

@@ -156,33 +156,19 @@ mod tests {
 
     #[test]
     fn import_timestamp_is_printed_as_python_prints_the_float() {
-        let at = |text: &str| text.parse::<DateTime<Utc>>().unwrap();
         // 1637460000 is 2021-11-21T02:00:00Z. Each expected text is Python 3's
         // `str(datetime(...).timestamp())` of the same instant.
-        assert_eq!(
-            import_timestamp_text(at("2021-11-21T02:00:00Z")),
-            "1637460000.0"
-        );
-        assert_eq!(
-            import_timestamp_text(at("2021-11-21T02:00:00.5Z")),
-            "1637460000.5"
-        );
-        assert_eq!(
-            import_timestamp_text(at("2021-11-21T02:00:00.123456Z")),
-            "1637460000.123456"
-        );
-        assert_eq!(
-            import_timestamp_text(at("2021-11-21T02:00:00.1Z")),
-            "1637460000.1"
-        );
-        assert_eq!(
-            import_timestamp_text(at("2021-11-21T02:00:00.000001Z")),
-            "1637460000.000001"
-        );
-        assert_eq!(
-            import_timestamp_text(at("2026-11-21T02:30:00.25Z")),
-            "1795228200.25"
-        );
+        for (instant, expected) in [
+            ("2021-11-21T02:00:00Z", "1637460000.0"),
+            ("2021-11-21T02:00:00.5Z", "1637460000.5"),
+            ("2021-11-21T02:00:00.123456Z", "1637460000.123456"),
+            ("2021-11-21T02:00:00.1Z", "1637460000.1"),
+            ("2021-11-21T02:00:00.000001Z", "1637460000.000001"),
+            ("2026-11-21T02:30:00.25Z", "1795228200.25"),
+        ] {
+            let at = instant.parse::<DateTime<Utc>>().unwrap();
+            assert_eq!(import_timestamp_text(at), expected, "{instant}");
+        }
         // Python's notation at the edges of `repr`.
         assert_eq!(python_float_repr(0.0), "0.0");
         assert_eq!(python_float_repr(-1.5), "-1.5");

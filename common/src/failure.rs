@@ -77,13 +77,7 @@ mod tests {
     use crate::storage::StorageError;
 
     fn storage(transient: bool) -> StorageError {
-        StorageError::Failed {
-            operation: "put",
-            bucket: "b".into(),
-            key: "k".into(),
-            message: "SlowDown".into(),
-            transient,
-        }
+        StorageError::failed("put", "b", "k", "SlowDown", transient)
     }
 
     #[test]

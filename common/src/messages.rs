@@ -345,6 +345,19 @@ mod tests {
         message
     }
 
+    /// Each edit of the valid `original` (`from` replaced by `to`) makes it no `PartitionReady`,
+    /// for the edit's reason.
+    fn assert_edits_rejected(original: &str, edits: &[(&str, &str, &str)]) {
+        for (from, to, reason) in edits {
+            let edited = original.replace(from, to);
+            assert_ne!(edited, original, "the edit for {reason} applied");
+            let err = decode::<PartitionReady>(&edited, any_table)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(reason), "{reason}: {err}");
+        }
+    }
+
     #[test]
     fn ingest_request_fixture_round_trips() {
         let m: IngestRequest = round_trips("ingest_request.json");
@@ -453,47 +466,32 @@ mod tests {
             )
             .contains("carry_forward")
         );
-        for (bad, reason) in [
-            (
-                body.replace("\"snapshot\"", "\"increment\""),
-                "layer must be snapshot",
-            ),
-            (
-                body.replace(",\"carry_forward\":true", ""),
-                "snapshot_date as YYYYMMDD",
-            ),
-            (body.replace("\"schedule\"", "\"\""), "run_id is empty"),
-            (body.replace("s3://", "/"), "not an s3:// address"),
-        ] {
-            assert_ne!(bad, body);
-            let err = decode::<PartitionReady>(&bad, any_table)
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains(reason), "{reason}: {err}");
-        }
+        assert_edits_rejected(
+            body,
+            &[
+                ("\"snapshot\"", "\"increment\"", "layer must be snapshot"),
+                (",\"carry_forward\":true", "", "snapshot_date as YYYYMMDD"),
+                ("\"schedule\"", "\"\"", "run_id is empty"),
+                ("s3://", "/", "not an s3:// address"),
+            ],
+        );
     }
 
     #[test]
     fn rejects_inconsistent_partitions() {
         let good = fixture("partition_ready.json");
-        let cases = [
-            (
-                good.replace("\"20261121\"", "\"2026112\""),
-                "import_date as YYYYMMDD",
-            ),
-            (
-                good.replace("\"import_day\": \"21\"", "\"import_day\": \"22\""),
-                "disagrees",
-            ),
-            (good.replace("\"parsed\"", "\"snapshot\""), "snapshot_date"),
-            (good.replace("s3://", "file://"), "not an s3:// address"),
-        ];
-        for (body, reason) in cases {
-            assert_ne!(body, good, "fixture edit for {reason} applied");
-            let err = decode::<PartitionReady>(&body, any_table)
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains(reason), "{reason}: {err}");
-        }
+        assert_edits_rejected(
+            &good,
+            &[
+                ("\"20261121\"", "\"2026112\"", "import_date as YYYYMMDD"),
+                (
+                    "\"import_day\": \"21\"",
+                    "\"import_day\": \"22\"",
+                    "disagrees",
+                ),
+                ("\"parsed\"", "\"snapshot\"", "snapshot_date"),
+                ("s3://", "file://", "not an s3:// address"),
+            ],
+        );
     }
 }

@@ -76,21 +76,15 @@ impl Transience for ParseError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::quality::GateError;
     use common::runner::Failure;
+    use common::source::SourceError;
     use common::storage::StorageError;
 
     #[test]
     fn storage_trouble_is_transient_and_bad_data_is_permanent() {
-        let busy = ParseError::from(TransformError::from(GateError::Record {
-            partition: "appeals parsed import_date=20261121".into(),
-            source: StorageError::Failed {
-                operation: "put",
-                bucket: "b".into(),
-                key: "k".into(),
-                message: "SlowDown".into(),
-                transient: true,
-            },
+        let busy = ParseError::from(TransformError::from(SourceError::Storage {
+            partition: "appeals raw import_date=20261121".into(),
+            source: StorageError::failed("list", "b", "k", "SlowDown", true),
         }));
         assert!(matches!(busy.into_failure(), Failure::Transient(_)));
         let bad = ParseError::BadRecord {

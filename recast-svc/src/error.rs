@@ -53,13 +53,7 @@ mod tests {
     fn storage_trouble_is_transient_and_a_failed_gate_is_permanent() {
         let busy = RecastError::from(TransformError::from(GateError::Record {
             partition: "appeals increment import_date=20261121".into(),
-            source: StorageError::Failed {
-                operation: "put",
-                bucket: "b".into(),
-                key: "k".into(),
-                message: "SlowDown".into(),
-                transient: true,
-            },
+            source: StorageError::failed("put", "b", "k", "SlowDown", true),
         }));
         assert!(matches!(busy.into_failure(), Failure::Transient(_)));
         let gate = RecastError::from(TransformError::GateFailed {

@@ -183,10 +183,7 @@ impl Catalog for GlueCatalog {
         partition: &PartitionInfo,
     ) -> Result<Option<String>> {
         let Some(raw_table) = self.get_table(database, table).await? else {
-            return Err(CatalogError::TableNotFound {
-                database: database.to_owned(),
-                table: table.to_owned(),
-            });
+            return Err(CatalogError::table_not_found(database, table));
         };
         // The partition's descriptor is the table's (formats, SerDe, columns as of now) with the
         // partition's own location.
@@ -335,10 +332,7 @@ impl Catalog for GlueCatalog {
         columns: &[Column],
     ) -> Result<()> {
         let Some(existing) = self.get_table(database, table).await? else {
-            return Err(CatalogError::TableNotFound {
-                database: database.to_owned(),
-                table: table.to_owned(),
-            });
+            return Err(CatalogError::table_not_found(database, table));
         };
         let mut current = table_def(database, &existing);
         let typed = set_types(&current, columns)?;

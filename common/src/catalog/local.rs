@@ -72,6 +72,13 @@ impl LocalCatalog {
         }
     }
 
+    /// The table's file; a table that does not exist is [`CatalogError::TableNotFound`].
+    async fn read_existing(&self, database: &str, table: &str) -> Result<TableFile> {
+        self.read(database, table)
+            .await?
+            .ok_or_else(|| CatalogError::table_not_found(database, table))
+    }
+
     async fn write(&self, database: &str, table: &str, file: &TableFile) -> Result<()> {
         let path = self.table_path(database, table);
         let body = serde_json::to_vec_pretty(file).expect("table files serialize");
@@ -148,13 +155,7 @@ impl Catalog for LocalCatalog {
         partition: &PartitionInfo,
     ) -> Result<Option<String>> {
         let _guard = self.lock.lock().await;
-        let mut file =
-            self.read(database, table)
-                .await?
-                .ok_or_else(|| CatalogError::TableNotFound {
-                    database: database.to_owned(),
-                    table: table.to_owned(),
-                })?;
+        let mut file = self.read_existing(database, table).await?;
         let entry = PartitionEntry {
             values: partition.values.clone(),
             location: partition.location.clone(),
@@ -212,13 +213,7 @@ impl Catalog for LocalCatalog {
         columns: &[Column],
     ) -> Result<()> {
         let _guard = self.lock.lock().await;
-        let file =
-            self.read(database, table)
-                .await?
-                .ok_or_else(|| CatalogError::TableNotFound {
-                    database: database.to_owned(),
-                    table: table.to_owned(),
-                })?;
+        let file = self.read_existing(database, table).await?;
         let typed = set_types(&to_def(database, table, &file), columns)?;
         let typed: Vec<_> = typed.into_iter().map(|c| (c.name, c.hive_type)).collect();
         if typed != file.columns {

@@ -39,6 +39,13 @@ pub enum CatalogError {
 }
 
 impl CatalogError {
+    pub fn table_not_found(database: &str, table: &str) -> CatalogError {
+        CatalogError::TableNotFound {
+            database: database.to_owned(),
+            table: table.to_owned(),
+        }
+    }
+
     /// A failed `operation` on `database.table`, retried by the runner when `transient`.
     pub fn failed(
         operation: &'static str,

@@ -33,31 +33,15 @@ impl LocalStorage {
     pub fn path(&self, bucket: &str, key: &str) -> Result<PathBuf> {
         let safe = |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains('\\');
         if !safe(bucket) || bucket.contains('/') || !key.split('/').all(safe) {
-            return Err(failed(
+            return Err(StorageError::failed(
                 "resolve",
                 bucket,
                 key,
-                "unsafe bucket or key".into(),
+                "unsafe bucket or key",
                 false,
             ));
         }
         Ok(self.root.join(bucket).join(key))
-    }
-}
-
-fn failed(
-    operation: &'static str,
-    bucket: &str,
-    key: &str,
-    message: String,
-    transient: bool,
-) -> StorageError {
-    StorageError::Failed {
-        operation,
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        message,
-        transient,
     }
 }
 
@@ -68,7 +52,7 @@ fn io_error(operation: &'static str, bucket: &str, key: &str, err: std::io::Erro
             key: key.to_owned(),
         }
     } else {
-        failed(operation, bucket, key, err.to_string(), false)
+        StorageError::failed(operation, bucket, key, err, false)
     }
 }
 

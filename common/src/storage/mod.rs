@@ -31,6 +31,23 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// A failed `operation` on `s3://bucket/key`, retried by the runner when `transient`.
+    pub fn failed(
+        operation: &'static str,
+        bucket: &str,
+        key: &str,
+        message: impl ToString,
+        transient: bool,
+    ) -> StorageError {
+        StorageError::Failed {
+            operation,
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            message: message.to_string(),
+            transient,
+        }
+    }
+
     pub fn is_transient(&self) -> bool {
         matches!(
             self,

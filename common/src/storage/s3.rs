@@ -369,13 +369,7 @@ fn from_failure(
     key: &str,
     failure: CallFailure,
 ) -> StorageError {
-    StorageError::Failed {
-        operation,
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        message: failure.message,
-        transient: failure.transient,
-    }
+    StorageError::failed(operation, bucket, key, failure.message, failure.transient)
 }
 
 /// `NoSuchKey` (GET) and a bare 404 (HEAD has no body, hence no code) mean the object is absent;

@@ -104,13 +104,7 @@ mod tests {
     fn storage_trouble_is_transient_and_a_failed_gate_is_permanent() {
         let busy = TransformError::from(GateError::Record {
             partition: "appeals increment import_date=20261121".into(),
-            source: StorageError::Failed {
-                operation: "put",
-                bucket: "b".into(),
-                key: "k".into(),
-                message: "SlowDown".into(),
-                transient: true,
-            },
+            source: StorageError::failed("put", "b", "k", "SlowDown", true),
         });
         assert!(matches!(busy, TransformError::Metrics { .. }));
         assert!(matches!(busy.into_failure(), Failure::Transient(_)));

@@ -33,6 +33,7 @@ use common::platform::Platform;
 use common::publish::published_partitions;
 use common::source::{PartitionReader, PublishedFiles, published_files};
 
+use crate::cli::parse_date_arg;
 use crate::target::Target;
 
 pub use engine::{Comparer, Options};
@@ -49,12 +50,12 @@ pub struct CompareArgs {
     pub table: Option<TableName>,
     /// The snapshot compared on the left, this deployment's or data directory's, YYYY-MM-DD or
     /// YYYYMMDD (default: its latest).
-    #[arg(long, value_name = "DATE", value_parser = date_arg)]
+    #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
     pub date: Option<NaiveDate>,
     /// The snapshot compared on the right, YYYY-MM-DD or YYYYMMDD (default: the same date as
     /// the left in the other lake of --against-prefix or --against-data-dir; without either,
     /// the snapshot before the left one).
-    #[arg(long, value_name = "DATE", value_parser = date_arg)]
+    #[arg(long, value_name = "DATE", value_parser = parse_date_arg)]
     pub against_date: Option<NaiveDate>,
     /// The right side is the lake whose Glue databases are PREFIX-tascomi-raw-zone and
     /// PREFIX-tascomi-refined-zone (the old Glue jobs' lake in a parallel run, e.g.
@@ -100,21 +101,6 @@ impl CompareArgs {
     fn other_lake(&self) -> bool {
         self.against_prefix.is_some() || self.against_data_dir.is_some()
     }
-}
-
-/// A date as `YYYY-MM-DD` or `YYYYMMDD`.
-fn date_arg(text: &str) -> Result<NaiveDate, String> {
-    let trimmed = text.trim();
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    let shaped = match trimmed.len() {
-        8 => digits(trimmed),
-        10 => trimmed.split('-').map(str::len).eq([4, 2, 2]) && digits(&trimmed.replace('-', "")),
-        _ => false,
-    };
-    shaped
-        .then(|| common::layout::parse_date(trimmed))
-        .flatten()
-        .ok_or_else(|| format!("{text:?} is not a date: expected YYYY-MM-DD or YYYYMMDD"))
 }
 
 /// One side's lake: where its catalog and files are.

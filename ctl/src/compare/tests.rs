@@ -411,10 +411,10 @@ fn every_option_says_what_it_is_for_and_the_other_lakes_exclude_each_other() {
 #[test]
 fn dates_are_read_in_both_formats() {
     let day = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
-    assert_eq!(date_arg("2026-11-21"), Ok(day));
-    assert_eq!(date_arg("20261121"), Ok(day));
+    assert_eq!(parse_date_arg("2026-11-21"), Ok(day));
+    assert_eq!(parse_date_arg("20261121"), Ok(day));
     assert!(
-        date_arg("21/11/2026")
+        parse_date_arg("21/11/2026")
             .unwrap_err()
             .contains("YYYY-MM-DD or YYYYMMDD")
     );
