@@ -98,19 +98,12 @@ variable "alarm_email_addresses" {
 }
 
 variable "chat_slack" {
-  type = object({
-    workspace_id = string
-    channel_id   = string
-  })
+  type    = object({ workspace_id = string, channel_id = string })
   default = null
 }
 
 variable "chat_teams" {
-  type = object({
-    tenant_id  = string
-    team_id    = string
-    channel_id = string
-  })
+  type    = object({ tenant_id = string, team_id = string, channel_id = string })
   default = null
 }
 

@@ -18,9 +18,38 @@ locals {
   # EventBridge, see docs/deploy.md), else a key made for the topic.
   create_alarm_key = local.create_alarm_topic && var.kms_key_arn == null
   alarm_topic_arn  = local.create_alarm_topic ? aws_sns_topic.alarms[0].arn : var.alarm_sns_topic_arn
+  alarm_topic_name = "${local.name}-alarms"
 
   # EventBridge and CloudWatch alarms encrypt with the topic's key on publishing.
   alarm_publishers = ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+}
+
+# What CloudWatch alarms and EventBridge rules of this account may do: encrypt with the topic's
+# key (its policy) and publish to the topic (the topic's policy: EventBridge needs this statement,
+# CloudWatch alarms of the account would not). The topic is named, not referred to: the topic
+# depends on its key, hence on this document.
+data "aws_iam_policy_document" "alarm_publishers" {
+  for_each = {
+    key   = { sid = "AlarmsAndEventBridgePublishToTheTopic", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resource = "*" }
+    topic = { sid = "AlarmsAndEventBridgePublish", actions = ["sns:Publish"], resource = "arn:${local.partition}:sns:${var.aws_region}:${local.account_id}:${local.alarm_topic_name}" }
+  }
+
+  statement {
+    sid       = each.value.sid
+    actions   = each.value.actions
+    resources = [each.value.resource]
+
+    principals {
+      type        = "Service"
+      identifiers = local.alarm_publishers
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
 }
 
 # --- The topic's key ------------------------------------------------------------------------------
@@ -48,6 +77,8 @@ data "aws_iam_policy_document" "alarm_key" {
   #checkov:skip=CKV_AWS_356:A key policy's resource "*" is the key itself, not every resource.
   count = local.create_alarm_key ? 1 : 0
 
+  source_policy_documents = [data.aws_iam_policy_document.alarm_publishers["key"].json]
+
   statement {
     sid       = "AccountAdministersTheKey"
     actions   = local.kms_key_admin_actions
@@ -56,23 +87,6 @@ data "aws_iam_policy_document" "alarm_key" {
     principals {
       type        = "AWS"
       identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-  }
-
-  statement {
-    sid       = "AlarmsAndEventBridgePublishToTheTopic"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = ["*"]
-
-    principals {
-      type        = "Service"
-      identifiers = local.alarm_publishers
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
     }
   }
 }
@@ -113,14 +127,16 @@ locals {
 resource "aws_sns_topic" "alarms" {
   count = local.create_alarm_topic ? 1 : 0
 
-  name              = "${local.name}-alarms"
+  name              = local.alarm_topic_name
   kms_master_key_id = local.create_alarm_key ? aws_kms_key.alarms[0].arn : var.kms_key_arn
 }
 
 # Who may publish: the account's principals, CloudWatch alarms and EventBridge rules of this
-# account. EventBridge needs this statement (CloudWatch alarms of the account would not).
+# account (alarm_publishers).
 data "aws_iam_policy_document" "alarm_topic" {
   count = local.create_alarm_topic ? 1 : 0
+
+  source_policy_documents = [data.aws_iam_policy_document.alarm_publishers["topic"].json]
 
   statement {
     sid = "AccountManagesTheTopic"
@@ -136,23 +152,6 @@ data "aws_iam_policy_document" "alarm_topic" {
     principals {
       type        = "AWS"
       identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-  }
-
-  statement {
-    sid       = "AlarmsAndEventBridgePublish"
-    actions   = ["sns:Publish"]
-    resources = [aws_sns_topic.alarms[0].arn]
-
-    principals {
-      type        = "Service"
-      identifiers = local.alarm_publishers
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
     }
   }
 }
@@ -174,37 +173,40 @@ resource "aws_sns_topic_subscription" "alarm_email" {
 
 # --- Queues ---------------------------------------------------------------------------------------
 
-resource "aws_cloudwatch_metric_alarm" "dead_letter_messages" {
-  for_each = local.stages
-
-  alarm_name          = "${local.name}-${each.key}-dead-letters"
-  alarm_description   = "Messages in the ${each.key} dead-letter queue: ${each.value.service} gave up on them. Read their reason, fix, then `tascomi redrive --stage ${each.key}`."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.dead_letter[each.key].name }
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [local.alarm_topic_arn]
-  ok_actions          = [local.alarm_topic_arn]
+locals {
+  # Each stage's two queue alarms, by name after <name>-: a message in its dead-letter queue (the
+  # stage gave up on it: one is too many) and a stage queue whose oldest message waits too long.
+  queue_alarms = merge([
+    for stage, def in local.stages : {
+      "${stage}-dead-letters" = {
+        description = "Messages in the ${stage} dead-letter queue: ${def.service} gave up on them. Read their reason, fix, then `tascomi redrive --stage ${stage}`."
+        metric      = "ApproximateNumberOfMessagesVisible"
+        queue       = aws_sqs_queue.dead_letter[stage].name
+        threshold   = 0
+      }
+      "${stage}-oldest-message" = {
+        description = "The oldest message on the ${stage} queue has waited more than ${var.oldest_message_age_alarm_secs} s: ${def.service} is stuck, failing or under-scaled."
+        metric      = "ApproximateAgeOfOldestMessage"
+        queue       = aws_sqs_queue.stage[stage].name
+        threshold   = var.oldest_message_age_alarm_secs
+      }
+    }
+  ]...)
 }
 
-resource "aws_cloudwatch_metric_alarm" "oldest_message_age" {
-  for_each = local.stages
+resource "aws_cloudwatch_metric_alarm" "queue" {
+  for_each = local.queue_alarms
 
-  alarm_name          = "${local.name}-${each.key}-oldest-message"
-  alarm_description   = "The oldest message on the ${each.key} queue has waited more than ${var.oldest_message_age_alarm_secs} s: ${each.value.service} is stuck, failing or under-scaled."
+  alarm_name          = "${local.name}-${each.key}"
+  alarm_description   = each.value.description
   namespace           = "AWS/SQS"
-  metric_name         = "ApproximateAgeOfOldestMessage"
-  dimensions          = { QueueName = aws_sqs_queue.stage[each.key].name }
+  metric_name         = each.value.metric
+  dimensions          = { QueueName = each.value.queue }
   statistic           = "Maximum"
   period              = 300
   evaluation_periods  = 1
   comparison_operator = "GreaterThanThreshold"
-  threshold           = var.oldest_message_age_alarm_secs
+  threshold           = each.value.threshold
   treat_missing_data  = "notBreaching"
   alarm_actions       = [local.alarm_topic_arn]
   ok_actions          = [local.alarm_topic_arn]
@@ -295,71 +297,77 @@ resource "aws_cloudwatch_metric_alarm" "ingest" {
 
 # --- Tasks and schedules ------------------------------------------------------------------------------
 
-# A task that stopped with a non-zero exit (a crash, an out-of-memory kill) or never started (the
-# image cannot be pulled, the secret cannot be read). Scaling in stops tasks with exit 0.
-resource "aws_cloudwatch_event_rule" "task_failed" {
-  name        = "${local.name}-task-failed"
-  description = "A Tascomi pipeline task stopped with a non-zero exit or failed to start"
-  event_pattern = jsonencode({
-    source        = ["aws.ecs"]
-    "detail-type" = ["ECS Task State Change"]
-    detail = {
-      clusterArn = [aws_ecs_cluster.pipeline.arn]
-      lastStatus = ["STOPPED"]
-      "$or" = [
-        { containers = { exitCode = [{ "anything-but" = 0 }] } },
-        { stopCode = ["TaskFailedToStart"] },
-      ]
+locals {
+  # ECS events that reach the topic, by rule name after <name>-: each an EventBridge rule and a
+  # target that turns the event into a line of text (unless `notify` is false).
+  ecs_events = {
+    # A task that stopped with a non-zero exit (a crash, an out-of-memory kill) or never started
+    # (the image cannot be pulled, the secret cannot be read). Scaling in stops tasks with exit 0.
+    task-failed = {
+      description = "A Tascomi pipeline task stopped with a non-zero exit or failed to start"
+      pattern = {
+        source        = ["aws.ecs"]
+        "detail-type" = ["ECS Task State Change"]
+        detail = {
+          clusterArn = [aws_ecs_cluster.pipeline.arn]
+          lastStatus = ["STOPPED"]
+          "$or" = [
+            { containers = { exitCode = [{ "anything-but" = 0 }] } },
+            { stopCode = ["TaskFailedToStart"] },
+          ]
+        }
+      }
+      notify = var.notify_failed_tasks
+      input_paths = {
+        group  = "$.detail.group"
+        task   = "$.detail.taskArn"
+        exit   = "$.detail.containers[0].exitCode"
+        reason = "$.detail.stoppedReason"
+        code   = "$.detail.stopCode"
+      }
+      input_template = "\"${local.name}: task <task> of <group> stopped (<code>), exit code <exit>: <reason>. Logs: /ecs/${local.name}/.\""
     }
-  })
-}
-
-# ECS's own verdicts: a service whose tasks keep failing to start (crash loop, throttled
-# restarts) and a deployment the circuit breaker rolled back.
-resource "aws_cloudwatch_event_rule" "service_impaired" {
-  name        = "${local.name}-service-impaired"
-  description = "A Tascomi pipeline service cannot keep its tasks running, or a deployment failed"
-  event_pattern = jsonencode({
-    source        = ["aws.ecs"]
-    "detail-type" = ["ECS Service Action", "ECS Deployment State Change"]
-    resources     = [{ prefix = "arn:${local.partition}:ecs:${var.aws_region}:${local.account_id}:service/${local.name}/" }]
-    detail = {
-      eventName = ["SERVICE_TASK_START_IMPAIRED", "SERVICE_DEPLOYMENT_FAILED"]
+    # ECS's own verdicts: a service whose tasks keep failing to start (crash loop, throttled
+    # restarts) and a deployment the circuit breaker rolled back.
+    service-impaired = {
+      description = "A Tascomi pipeline service cannot keep its tasks running, or a deployment failed"
+      pattern = {
+        source        = ["aws.ecs"]
+        "detail-type" = ["ECS Service Action", "ECS Deployment State Change"]
+        resources     = [{ prefix = "arn:${local.partition}:ecs:${var.aws_region}:${local.account_id}:service/${local.name}/" }]
+        detail = {
+          eventName = ["SERVICE_TASK_START_IMPAIRED", "SERVICE_DEPLOYMENT_FAILED"]
+        }
+      }
+      notify = true
+      input_paths = {
+        service = "$.resources[0]"
+        event   = "$.detail.eventName"
+        reason  = "$.detail.reason"
+      }
+      input_template = "\"${local.name}: <event> on <service>: <reason>. ECS keeps retrying; see the service's events and its log group.\""
     }
-  })
-}
-
-resource "aws_cloudwatch_event_target" "task_failed" {
-  count = var.notify_failed_tasks ? 1 : 0
-
-  rule      = aws_cloudwatch_event_rule.task_failed.name
-  target_id = "alarm-topic"
-  arn       = local.alarm_topic_arn
-
-  input_transformer {
-    input_paths = {
-      group  = "$.detail.group"
-      task   = "$.detail.taskArn"
-      exit   = "$.detail.containers[0].exitCode"
-      reason = "$.detail.stoppedReason"
-      code   = "$.detail.stopCode"
-    }
-    input_template = "\"${local.name}: task <task> of <group> stopped (<code>), exit code <exit>: <reason>. Logs: /ecs/${local.name}/.\""
   }
 }
 
-resource "aws_cloudwatch_event_target" "service_impaired" {
-  rule      = aws_cloudwatch_event_rule.service_impaired.name
+resource "aws_cloudwatch_event_rule" "ecs" {
+  for_each = local.ecs_events
+
+  name          = "${local.name}-${each.key}"
+  description   = each.value.description
+  event_pattern = jsonencode(each.value.pattern)
+}
+
+resource "aws_cloudwatch_event_target" "ecs" {
+  for_each = { for name, event in local.ecs_events : name => event if event.notify }
+
+  rule      = aws_cloudwatch_event_rule.ecs[each.key].name
   target_id = "alarm-topic"
   arn       = local.alarm_topic_arn
 
   input_transformer {
-    input_paths = {
-      service = "$.resources[0]"
-      event   = "$.detail.eventName"
-      reason  = "$.detail.reason"
-    }
-    input_template = "\"${local.name}: <event> on <service>: <reason>. ECS keeps retrying; see the service's events and its log group.\""
+    input_paths    = each.value.input_paths
+    input_template = each.value.input_template
   }
 }
 

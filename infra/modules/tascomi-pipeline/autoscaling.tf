@@ -17,57 +17,56 @@ resource "aws_appautoscaling_target" "stage" {
   max_capacity       = local.stage_settings[each.key].max_tasks
 }
 
-resource "aws_appautoscaling_policy" "scale_out" {
-  for_each = local.stages
+locals {
+  # Each stage's two step-scaling policies, by name after <name>-. Bounds are relative to the
+  # threshold of the alarm that triggers the policy (queue_busy: 1 visible message; queue_idle).
+  scaling_policies = merge([
+    for stage in keys(local.stages) : {
+      "${stage}-scale-out" = {
+        stage           = stage
+        adjustment_type = "ChangeInCapacity"
+        steps = [
+          { lower = 0, upper = local.stage_settings[stage].fast_scale_out_backlog - 1, adjustment = 1 },
+          { lower = local.stage_settings[stage].fast_scale_out_backlog - 1, upper = null, adjustment = 2 },
+        ]
+      }
+      "${stage}-scale-in" = {
+        stage           = stage
+        adjustment_type = "ExactCapacity"
+        steps           = [{ lower = null, upper = 0, adjustment = 0 }]
+      }
+    }
+  ]...)
+}
 
-  name               = "${local.name}-${each.key}-scale-out"
+resource "aws_appautoscaling_policy" "step" {
+  for_each = local.scaling_policies
+
+  name               = "${local.name}-${each.key}"
   policy_type        = "StepScaling"
-  service_namespace  = aws_appautoscaling_target.stage[each.key].service_namespace
-  resource_id        = aws_appautoscaling_target.stage[each.key].resource_id
-  scalable_dimension = aws_appautoscaling_target.stage[each.key].scalable_dimension
+  service_namespace  = aws_appautoscaling_target.stage[each.value.stage].service_namespace
+  resource_id        = aws_appautoscaling_target.stage[each.value.stage].resource_id
+  scalable_dimension = aws_appautoscaling_target.stage[each.value.stage].scalable_dimension
 
   step_scaling_policy_configuration {
-    adjustment_type         = "ChangeInCapacity"
+    adjustment_type         = each.value.adjustment_type
     cooldown                = 60
     metric_aggregation_type = "Maximum"
 
-    # Bounds are relative to the alarm threshold (1 visible message).
-    step_adjustment {
-      metric_interval_lower_bound = 0
-      metric_interval_upper_bound = local.stage_settings[each.key].fast_scale_out_backlog - 1
-      scaling_adjustment          = 1
-    }
-    step_adjustment {
-      metric_interval_lower_bound = local.stage_settings[each.key].fast_scale_out_backlog - 1
-      scaling_adjustment          = 2
+    dynamic "step_adjustment" {
+      for_each = each.value.steps
+      content {
+        metric_interval_lower_bound = step_adjustment.value.lower
+        metric_interval_upper_bound = step_adjustment.value.upper
+        scaling_adjustment          = step_adjustment.value.adjustment
+      }
     }
   }
 
   lifecycle {
     precondition {
-      condition     = local.stage_settings[each.key].fast_scale_out_backlog >= 2
-      error_message = "stages.${each.key}.fast_scale_out_backlog must be at least 2."
-    }
-  }
-}
-
-resource "aws_appautoscaling_policy" "scale_in" {
-  for_each = local.stages
-
-  name               = "${local.name}-${each.key}-scale-in"
-  policy_type        = "StepScaling"
-  service_namespace  = aws_appautoscaling_target.stage[each.key].service_namespace
-  resource_id        = aws_appautoscaling_target.stage[each.key].resource_id
-  scalable_dimension = aws_appautoscaling_target.stage[each.key].scalable_dimension
-
-  step_scaling_policy_configuration {
-    adjustment_type         = "ExactCapacity"
-    cooldown                = 60
-    metric_aggregation_type = "Maximum"
-
-    step_adjustment {
-      metric_interval_upper_bound = 0
-      scaling_adjustment          = 0
+      condition     = local.stage_settings[each.value.stage].fast_scale_out_backlog >= 2
+      error_message = "stages.${each.value.stage}.fast_scale_out_backlog must be at least 2."
     }
   }
 }
@@ -87,7 +86,7 @@ resource "aws_cloudwatch_metric_alarm" "queue_busy" {
   evaluation_periods  = 1
   datapoints_to_alarm = 1
   treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_appautoscaling_policy.scale_out[each.key].arn]
+  alarm_actions       = [aws_appautoscaling_policy.step["${each.key}-scale-out"].arn]
 }
 
 resource "aws_cloudwatch_metric_alarm" "queue_idle" {
@@ -101,7 +100,7 @@ resource "aws_cloudwatch_metric_alarm" "queue_idle" {
   datapoints_to_alarm = var.scale_in_idle_minutes
   # No data from an idle queue means empty.
   treat_missing_data = "breaching"
-  alarm_actions      = [aws_appautoscaling_policy.scale_in[each.key].arn]
+  alarm_actions      = [aws_appautoscaling_policy.step["${each.key}-scale-in"].arn]
 
   metric_query {
     id          = "depth"
@@ -110,25 +109,18 @@ resource "aws_cloudwatch_metric_alarm" "queue_idle" {
     return_data = true
   }
 
-  metric_query {
-    id = "visible"
-    metric {
-      namespace   = "AWS/SQS"
-      metric_name = "ApproximateNumberOfMessagesVisible"
-      dimensions  = { QueueName = aws_sqs_queue.stage[each.key].name }
-      period      = 60
-      stat        = "Maximum"
-    }
-  }
-
-  metric_query {
-    id = "in_flight"
-    metric {
-      namespace   = "AWS/SQS"
-      metric_name = "ApproximateNumberOfMessagesNotVisible"
-      dimensions  = { QueueName = aws_sqs_queue.stage[each.key].name }
-      period      = 60
-      stat        = "Maximum"
+  # The two terms of depth, by id.
+  dynamic "metric_query" {
+    for_each = { visible = "ApproximateNumberOfMessagesVisible", in_flight = "ApproximateNumberOfMessagesNotVisible" }
+    content {
+      id = metric_query.key
+      metric {
+        namespace   = "AWS/SQS"
+        metric_name = metric_query.value
+        dimensions  = { QueueName = aws_sqs_queue.stage[each.key].name }
+        period      = 60
+        stat        = "Maximum"
+      }
     }
   }
 }

@@ -9,24 +9,7 @@ resource "aws_iam_role" "chatbot" {
 
   name               = "${local.name}-chatbot"
   description        = "AWS Chatbot: posts the pipeline's alarms (no permissions: notifications only)"
-  assume_role_policy = data.aws_iam_policy_document.chatbot_assume.json
-}
-
-data "aws_iam_policy_document" "chatbot_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["chatbot.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
+  assume_role_policy = data.aws_iam_policy_document.assume["chatbot"].json
 }
 
 resource "aws_chatbot_slack_channel_configuration" "alarms" {
@@ -120,29 +103,12 @@ resource "aws_cloudwatch_event_target" "chat" {
   }
 }
 
-data "aws_iam_policy_document" "events_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-}
-
 resource "aws_iam_role" "chat_webhook" {
   count = local.chat_webhook ? 1 : 0
 
   name               = "${local.name}-chat-webhook"
   description        = "EventBridge: posts the pipeline's alarms to the chat webhook"
-  assume_role_policy = data.aws_iam_policy_document.events_assume.json
+  assume_role_policy = data.aws_iam_policy_document.assume["events"].json
 }
 
 data "aws_iam_policy_document" "chat_webhook" {

@@ -80,8 +80,8 @@ locals {
     properties = {
       title = "Alarms"
       alarms = concat(
-        [for alarm in aws_cloudwatch_metric_alarm.dead_letter_messages : alarm.arn],
-        [for alarm in aws_cloudwatch_metric_alarm.oldest_message_age : alarm.arn],
+        # Every stage's dead letters, then every stage's oldest message.
+        flatten([for kind in ["dead-letters", "oldest-message"] : [for stage in keys(local.stages) : aws_cloudwatch_metric_alarm.queue["${stage}-${kind}"].arn]]),
         [for alarm in aws_cloudwatch_metric_alarm.ingest : alarm.arn],
         [for alarm in aws_cloudwatch_metric_alarm.scheduler : alarm.arn],
         # An alarm widget shows at most 100 alarms.

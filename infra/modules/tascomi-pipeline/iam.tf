@@ -86,23 +86,74 @@ locals {
   s3_read_actions  = ["s3:GetObject"]
   s3_write_actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
 
-  task_policies = {
-    ingest   = data.aws_iam_policy_document.ingest.json
-    parse    = data.aws_iam_policy_document.parse.json
-    recast   = data.aws_iam_policy_document.recast.json
-    snapshot = data.aws_iam_policy_document.snapshot.json
+  # Every object under a key prefix of local.prefixes, in its zone's bucket.
+  prefix_objects = {
+    api_responses = "${local.raw_bucket_arn}/${local.prefixes.api_responses}*"
+    parsed        = "${local.raw_bucket_arn}/${local.prefixes.parsed}*"
+    ingest_state  = "${local.raw_bucket_arn}/${local.prefixes.ingest_state}*"
+    increment     = "${local.refined_bucket_arn}/${local.prefixes.increment}*"
+    snapshot      = "${local.refined_bucket_arn}/${local.prefixes.snapshot}*"
+  }
+
+  # What each stage's task role may do besides stage_common: list the buckets it works in (see
+  # the top of this file), read its input, write its output. Its Glue grants here are the layers
+  # whose tables have a prefix; the `<table>` ones are in local.glue_table_lists. Statement order
+  # does not matter to IAM, nor to the provider (it compares policies as sets of statements).
+  task_statements = {
+    ingest = [
+      { sid = "ListRawBucket", actions = ["s3:ListBucket"], resources = [local.raw_bucket_arn] },
+      { sid = "ReadApiKeys", actions = ["secretsmanager:GetSecretValue"], resources = [var.tascomi_api_secret_arn] },
+      { sid = "WriteApiResponsesAndState", actions = local.s3_write_actions, resources = [local.prefix_objects.api_responses, local.prefix_objects.ingest_state] },
+      { sid = "PublishApiResponseTables", actions = local.glue_write_actions, resources = local.glue_resources.raw_api_responses },
+    ]
+    parse = [
+      { sid = "ListBuckets", actions = ["s3:ListBucket"], resources = [local.raw_bucket_arn, local.refined_bucket_arn] },
+      { sid = "ReadApiResponses", actions = local.s3_read_actions, resources = [local.prefix_objects.api_responses] },
+      { sid = "ReadApiResponseTables", actions = local.glue_read_actions, resources = local.glue_resources.raw_api_responses },
+      { sid = "WriteParsed", actions = local.s3_write_actions, resources = [local.prefix_objects.parsed] },
+      { sid = "RecordDataQuality", actions = ["s3:PutObject"], resources = ["${local.refined_bucket_arn}/${local.prefixes.data_quality}parse/*"] },
+    ]
+    recast = [
+      { sid = "ListBuckets", actions = ["s3:ListBucket"], resources = [local.raw_bucket_arn, local.refined_bucket_arn] },
+      { sid = "ReadParsed", actions = local.s3_read_actions, resources = [local.prefix_objects.parsed] },
+      { sid = "WriteIncrement", actions = local.s3_write_actions, resources = [local.prefix_objects.increment] },
+      { sid = "PublishIncrementTables", actions = local.glue_write_actions, resources = local.glue_resources.refined_increments },
+      { sid = "RecordDataQuality", actions = ["s3:PutObject"], resources = ["${local.refined_bucket_arn}/${local.prefixes.data_quality}recast/*"] },
+    ]
+    # The snapshot checks that every import since its base reached the increments (a hole is
+    # refused): it reads the partitions of the raw, parsed and increment tables. After each
+    # publication it announces "Tascomi snapshot published" on the one bus named.
+    snapshot = [
+      { sid = "ListRefinedBucket", actions = ["s3:ListBucket"], resources = [local.refined_bucket_arn] },
+      { sid = "ReadIncrement", actions = local.s3_read_actions, resources = [local.prefix_objects.increment] },
+      { sid = "ReadApiResponseTables", actions = local.glue_read_actions, resources = local.glue_resources.raw_api_responses },
+      { sid = "ReadIncrementTables", actions = local.glue_read_actions, resources = local.glue_resources.refined_increments },
+      { sid = "WriteSnapshot", actions = local.s3_write_actions, resources = [local.prefix_objects.snapshot] },
+      { sid = "RecordDataQuality", actions = ["s3:PutObject"], resources = ["${local.refined_bucket_arn}/${local.prefixes.data_quality}snapshot/*"] },
+      { sid = "AnnounceSnapshots", actions = ["events:PutEvents"], resources = [local.event_bus_arn] },
+    ]
+  }
+
+  # The AWS services that assume the module's roles (chat.tf: chatbot, events), from this
+  # account only.
+  service_principals = {
+    ecs_tasks = "ecs-tasks.amazonaws.com"
+    scheduler = "scheduler.amazonaws.com"
+    chatbot   = "chatbot.amazonaws.com"
+    events    = "events.amazonaws.com"
   }
 }
 
-# --- Task roles ---------------------------------------------------------------------------------
+# Who may assume each service role: that AWS service (local.service_principals), for this account.
+data "aws_iam_policy_document" "assume" {
+  for_each = local.service_principals
 
-data "aws_iam_policy_document" "ecs_tasks_assume" {
   statement {
     actions = ["sts:AssumeRole"]
 
     principals {
       type        = "Service"
-      identifiers = ["ecs-tasks.amazonaws.com"]
+      identifiers = [each.value]
     }
 
     condition {
@@ -113,12 +164,14 @@ data "aws_iam_policy_document" "ecs_tasks_assume" {
   }
 }
 
+# --- Task roles ---------------------------------------------------------------------------------
+
 resource "aws_iam_role" "task" {
   for_each = local.stages
 
   name               = "${local.name}-${each.key}-task"
   description        = "Task role of ${each.value.service}"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+  assume_role_policy = data.aws_iam_policy_document.assume["ecs_tasks"].json
 }
 
 resource "aws_iam_role_policy" "task" {
@@ -126,7 +179,7 @@ resource "aws_iam_role_policy" "task" {
 
   name   = "${each.value.service}-least-privilege"
   role   = aws_iam_role.task[each.key].id
-  policy = local.task_policies[each.key]
+  policy = data.aws_iam_policy_document.task[each.key].json
 
   lifecycle {
     precondition {
@@ -141,28 +194,13 @@ resource "aws_iam_role_policy" "task" {
 data "aws_iam_policy_document" "glue_tables" {
   for_each = local.glue_table_policies
 
-  dynamic "statement" {
-    for_each = each.value.access == "read" ? [each.value] : []
-    content {
-      sid     = "ReadTables"
-      actions = local.glue_read_actions
-      resources = concat(
-        local.glue_zone_arns[statement.value.zone],
-        [for table in statement.value.tables : "${local.glue_table_arn_prefix[statement.value.zone]}${table}"],
-      )
-    }
-  }
-
-  dynamic "statement" {
-    for_each = each.value.access == "publish" ? [each.value] : []
-    content {
-      sid     = "PublishTables"
-      actions = local.glue_write_actions
-      resources = concat(
-        local.glue_zone_arns[statement.value.zone],
-        [for table in statement.value.tables : "${local.glue_table_arn_prefix[statement.value.zone]}${table}"],
-      )
-    }
+  statement {
+    sid     = each.value.access == "read" ? "ReadTables" : "PublishTables"
+    actions = each.value.access == "read" ? local.glue_read_actions : local.glue_write_actions
+    resources = concat(
+      local.glue_zone_arns[each.value.zone],
+      [for table in each.value.tables : "${local.glue_table_arn_prefix[each.value.zone]}${table}"],
+    )
   }
 }
 
@@ -198,10 +236,24 @@ check "managed_policies_per_task_role" {
   }
 }
 
+# The deployment's key (var.kms_key_arn), if any, encrypts the buckets and queues: the roles that
+# read or write them use it (stage_common, the scheduler's).
+data "aws_iam_policy_document" "use_data_key" {
+  count = var.kms_key_arn == null ? 0 : 1
+
+  statement {
+    sid       = "UseDataKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.kms_key_arn]
+  }
+}
+
 # What every stage does with queues: consume its own, send to the next stage's and to its own
 # dead-letter queue (permanent failures, with their reason); and use the data key, if any.
 data "aws_iam_policy_document" "stage_common" {
   for_each = local.stages
+
+  source_policy_documents = data.aws_iam_policy_document.use_data_key[*].json
 
   statement {
     sid = "ConsumeOwnQueue"
@@ -230,15 +282,6 @@ data "aws_iam_policy_document" "stage_common" {
     resources = [local.column_type_dictionary_arn]
   }
 
-  dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
-    content {
-      sid       = "UseDataKey"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [statement.value]
-    }
-  }
-
   # The trace collector beside the service (traces.tf). X-Ray has no resource-level
   # permissions for these actions: they take "*".
   dynamic "statement" {
@@ -251,38 +294,24 @@ data "aws_iam_policy_document" "stage_common" {
   }
 }
 
-data "aws_iam_policy_document" "ingest" {
-  source_policy_documents = [data.aws_iam_policy_document.stage_common["ingest"].json]
+# A stage's task policy: stage_common, then its own statements (local.task_statements).
+data "aws_iam_policy_document" "task" {
+  for_each = local.stages
 
-  statement {
-    sid       = "ListRawBucket"
-    actions   = ["s3:ListBucket"]
-    resources = [local.raw_bucket_arn]
-  }
-
-  statement {
-    sid     = "WriteApiResponsesAndState"
-    actions = local.s3_write_actions
-    resources = [
-      "${local.raw_bucket_arn}/${local.prefixes.api_responses}*",
-      "${local.raw_bucket_arn}/${local.prefixes.ingest_state}*",
-    ]
-  }
-
-  statement {
-    sid       = "PublishApiResponseTables"
-    actions   = local.glue_write_actions
-    resources = local.glue_resources.raw_api_responses
-  }
-
-  statement {
-    sid       = "ReadApiKeys"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = [var.tascomi_api_secret_arn]
-  }
+  source_policy_documents = [data.aws_iam_policy_document.stage_common[each.key].json]
 
   dynamic "statement" {
-    for_each = var.tascomi_api_secret_kms_key_arn == null ? [] : [var.tascomi_api_secret_kms_key_arn]
+    for_each = local.task_statements[each.key]
+    content {
+      sid       = statement.value.sid
+      actions   = statement.value.actions
+      resources = statement.value.resources
+    }
+  }
+
+  # The API secret's own key, if it has one: ingest-svc decrypts through Secrets Manager only.
+  dynamic "statement" {
+    for_each = each.key == "ingest" && var.tascomi_api_secret_kms_key_arn != null ? [var.tascomi_api_secret_kms_key_arn] : []
     content {
       sid       = "DecryptApiKeys"
       actions   = ["kms:Decrypt"]
@@ -297,135 +326,12 @@ data "aws_iam_policy_document" "ingest" {
   }
 }
 
-data "aws_iam_policy_document" "parse" {
-  source_policy_documents = [data.aws_iam_policy_document.stage_common["parse"].json]
-
-  statement {
-    sid       = "ListBuckets"
-    actions   = ["s3:ListBucket"]
-    resources = [local.raw_bucket_arn, local.refined_bucket_arn]
-  }
-
-  statement {
-    sid       = "ReadApiResponses"
-    actions   = local.s3_read_actions
-    resources = ["${local.raw_bucket_arn}/${local.prefixes.api_responses}*"]
-  }
-
-  statement {
-    sid       = "WriteParsed"
-    actions   = local.s3_write_actions
-    resources = ["${local.raw_bucket_arn}/${local.prefixes.parsed}*"]
-  }
-
-  statement {
-    sid       = "RecordDataQuality"
-    actions   = ["s3:PutObject"]
-    resources = ["${local.refined_bucket_arn}/${local.prefixes.data_quality}parse/*"]
-  }
-
-  statement {
-    sid       = "ReadApiResponseTables"
-    actions   = local.glue_read_actions
-    resources = local.glue_resources.raw_api_responses
-  }
-
-  # Publishing the parsed tables: aws_iam_policy.glue_tables.
-}
-
-data "aws_iam_policy_document" "recast" {
-  source_policy_documents = [data.aws_iam_policy_document.stage_common["recast"].json]
-
-  statement {
-    sid       = "ListBuckets"
-    actions   = ["s3:ListBucket"]
-    resources = [local.raw_bucket_arn, local.refined_bucket_arn]
-  }
-
-  statement {
-    sid       = "ReadParsed"
-    actions   = local.s3_read_actions
-    resources = ["${local.raw_bucket_arn}/${local.prefixes.parsed}*"]
-  }
-
-  statement {
-    sid       = "WriteIncrement"
-    actions   = local.s3_write_actions
-    resources = ["${local.refined_bucket_arn}/${local.prefixes.increment}*"]
-  }
-
-  statement {
-    sid       = "RecordDataQuality"
-    actions   = ["s3:PutObject"]
-    resources = ["${local.refined_bucket_arn}/${local.prefixes.data_quality}recast/*"]
-  }
-
-  # Reading the parsed tables: aws_iam_policy.glue_tables.
-
-  statement {
-    sid       = "PublishIncrementTables"
-    actions   = local.glue_write_actions
-    resources = local.glue_resources.refined_increments
-  }
-}
-
-data "aws_iam_policy_document" "snapshot" {
-  source_policy_documents = [data.aws_iam_policy_document.stage_common["snapshot"].json]
-
-  statement {
-    sid       = "ListRefinedBucket"
-    actions   = ["s3:ListBucket"]
-    resources = [local.refined_bucket_arn]
-  }
-
-  statement {
-    sid       = "ReadIncrement"
-    actions   = local.s3_read_actions
-    resources = ["${local.refined_bucket_arn}/${local.prefixes.increment}*"]
-  }
-
-  statement {
-    sid       = "WriteSnapshot"
-    actions   = local.s3_write_actions
-    resources = ["${local.refined_bucket_arn}/${local.prefixes.snapshot}*"]
-  }
-
-  statement {
-    sid       = "RecordDataQuality"
-    actions   = ["s3:PutObject"]
-    resources = ["${local.refined_bucket_arn}/${local.prefixes.data_quality}snapshot/*"]
-  }
-
-  # The snapshot checks that every import since its base reached the increments (a hole is
-  # refused): it reads the partitions of the raw, parsed and increment tables.
-  statement {
-    sid       = "ReadApiResponseTables"
-    actions   = local.glue_read_actions
-    resources = local.glue_resources.raw_api_responses
-  }
-
-  statement {
-    sid       = "ReadIncrementTables"
-    actions   = local.glue_read_actions
-    resources = local.glue_resources.refined_increments
-  }
-
-  # Reading the parsed tables and publishing the snapshot tables: aws_iam_policy.glue_tables.
-
-  # "Tascomi snapshot published", after each publication, on the one bus named.
-  statement {
-    sid       = "AnnounceSnapshots"
-    actions   = ["events:PutEvents"]
-    resources = [local.event_bus_arn]
-  }
-}
-
 # --- Execution role (shared): pull the image, write the logs -------------------------------------
 
 resource "aws_iam_role" "execution" {
   name               = "${local.name}-execution"
   description        = "ECS task execution role of the Tascomi pipeline services"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+  assume_role_policy = data.aws_iam_policy_document.assume["ecs_tasks"].json
 }
 
 data "aws_iam_policy_document" "execution" {
@@ -463,30 +369,15 @@ resource "aws_iam_role_policy" "execution" {
 
 # --- EventBridge Scheduler ----------------------------------------------------------------------
 
-data "aws_iam_policy_document" "scheduler_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["scheduler.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-}
-
 resource "aws_iam_role" "scheduler" {
   name               = "${local.name}-scheduler"
   description        = "EventBridge Scheduler: sends the nightly ingest and carry-forward requests"
-  assume_role_policy = data.aws_iam_policy_document.scheduler_assume.json
+  assume_role_policy = data.aws_iam_policy_document.assume["scheduler"].json
 }
 
 data "aws_iam_policy_document" "scheduler" {
+  source_policy_documents = data.aws_iam_policy_document.use_data_key[*].json
+
   # The ingest queue, and its dead-letter queue for a request Scheduler could not deliver.
   statement {
     sid       = "SendIngestRequests"
@@ -499,15 +390,6 @@ data "aws_iam_policy_document" "scheduler" {
     sid       = "SendCarryForwardRequests"
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.stage["snapshot"].arn, aws_sqs_queue.dead_letter["snapshot"].arn]
-  }
-
-  dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
-    content {
-      sid       = "UseDataKey"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [statement.value]
-    }
   }
 }
 

@@ -12,14 +12,9 @@
 locals {
   account_root = "arn:${local.partition}:iam::${local.account_id}:root"
   # Every layer's data prefixes, in their buckets.
-  layer_objects = [
-    "${local.raw_bucket_arn}/${local.prefixes.api_responses}*",
-    "${local.raw_bucket_arn}/${local.prefixes.parsed}*",
-    "${local.refined_bucket_arn}/${local.prefixes.increment}*",
-    "${local.refined_bucket_arn}/${local.prefixes.snapshot}*",
-  ]
+  layer_objects = [for layer in ["api_responses", "parsed", "increment", "snapshot"] : local.prefix_objects[layer]]
   operator_readable_objects = concat(local.layer_objects, [
-    "${local.raw_bucket_arn}/${local.prefixes.ingest_state}*",
+    local.prefix_objects.ingest_state,
     "${local.refined_bucket_arn}/${local.prefixes.data_quality}*",
     # `tascomi drift` compares the data with the dictionary (dictionary.tf).
     local.column_type_dictionary_arn,
@@ -30,36 +25,52 @@ locals {
     [for queue in aws_sqs_queue.dead_letter : queue.arn],
   )
   dead_letter_arns = [for queue in aws_sqs_queue.dead_letter : queue.arn]
+
+  # The two roles, by the key people_assume and the outputs use.
+  people_roles = {
+    operator = {
+      name        = "operator"
+      description = "Operators of the Tascomi pipeline: the tascomi command (replay, reset, rollback, redrive, ingest, status)"
+      principals  = var.operator_principal_arns
+      policy      = data.aws_iam_policy_document.operator.json
+    }
+    read_only = {
+      name        = "read-only"
+      description = "Read-only view of the Tascomi pipeline: tascomi status and drift"
+      principals  = var.read_only_principal_arns
+      policy      = data.aws_iam_policy_document.read_only.json
+    }
+  }
+}
+
+resource "aws_iam_role" "people" {
+  for_each = local.people_roles
+
+  name                 = "${local.name}-${each.value.name}"
+  description          = each.value.description
+  assume_role_policy   = data.aws_iam_policy_document.people_assume[each.key].json
+  max_session_duration = 14400
+}
+
+resource "aws_iam_role_policy" "people" {
+  for_each = local.people_roles
+
+  name   = "tascomi-${each.value.name}"
+  role   = aws_iam_role.people[each.key].id
+  policy = each.value.policy
 }
 
 data "aws_iam_policy_document" "people_assume" {
-  for_each = {
-    operator  = var.operator_principal_arns
-    read_only = var.read_only_principal_arns
-  }
+  for_each = local.people_roles
 
   statement {
     actions = ["sts:AssumeRole", "sts:TagSession"]
 
     principals {
       type        = "AWS"
-      identifiers = length(each.value) > 0 ? each.value : [local.account_root]
+      identifiers = length(each.value.principals) > 0 ? each.value.principals : [local.account_root]
     }
   }
-}
-
-resource "aws_iam_role" "operator" {
-  name                 = "${local.name}-operator"
-  description          = "Operators of the Tascomi pipeline: the tascomi command (replay, reset, rollback, redrive, ingest, status)"
-  assume_role_policy   = data.aws_iam_policy_document.people_assume["operator"].json
-  max_session_duration = 14400
-}
-
-resource "aws_iam_role" "read_only" {
-  name                 = "${local.name}-read-only"
-  description          = "Read-only view of the Tascomi pipeline: tascomi status and drift"
-  assume_role_policy   = data.aws_iam_policy_document.people_assume["read_only"].json
-  max_session_duration = 14400
 }
 
 data "aws_iam_policy_document" "read_only" {
@@ -157,16 +168,4 @@ data "aws_iam_policy_document" "operator" {
       resources = [statement.value]
     }
   }
-}
-
-resource "aws_iam_role_policy" "operator" {
-  name   = "tascomi-operator"
-  role   = aws_iam_role.operator.id
-  policy = data.aws_iam_policy_document.operator.json
-}
-
-resource "aws_iam_role_policy" "read_only" {
-  name   = "tascomi-read-only"
-  role   = aws_iam_role.read_only.id
-  policy = data.aws_iam_policy_document.read_only.json
 }

@@ -55,12 +55,12 @@ output "task_role_arns" {
 
 output "operator_role_arn" {
   description = "Role for the `tascomi` operator commands (operators.tf)."
-  value       = aws_iam_role.operator.arn
+  value       = aws_iam_role.people["operator"].arn
 }
 
 output "read_only_role_arn" {
   description = "Role for `tascomi status` and `tascomi drift`."
-  value       = aws_iam_role.read_only.arn
+  value       = aws_iam_role.people["read_only"].arn
 }
 
 output "dashboard_url" {

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use hcl::expr::{Expression, ObjectKey, TraversalOperator};
-use hcl::{Block, Body};
+use hcl::expr::{Expression, ObjectKey, Operation, Traversal, TraversalOperator};
+use hcl::{Block, Body, Structure};
 
 /// The workspace root (this crate is `tests/infra-check`).
 pub fn workspace_root() -> PathBuf {
@@ -115,6 +115,300 @@ impl Terraform {
             Some([root, name]) if root == "local" => self.local(name).unwrap_or(expr),
             _ => expr,
         }
+    }
+
+    /// What a reference into the locals stands for: `local.<name>`, and the named entries of
+    /// object literals below it (`local.prefix_objects.parsed`, `local.task_statements["parse"]`).
+    /// `None` for any other expression, or an entry that is not there.
+    pub fn local_value<'a>(&'a self, expr: &Expression) -> Option<&'a Expression> {
+        let Expression::Traversal(traversal) = expr else {
+            return None;
+        };
+        if !matches!(&traversal.expr, Expression::Variable(root) if root.as_str() == "local") {
+            return None;
+        }
+        let mut operators = traversal.operators.iter();
+        let Some(TraversalOperator::GetAttr(name)) = operators.next() else {
+            return None;
+        };
+        let mut value = self.local(name.as_str())?;
+        for operator in operators {
+            let key = match operator {
+                TraversalOperator::GetAttr(key) => key.to_string(),
+                TraversalOperator::Index(Expression::String(key)) => key.clone(),
+                _ => return None,
+            };
+            value = object_entries(value)?.get(&key).copied()?;
+        }
+        Some(value)
+    }
+
+    /// The (key, value) pairs a `for_each` collection stands for, when the configuration alone
+    /// says: an object or list literal, a local holding one, `merge(...)` and `keys(...)` of
+    /// such, and `for` expressions over them (an `if` that cannot be decided keeps every element). `scope` binds
+    /// the variables the collection refers to (`each`). `None` when a plan is needed to know the
+    /// collection (a variable, a condition on one).
+    pub fn instances(
+        &self,
+        collection: &Expression,
+        scope: &Scope,
+    ) -> Option<Vec<(String, Expression)>> {
+        let collection = substitute(collection, scope);
+        if let Some(value) = self.local_value(&collection) {
+            return self.instances(value, &[]);
+        }
+        match &collection {
+            Expression::Object(_) => Some(
+                object_entries(&collection)?
+                    .into_iter()
+                    .map(|(key, value)| (key, value.clone()))
+                    .collect(),
+            ),
+            Expression::Array(items) => Some(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(index, item)| (index.to_string(), item.clone()))
+                    .collect(),
+            ),
+            Expression::FuncCall(call)
+                if call.name.name.as_str() == "keys" && call.args.len() == 1 =>
+            {
+                let keys = self
+                    .instances(&call.args[0], &[])?
+                    .into_iter()
+                    .map(|(key, _)| key);
+                Some(
+                    keys.enumerate()
+                        .map(|(index, key)| (index.to_string(), Expression::String(key)))
+                        .collect(),
+                )
+            }
+            Expression::FuncCall(call) if call.name.name.as_str() == "merge" => {
+                let mut parts = call.args.clone();
+                if call.expand_final {
+                    let last = parts.pop()?;
+                    parts.extend(
+                        self.instances(&last, &[])?
+                            .into_iter()
+                            .map(|(_, part)| part),
+                    );
+                }
+                let mut merged = BTreeMap::new();
+                for part in &parts {
+                    merged.extend(self.instances(part, &[])?);
+                }
+                Some(merged.into_iter().collect())
+            }
+            Expression::ForExpr(for_expr) => {
+                let mut found = Vec::new();
+                for (key, value) in self.instances(&for_expr.collection_expr, &[])? {
+                    let mut vars = vec![(for_expr.value_var.to_string(), value)];
+                    if let Some(key_var) = &for_expr.key_var {
+                        vars.push((key_var.to_string(), Expression::String(key)));
+                    }
+                    let skipped = for_expr.cond_expr.as_ref().is_some_and(|cond| {
+                        render(&substitute(cond, &vars), &[]).ok() == Some(hcl::Value::Bool(false))
+                    });
+                    if skipped {
+                        continue;
+                    }
+                    let value = substitute(&for_expr.value_expr, &vars);
+                    match &for_expr.key_expr {
+                        Some(key_expr) => match substitute(key_expr, &vars) {
+                            Expression::String(key) => found.push((key, value)),
+                            _ => return None,
+                        },
+                        None => found.push((found.len().to_string(), value)),
+                    }
+                }
+                Some(found)
+            }
+            _ => None,
+        }
+    }
+
+    /// The nested blocks `name` of `block` as the provider receives them, in `scope`: the plain
+    /// ones, and one `content` per element of each `dynamic "<name>"` block, with its iterator
+    /// (`<name>.key`, `<name>.value`) bound to the element. A `dynamic` block whose `for_each`
+    /// needs a plan gives its `content` once.
+    pub fn expand(&self, block: &Block, name: &str, scope: &Scope) -> Vec<Block> {
+        let mut found = Vec::new();
+        for inner in block.body().blocks() {
+            if inner.identifier() == name {
+                found.push(substitute_block(inner, scope));
+                continue;
+            }
+            if inner.identifier() != "dynamic" || labels(inner) != [name] {
+                continue;
+            }
+            let Some(content) = inner.body().blocks().find(|b| b.identifier() == "content") else {
+                continue;
+            };
+            let iterator = attr(inner, "iterator").map_or_else(|| name.to_owned(), text);
+            match attr(inner, "for_each").and_then(|for_each| self.instances(for_each, scope)) {
+                Some(elements) => {
+                    for (key, value) in elements {
+                        let mut inner_scope = scope.to_vec();
+                        inner_scope.push((iterator.clone(), key_value(key, value)));
+                        found.push(substitute_block(content, &inner_scope));
+                    }
+                }
+                None => found.push(substitute_block(content, scope)),
+            }
+        }
+        found
+    }
+}
+
+/// Variables bound to expressions while a block is read: `each` for one instance of a
+/// `for_each` block, the iterator of a `dynamic` block, the variables of a `for` expression. A
+/// later binding hides an earlier one of the same name.
+pub type Scope = [(String, Expression)];
+
+/// `{ key = <key>, value = <value> }`: what `each`, or a `dynamic` block's iterator, is bound to.
+pub fn key_value(key: String, value: Expression) -> Expression {
+    Expression::Object(
+        [
+            (
+                ObjectKey::Identifier(hcl::Identifier::sanitized("key")),
+                Expression::String(key),
+            ),
+            (
+                ObjectKey::Identifier(hcl::Identifier::sanitized("value")),
+                value,
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    )
+}
+
+/// `expr` with the variables of `scope` replaced by what they are bound to. An attribute or key
+/// of an object literal so put in is looked up (`each.value.queue` is the `queue` entry of
+/// `each`'s value), and a template whose interpolations are all bound becomes its string;
+/// everything else is left as written.
+pub fn substitute(expr: &Expression, scope: &Scope) -> Expression {
+    let sub = |e: &Expression| substitute(e, scope);
+    match expr {
+        Expression::Variable(variable) => scope
+            .iter()
+            .rev()
+            .find(|(name, _)| name == variable.as_str())
+            .map_or_else(|| expr.clone(), |(_, value)| value.clone()),
+        Expression::Traversal(traversal) => {
+            let mut current = sub(&traversal.expr);
+            let mut rest = Vec::new();
+            for operator in &traversal.operators {
+                let operator = match operator {
+                    TraversalOperator::Index(index) => TraversalOperator::Index(sub(index)),
+                    other => other.clone(),
+                };
+                let key = match &operator {
+                    TraversalOperator::GetAttr(key) => Some(key.to_string()),
+                    TraversalOperator::Index(Expression::String(key)) => Some(key.clone()),
+                    _ => None,
+                };
+                let entry = key.filter(|_| rest.is_empty()).and_then(|key| {
+                    object_entries(&current)?
+                        .get(&key)
+                        .map(|entry| (*entry).clone())
+                });
+                match entry {
+                    Some(entry) => current = entry,
+                    None => rest.push(operator),
+                }
+            }
+            if rest.is_empty() {
+                current
+            } else {
+                Expression::Traversal(Box::new(Traversal::new(current, rest)))
+            }
+        }
+        Expression::Array(items) => Expression::Array(items.iter().map(sub).collect()),
+        Expression::Object(object) => Expression::Object(
+            object
+                .iter()
+                .map(|(key, value)| {
+                    let key = match key {
+                        ObjectKey::Expression(key) => ObjectKey::Expression(sub(key)),
+                        other => other.clone(),
+                    };
+                    (key, sub(value))
+                })
+                .collect(),
+        ),
+        Expression::FuncCall(call) => {
+            let mut call = call.clone();
+            call.args = call.args.iter().map(sub).collect();
+            Expression::FuncCall(call)
+        }
+        Expression::Parenthesis(inner) => Expression::Parenthesis(Box::new(sub(inner))),
+        Expression::Conditional(cond) => {
+            let mut cond = cond.clone();
+            cond.cond_expr = sub(&cond.cond_expr);
+            cond.true_expr = sub(&cond.true_expr);
+            cond.false_expr = sub(&cond.false_expr);
+            Expression::Conditional(cond)
+        }
+        Expression::Operation(operation) => {
+            let mut operation = operation.clone();
+            match &mut *operation {
+                Operation::Unary(op) => op.expr = sub(&op.expr),
+                Operation::Binary(op) => {
+                    op.lhs_expr = sub(&op.lhs_expr);
+                    op.rhs_expr = sub(&op.rhs_expr);
+                }
+            }
+            Expression::Operation(operation)
+        }
+        Expression::TemplateExpr(_) => match render(expr, &scope_values(scope)) {
+            Ok(hcl::Value::String(rendered)) => Expression::String(rendered),
+            _ => expr.clone(),
+        },
+        _ => expr.clone(),
+    }
+}
+
+/// `block` with the variables of `scope` replaced in its attributes and nested blocks.
+pub fn substitute_block(block: &Block, scope: &Scope) -> Block {
+    let mut block = block.clone();
+    for structure in &mut block.body.0 {
+        match structure {
+            Structure::Attribute(attribute) => attribute.expr = substitute(&attribute.expr, scope),
+            Structure::Block(inner) => *inner = substitute_block(inner, scope),
+        }
+    }
+    block
+}
+
+/// The bindings of `scope` as values, for [`render`]: their literal parts only (an object keeps
+/// the entries that are literals), so that `each.key` evaluates when `each.value` holds
+/// references.
+pub fn scope_values(scope: &Scope) -> Vec<(&str, hcl::Value)> {
+    scope
+        .iter()
+        .filter_map(|(name, expr)| literal_value(expr).map(|value| (name.as_str(), value)))
+        .collect()
+}
+
+fn literal_value(expr: &Expression) -> Option<hcl::Value> {
+    match expr {
+        Expression::Object(_) => Some(hcl::Value::Object(
+            object_entries(expr)?
+                .into_iter()
+                .filter_map(|(key, value)| literal_value(value).map(|value| (key, value)))
+                .collect(),
+        )),
+        Expression::Array(items) => items
+            .iter()
+            .map(literal_value)
+            .collect::<Option<Vec<_>>>()
+            .map(hcl::Value::Array),
+        Expression::Null | Expression::Bool(_) | Expression::Number(_) | Expression::String(_) => {
+            render(expr, &[]).ok()
+        }
+        _ => None,
     }
 }
 
@@ -432,6 +726,98 @@ mod tests {
             .map(|s| string(attr(s, "sid").unwrap()).unwrap().to_owned())
             .collect();
         assert_eq!(sids, ["a", "b"]);
+    }
+
+    fn module(text: &str) -> (tempfile::TempDir, Terraform) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.tf"), text).unwrap();
+        let tf = Terraform::load(dir.path()).unwrap();
+        (dir, tf)
+    }
+
+    #[test]
+    fn instances_read_locals_merges_and_for_expressions() {
+        let (_dir, tf) = module(
+            r#"locals {
+                 stages = { a = { next = "b" }, b = { next = null } }
+                 per_stage = merge([
+                   for stage, def in local.stages : {
+                     "${stage}-x" = { next = def.next, queue = aws_sqs_queue.stage[stage].name }
+                   }
+                 ]...)
+                 notified = { for name, n in { p = true, q = false } : name => n if n }
+               }"#,
+        );
+        let per_stage = tf
+            .instances(&"local.per_stage".parse().unwrap(), &[])
+            .unwrap();
+        let texts: Vec<_> = per_stage
+            .iter()
+            .map(|(key, value)| {
+                (
+                    key.as_str(),
+                    text(value).split_whitespace().collect::<String>(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                (
+                    "a-x",
+                    r#"{next="b"queue=aws_sqs_queue.stage["a"].name}"#.to_owned()
+                ),
+                (
+                    "b-x",
+                    r#"{next=nullqueue=aws_sqs_queue.stage["b"].name}"#.to_owned()
+                ),
+            ]
+        );
+        let notified = tf
+            .instances(&"local.notified".parse().unwrap(), &[])
+            .unwrap();
+        assert_eq!(notified.len(), 1, "a decided `if` drops the element");
+        assert!(
+            tf.instances(&"var.x ? [1] : []".parse().unwrap(), &[])
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn expand_binds_each_and_a_dynamic_blocks_iterator() {
+        let (_dir, tf) = module(
+            r#"locals {
+                 statements = { a = [{ sid = "one" }, { sid = "two" }], b = [] }
+               }
+               data "x" "y" {
+                 statement { sid = each.key }
+                 dynamic "statement" {
+                   for_each = local.statements[each.key]
+                   content { sid = statement.value.sid }
+                 }
+                 dynamic "statement" {
+                   for_each = var.maybe == null ? [] : [var.maybe]
+                   content { sid = statement.value }
+                 }
+               }"#,
+        );
+        let block = tf.data("x", "y").unwrap();
+        let sids = |stage: &str| -> Vec<String> {
+            let scope = [(
+                "each".to_owned(),
+                key_value(stage.to_owned(), Expression::Null),
+            )];
+            tf.expand(block, "statement", &scope)
+                .iter()
+                .map(|s| text(attr(s, "sid").unwrap()))
+                .collect()
+        };
+        // A for_each that needs a plan gives its content once, as written.
+        assert_eq!(
+            sids("a"),
+            ["\"a\"", "\"one\"", "\"two\"", "statement.value"]
+        );
+        assert_eq!(sids("b"), ["\"b\"", "statement.value"]);
     }
 
     #[test]

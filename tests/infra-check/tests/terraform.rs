@@ -9,11 +9,12 @@ use std::process::Command;
 use common::config::{PipelineFile, Schedule};
 use common::layout::{Layer, Layout, TableName, Zone};
 use common::messages::{IngestMode, IngestRequest};
+use hcl::Block;
 use hcl::expr::{Expression, TraversalOperator};
 use infra_check::{
-    STAGES, Terraform, attr, env_names_read_by_sources, nested, object, object_entries,
-    object_keys, render, string, string_list, terraform_queue_names, text, traversal_path,
-    workspace_root,
+    STAGES, Scope, Terraform, attr, env_names_read_by_sources, key_value, nested, object,
+    object_entries, object_keys, render, scope_values, string, string_list, substitute,
+    terraform_queue_names, text, traversal_path, workspace_root,
 };
 
 fn terraform() -> Terraform {
@@ -78,13 +79,10 @@ fn every_stage_has_its_queue_dead_letter_queue_service_task_definition_and_role(
         ("aws_iam_role", "task"),
         ("aws_iam_role_policy", "task"),
         ("aws_appautoscaling_target", "stage"),
-        ("aws_appautoscaling_policy", "scale_out"),
-        ("aws_appautoscaling_policy", "scale_in"),
         ("aws_cloudwatch_metric_alarm", "queue_busy"),
         ("aws_cloudwatch_metric_alarm", "queue_idle"),
-        ("aws_cloudwatch_metric_alarm", "dead_letter_messages"),
-        ("aws_cloudwatch_metric_alarm", "oldest_message_age"),
         ("aws_iam_policy_document", "stage_common"),
+        ("aws_iam_policy_document", "task"),
     ];
     for (rtype, name) in per_stage {
         let block = tf
@@ -97,6 +95,31 @@ fn every_stage_has_its_queue_dead_letter_queue_service_task_definition_and_role(
             text(for_each),
             "local.stages",
             "{rtype}.{name} must exist once per stage"
+        );
+    }
+    // Two per stage, keyed <stage>-<kind>.
+    for (rtype, name, kinds) in [
+        (
+            "aws_cloudwatch_metric_alarm",
+            "queue",
+            ["dead-letters", "oldest-message"],
+        ),
+        (
+            "aws_appautoscaling_policy",
+            "step",
+            ["scale-out", "scale-in"],
+        ),
+    ] {
+        let want: BTreeSet<String> = STAGES
+            .iter()
+            .flat_map(|stage| kinds.map(|kind| format!("{stage}-{kind}")))
+            .collect();
+        assert_eq!(
+            instances(&tf, rtype, name)
+                .into_keys()
+                .collect::<BTreeSet<_>>(),
+            want,
+            "{rtype}.{name}: one of each kind per stage"
         );
     }
 
@@ -118,31 +141,56 @@ fn every_stage_has_its_queue_dead_letter_queue_service_task_definition_and_role(
     );
     assert_eq!(
         text(attr(role_policy, "policy").unwrap()),
-        "local.task_policies[each.key]"
+        "data.aws_iam_policy_document.task[each.key].json"
     );
 
-    let policies = object_entries(tf.local("task_policies").expect("local.task_policies")).unwrap();
-    assert_eq!(policies.keys().map(String::as_str).collect::<Vec<_>>(), {
-        let mut sorted = STAGES.to_vec();
-        sorted.sort();
-        sorted
-    });
-    for stage in STAGES {
-        assert_eq!(
-            text(policies[stage]),
-            format!("data.aws_iam_policy_document.{stage}.json")
-        );
-        let doc = tf
-            .data("aws_iam_policy_document", stage)
-            .unwrap_or_else(|| panic!("data.aws_iam_policy_document.{stage} is missing"));
-        let sources = text(attr(doc, "source_policy_documents").expect("source_policy_documents"));
-        assert!(
-            sources.contains(&format!(
-                "data.aws_iam_policy_document.stage_common[\"{stage}\"].json"
-            )),
-            "the {stage} policy must include its queue permissions: {sources}"
-        );
-    }
+    // Each stage's policy: its own statements and its queue permissions (stage_common).
+    let doc = tf.data("aws_iam_policy_document", "task").unwrap();
+    let sources: String =
+        text(attr(doc, "source_policy_documents").expect("source_policy_documents"))
+            .split_whitespace()
+            .collect();
+    assert_eq!(
+        sources, "[data.aws_iam_policy_document.stage_common[each.key].json]",
+        "the task policy must include its queue permissions"
+    );
+    let own = object_entries(tf.local("task_statements").expect("local.task_statements")).unwrap();
+    assert_eq!(
+        own.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        STAGES.into_iter().collect(),
+        "local.task_statements: the statements of each stage, and only of the stages"
+    );
+}
+
+/// The instances of a `for_each` resource, by key, each with `each` bound for reading its
+/// attributes (through [`substitute`]).
+fn instances(
+    tf: &Terraform,
+    rtype: &str,
+    name: &str,
+) -> BTreeMap<String, Vec<(String, Expression)>> {
+    let block = tf
+        .resource(rtype, name)
+        .unwrap_or_else(|| panic!("{rtype}.{name} is missing"));
+    let for_each = attr(block, "for_each").unwrap_or_else(|| panic!("{rtype}.{name}: no for_each"));
+    tf.instances(for_each, &[])
+        .unwrap_or_else(|| panic!("{rtype}.{name}: cannot read {}", text(for_each)))
+        .into_iter()
+        .map(|(key, value)| {
+            (
+                key.clone(),
+                vec![("each".to_owned(), key_value(key, value))],
+            )
+        })
+        .collect()
+}
+
+/// A resource's attribute for one instance.
+fn instance_attr(block: &Block, name: &str, scope: &Scope) -> Expression {
+    substitute(
+        attr(block, name).unwrap_or_else(|| panic!("no attribute {name}")),
+        scope,
+    )
 }
 
 #[test]
@@ -406,90 +454,211 @@ fn every_table_of_the_pipeline_file_gets_exactly_one_schedule() {
     );
 }
 
-/// Every statement of every policy document: (document, effect, actions, resource texts).
-/// With a stage, conditionals on `each` are decided for that stage (the per-stage documents);
-/// without, both branches count.
-fn statements(
-    tf: &Terraform,
-    stage: Option<&str>,
-) -> Vec<(String, String, Vec<String>, Vec<String>)> {
-    let each = stage.map(|stage| each_value(tf, stage));
+/// A policy statement as read: (document, effect, actions, resource texts). The document of a
+/// `for_each` instance is named with its key: `task["parse"]`.
+type Statement = (String, String, Vec<String>, Vec<String>);
+
+/// Every statement of every policy document, each document's own (those it takes from
+/// `source_policy_documents` are read with the document they are written in). A `for_each`
+/// document is read once per instance, `each` bound (conditionals on it decided, its `dynamic`
+/// statements that instance's); with a stage, the per-stage documents (`for_each =
+/// local.stages`) for that stage only.
+fn statements(tf: &Terraform, stage: Option<&str>) -> Vec<Statement> {
     let mut found = Vec::new();
     for (doc, block) in tf.data_of_type("aws_iam_policy_document") {
-        for statement in nested(block, "statement") {
-            let effect = attr(statement, "effect")
-                .map(|e| string(e).expect("effect is a literal").to_owned())
-                .unwrap_or_else(|| "Allow".into());
-            assert!(
-                attr(statement, "not_actions").is_none()
-                    && attr(statement, "not_resources").is_none(),
-                "{doc}: not_actions/not_resources grant everything else"
-            );
-            let actions_expr = attr(statement, "actions")
-                .unwrap_or_else(|| panic!("{doc}: statement without actions"));
-            let actions = string_list(tf.resolve(actions_expr)).unwrap_or_else(|| {
-                panic!(
-                    "{doc}: actions must be literal strings: {}",
-                    text(actions_expr)
-                )
-            });
-            let mut resources = Vec::new();
-            if let Some(expr) = attr(statement, "resources") {
-                flatten_resources(tf, expr, each.as_ref(), &mut resources);
-            }
-            found.push((doc.to_owned(), effect, actions, resources));
+        let per_stage = attr(block, "for_each").is_some_and(|e| text(e) == "local.stages");
+        let key = stage.filter(|_| per_stage);
+        for (name, scope) in document_instances(tf, doc, block, key) {
+            found.extend(read_statements(
+                tf,
+                &name,
+                tf.expand(block, "statement", &scope),
+            ));
         }
     }
     found
 }
 
-/// `each` for one stage of `local.stages`: `{ key, value = { service, next } }`.
-fn each_value(tf: &Terraform, stage: &str) -> hcl::Value {
-    let (service, next) = stages(tf).remove(stage).expect("a stage");
-    let mut value = hcl::Map::new();
-    value.insert("service".into(), hcl::Value::from(service));
-    value.insert(
-        "next".into(),
-        next.map(hcl::Value::from).unwrap_or(hcl::Value::Null),
-    );
-    let mut each = hcl::Map::new();
-    each.insert("key".into(), hcl::Value::from(stage));
-    each.insert("value".into(), hcl::Value::Object(value));
-    hcl::Value::Object(each)
+/// What one stage's task role is allowed by its inline policy, the `task` document: its own
+/// statements and those of the documents it names in `source_policy_documents`, followed to the
+/// end (`stage_common[each.key]`, the data key's).
+fn task_policy(tf: &Terraform, stage: &str) -> Vec<Statement> {
+    let mut blocks = Vec::new();
+    policy_blocks(tf, "task", Some(stage), &mut blocks);
+    blocks
+        .into_iter()
+        .flat_map(|(doc, block)| read_statements(tf, &doc, [block]))
+        .collect()
 }
 
-fn flatten_resources(
+/// The statement blocks of a policy document (of its instance `key`, or of each instance) as
+/// the provider receives them, then those of the documents named in its
+/// `source_policy_documents`, followed to the end; each with the name of its document.
+fn policy_blocks(tf: &Terraform, doc: &str, key: Option<&str>, out: &mut Vec<(String, Block)>) {
+    let block = tf
+        .data("aws_iam_policy_document", doc)
+        .unwrap_or_else(|| panic!("data.aws_iam_policy_document.{doc} is missing"));
+    for (name, scope) in document_instances(tf, doc, block, key) {
+        out.extend(
+            tf.expand(block, "statement", &scope)
+                .into_iter()
+                .map(|statement| (name.clone(), statement)),
+        );
+        let Some(sources) = attr(block, "source_policy_documents") else {
+            continue;
+        };
+        let sources = match substitute(sources, &scope) {
+            Expression::Array(items) => items,
+            single => vec![single],
+        };
+        for source in sources {
+            // data.aws_iam_policy_document.<name>[<key>].json, or <name>[*].json
+            let named = match &source {
+                Expression::Traversal(traversal) => {
+                    match (&traversal.expr, traversal.operators.as_slice()) {
+                        (
+                            Expression::Variable(root),
+                            [
+                                TraversalOperator::GetAttr(kind),
+                                TraversalOperator::GetAttr(source_doc),
+                                rest @ ..,
+                            ],
+                        ) if root.as_str() == "data"
+                            && kind.as_str() == "aws_iam_policy_document" =>
+                        {
+                            let key = rest.iter().find_map(|op| match op {
+                                TraversalOperator::Index(Expression::String(key)) => {
+                                    Some(key.clone())
+                                }
+                                _ => None,
+                            });
+                            Some((source_doc.to_string(), key))
+                        }
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            let (source_doc, source_key) = named.unwrap_or_else(|| {
+                panic!("{name}: source_policy_documents names {}", text(&source))
+            });
+            policy_blocks(tf, &source_doc, source_key.as_deref(), out);
+        }
+    }
+}
+
+/// The instances of a policy document to read, with their names and the scope their
+/// statements are read in: the document itself, nothing bound, when it has no `for_each` (or
+/// one that needs a plan); else each instance (only `key`'s, when given), `each` bound.
+fn document_instances(
     tf: &Terraform,
-    expr: &Expression,
-    each: Option<&hcl::Value>,
-    out: &mut Vec<String>,
-) {
-    // A local is followed only when it holds a list; otherwise its name is what the place is.
+    doc: &str,
+    block: &Block,
+    key: Option<&str>,
+) -> Vec<(String, Vec<(String, Expression)>)> {
+    let Some(instances) = attr(block, "for_each").and_then(|e| tf.instances(e, &[])) else {
+        return vec![(doc.to_owned(), Vec::new())];
+    };
+    let found: Vec<_> = instances
+        .into_iter()
+        .filter(|(instance, _)| key.is_none_or(|key| key == instance))
+        .map(|(instance, value)| {
+            let name = format!("{doc}[\"{instance}\"]");
+            (name, vec![("each".to_owned(), key_value(instance, value))])
+        })
+        .collect();
+    assert!(!found.is_empty(), "{doc} has no instance {key:?}");
+    found
+}
+
+/// Statement blocks of a document, as read: effect, actions, resources.
+fn read_statements(
+    tf: &Terraform,
+    doc: &str,
+    blocks: impl IntoIterator<Item = Block>,
+) -> Vec<Statement> {
+    let mut found = Vec::new();
+    for statement in blocks {
+        let effect = attr(&statement, "effect")
+            .map(|e| string(e).expect("effect is a literal").to_owned())
+            .unwrap_or_else(|| "Allow".into());
+        assert!(
+            attr(&statement, "not_actions").is_none()
+                && attr(&statement, "not_resources").is_none(),
+            "{doc}: not_actions/not_resources grant everything else"
+        );
+        let actions_expr = attr(&statement, "actions")
+            .unwrap_or_else(|| panic!("{doc}: statement without actions"));
+        let mut resources = Vec::new();
+        if let Some(expr) = attr(&statement, "resources") {
+            flatten_resources(tf, expr, &mut resources);
+        }
+        // Actions chosen by a condition that cannot be decided: a statement for each choice.
+        for choice in choices(actions_expr) {
+            let actions = string_list(tf.resolve(choice)).unwrap_or_else(|| {
+                panic!(
+                    "{doc}: actions must be literal strings: {}",
+                    text(actions_expr)
+                )
+            });
+            found.push((doc.to_owned(), effect.clone(), actions, resources.clone()));
+        }
+    }
+    found
+}
+
+/// The branches a conditional expression may take: the one its condition decides (once the
+/// variables it tests are bound, it is literals), else both, recursively. Any other expression
+/// is its own only choice.
+fn choices(expr: &Expression) -> Vec<&Expression> {
+    let Expression::Conditional(cond) = expr else {
+        return vec![expr];
+    };
+    match render(&cond.cond_expr, &[]) {
+        Ok(hcl::Value::Bool(true)) => choices(&cond.true_expr),
+        Ok(hcl::Value::Bool(false)) => choices(&cond.false_expr),
+        _ => [choices(&cond.true_expr), choices(&cond.false_expr)].concat(),
+    }
+}
+
+/// `each` for one stage of `local.stages`: `{ key = <stage>, value = { service, next } }`.
+fn each(tf: &Terraform, stage: &str) -> (String, Expression) {
+    let stages = object_entries(tf.local("stages").expect("local.stages")).expect("an object");
+    let def = stages
+        .get(stage)
+        .unwrap_or_else(|| panic!("no stage {stage}"));
+    (
+        "each".to_owned(),
+        key_value(stage.to_owned(), (*def).clone()),
+    )
+}
+
+/// The places a `resources` expression names, as texts: lists, `concat(...)` and conditionals
+/// are taken apart (a decided conditional gives its branch, else both).
+fn flatten_resources(tf: &Terraform, expr: &Expression, out: &mut Vec<String>) {
+    // A local is followed when it holds a list, or when it is a named entry of a local object
+    // that is one place (`local.prefix_objects.parsed`); otherwise its name is what the place
+    // is (`local.raw_bucket_arn`, `local.glue_resources.raw_api_responses`).
+    let entry = matches!(expr, Expression::Traversal(t) if t.operators.len() > 1);
     let resolved = match tf.resolve(expr) {
         list @ (Expression::Array(_) | Expression::FuncCall(_)) => list,
-        _ => expr,
+        _ => match tf.local_value(expr).filter(|_| entry) {
+            Some(place @ (Expression::String(_) | Expression::TemplateExpr(_))) => place,
+            _ => expr,
+        },
     };
     match resolved {
         Expression::Array(items) => items
             .iter()
-            .for_each(|item| flatten_resources(tf, item, each, out)),
+            .for_each(|item| flatten_resources(tf, item, out)),
         Expression::FuncCall(call) if call.name.name.to_string() == "concat" => {
             call.args
                 .iter()
-                .for_each(|arg| flatten_resources(tf, arg, each, out));
+                .for_each(|arg| flatten_resources(tf, arg, out));
         }
-        Expression::Conditional(cond) => {
-            let decided =
-                each.and_then(|each| render(&cond.cond_expr, &[("each", each.clone())]).ok());
-            match decided {
-                Some(hcl::Value::Bool(true)) => flatten_resources(tf, &cond.true_expr, each, out),
-                Some(hcl::Value::Bool(false)) => flatten_resources(tf, &cond.false_expr, each, out),
-                _ => {
-                    flatten_resources(tf, &cond.true_expr, each, out);
-                    flatten_resources(tf, &cond.false_expr, each, out);
-                }
-            }
-        }
+        Expression::Conditional(_) => choices(resolved)
+            .into_iter()
+            .for_each(|choice| flatten_resources(tf, choice, out)),
         other => out.push(text(other)),
     }
 }
@@ -508,18 +677,18 @@ fn no_allow_statement_grants_a_wildcard_action() {
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
     ];
-    // In a key policy, resource "*" is the key itself.
-    let key_policies: BTreeSet<String> = tf
-        .resources_of_type("aws_kms_key")
-        .into_iter()
-        .filter_map(|(_, block)| attr(block, "policy").map(text))
-        .filter_map(|policy| {
-            policy
-                .strip_prefix("data.aws_iam_policy_document.")
-                .and_then(|rest| rest.split(['[', '.']).next())
-                .map(str::to_owned)
-        })
-        .collect();
+    // In a key policy, resource "*" is the key itself: the documents a key's policy is made of.
+    let mut key_policy_blocks = Vec::new();
+    for (name, block) in tf.resources_of_type("aws_kms_key") {
+        let policy = text(attr(block, "policy").unwrap());
+        let doc = policy
+            .strip_prefix("data.aws_iam_policy_document.")
+            .and_then(|rest| rest.split(['[', '.']).next())
+            .unwrap_or_else(|| panic!("aws_kms_key.{name}: policy {policy}"));
+        policy_blocks(&tf, doc, None, &mut key_policy_blocks);
+    }
+    let key_policies: BTreeSet<String> =
+        key_policy_blocks.into_iter().map(|(doc, _)| doc).collect();
     for (doc, effect, actions, resources) in &statements {
         // A Deny may be broad: the bucket policies deny every action without TLS.
         if effect == "Deny" {
@@ -571,12 +740,20 @@ fn no_allow_statement_grants_a_wildcard_action() {
         );
     }
     for (name, block) in tf.resources_of_type("aws_iam_role_policy") {
-        let policy = text(attr(block, "policy").unwrap());
-        assert!(
-            policy.starts_with("data.aws_iam_policy_document.")
-                || policy.starts_with("local.task_policies"),
-            "aws_iam_role_policy.{name}: {policy}"
-        );
+        // A policy chosen per instance (`each.value.policy`) is read for every instance.
+        let scopes = match attr(block, "for_each").map(text).as_deref() {
+            None | Some("local.stages") => vec![Vec::new()],
+            Some(_) => instances(&tf, "aws_iam_role_policy", name)
+                .into_values()
+                .collect(),
+        };
+        for scope in scopes {
+            let policy = text(&instance_attr(block, "policy", &scope));
+            assert!(
+                policy.starts_with("data.aws_iam_policy_document."),
+                "aws_iam_role_policy.{name}: {policy}"
+            );
+        }
     }
 }
 
@@ -610,14 +787,14 @@ fn glue_table_grants(tf: &Terraform, stage: &str) -> BTreeSet<(String, String)> 
 /// What one stage's task role may do with objects and tables, as (grant, place) pairs.
 fn grants(tf: &Terraform, stage: &str) -> BTreeSet<(String, String)> {
     let mut grants = glue_table_grants(tf, stage);
-    let docs = [stage.to_owned(), "stage_common".to_owned()];
-    for (doc, effect, actions, resources) in statements(tf, Some(stage)) {
-        if !docs.contains(&doc) || effect != "Allow" {
+    let next = stages(tf).remove(stage).and_then(|(_, next)| next);
+    for (_doc, effect, actions, resources) in task_policy(tf, stage) {
+        if effect != "Allow" {
             continue;
         }
         let has = |a: &str| actions.iter().any(|x| x == a);
         for resource in &resources {
-            let place = place(resource);
+            let place = place(resource, stage, next.as_deref());
             let grant = if has("s3:DeleteObject") && has("s3:PutObject") {
                 "write"
             } else if has("s3:PutObject") {
@@ -645,20 +822,22 @@ fn grants(tf: &Terraform, stage: &str) -> BTreeSet<(String, String)> {
     grants
 }
 
-/// A resource expression reduced to what it names: `raw:api_responses`, `glue:refined`,
-/// `queue:next`, ...
-fn place(resource: &str) -> String {
+/// A resource expression of one stage's policy reduced to what it names: `raw:api_responses`,
+/// `glue:refined`, `queue:next` (the queue of the stage after `stage`), ...
+fn place(resource: &str, stage: &str, next: Option<&str>) -> String {
+    let queue =
+        |kind: &str, stage: &str| resource.contains(&format!("aws_sqs_queue.{kind}[\"{stage}\"]"));
     let bucket = if resource.contains("local.raw_bucket_arn") {
         "raw"
     } else if resource.contains("local.refined_bucket_arn") {
         "refined"
     } else if resource.contains("local.glue_resources.") {
         return format!("glue:{}", resource.rsplit('.').next().unwrap_or_default());
-    } else if resource.contains("aws_sqs_queue.stage[each.key]") {
+    } else if queue("stage", stage) {
         return "queue:own".into();
-    } else if resource.contains("aws_sqs_queue.stage[each.value.next]") {
+    } else if next.is_some_and(|next| queue("stage", next)) {
         return "queue:next".into();
-    } else if resource.contains("aws_sqs_queue.dead_letter[each.key]") {
+    } else if queue("dead_letter", stage) {
         return "queue:dead-letter".into();
     } else {
         return resource.to_owned();
@@ -922,43 +1101,63 @@ fn services_scale_on_their_queue_down_to_zero() {
         "scaling owns the count"
     );
 
-    let scale_in = tf
-        .resource("aws_appautoscaling_policy", "scale_in")
-        .unwrap();
-    let config = &nested(scale_in, "step_scaling_policy_configuration")[0];
-    assert_eq!(
-        string(attr(config, "adjustment_type").unwrap()),
-        Some("ExactCapacity")
-    );
-    let step = &nested(config, "step_adjustment")[0];
-    assert_eq!(text(attr(step, "scaling_adjustment").unwrap()), "0");
+    // Per stage: scaling out adds a task, two above the backlog; scaling in sets exactly zero.
+    let policy = tf.resource("aws_appautoscaling_policy", "step").unwrap();
+    let policies = instances(&tf, "aws_appautoscaling_policy", "step");
+    for stage in STAGES {
+        for (kind, adjustment_type, adjustments) in [
+            ("scale-out", "ChangeInCapacity", vec!["1", "2"]),
+            ("scale-in", "ExactCapacity", vec!["0"]),
+        ] {
+            let scope = &policies[&format!("{stage}-{kind}")];
+            let config = &tf.expand(policy, "step_scaling_policy_configuration", scope)[0];
+            assert_eq!(
+                string(attr(config, "adjustment_type").unwrap()),
+                Some(adjustment_type),
+                "{stage}-{kind}"
+            );
+            let steps: Vec<String> = tf
+                .expand(config, "step_adjustment", scope)
+                .iter()
+                .map(|step| text(attr(step, "scaling_adjustment").unwrap()))
+                .collect();
+            assert_eq!(steps, adjustments, "{stage}-{kind}");
+        }
 
-    for (alarm, policy) in [("queue_busy", "scale_out"), ("queue_idle", "scale_in")] {
-        let block = tf.resource("aws_cloudwatch_metric_alarm", alarm).unwrap();
-        assert!(
-            text(attr(block, "alarm_actions").unwrap())
-                .contains(&format!("aws_appautoscaling_policy.{policy}[each.key].arn"))
-        );
-        let mut body = String::new();
-        if let Some(dimensions) = attr(block, "dimensions") {
-            body.push_str(&text(dimensions));
-        }
-        for query in nested(block, "metric_query") {
-            for metric in nested(query, "metric") {
-                body.push_str(&text(attr(metric, "dimensions").unwrap()));
+        // Each stage's alarms watch its queue and trigger its own policies.
+        let scope = [each(&tf, stage)];
+        for (alarm, kind) in [("queue_busy", "scale-out"), ("queue_idle", "scale-in")] {
+            let block = tf.resource("aws_cloudwatch_metric_alarm", alarm).unwrap();
+            let actions: String = text(&instance_attr(block, "alarm_actions", &scope))
+                .split_whitespace()
+                .collect();
+            assert_eq!(
+                actions,
+                format!("[aws_appautoscaling_policy.step[\"{stage}-{kind}\"].arn]"),
+                "{stage}: {alarm}"
+            );
+            let mut body = String::new();
+            if attr(block, "dimensions").is_some() {
+                body.push_str(&text(&instance_attr(block, "dimensions", &scope)));
             }
+            for query in tf.expand(block, "metric_query", &scope) {
+                for metric in nested(&query, "metric") {
+                    body.push_str(&text(attr(metric, "dimensions").unwrap()));
+                }
+            }
+            assert!(
+                body.contains(&format!("aws_sqs_queue.stage[\"{stage}\"].name")),
+                "{stage}: {alarm} watches the stage queue"
+            );
         }
-        assert!(
-            body.contains("aws_sqs_queue.stage[each.key].name"),
-            "{alarm} watches the stage queue"
-        );
     }
     // Idle means nothing visible and nothing in flight: a working task is never scaled away.
     let idle = tf
         .resource("aws_cloudwatch_metric_alarm", "queue_idle")
         .unwrap();
-    let metrics: BTreeSet<String> = nested(idle, "metric_query")
-        .into_iter()
+    let metrics: BTreeSet<String> = tf
+        .expand(idle, "metric_query", &[each(&tf, "parse")])
+        .iter()
         .flat_map(|q| nested(q, "metric"))
         .filter_map(|m| attr(m, "metric_name").and_then(string).map(str::to_owned))
         .collect();
@@ -969,45 +1168,57 @@ fn services_scale_on_their_queue_down_to_zero() {
 #[test]
 fn alarms_watch_every_dead_letter_queue_and_the_oldest_message() {
     let tf = terraform();
-    for (alarm, metric, queue) in [
-        (
-            "dead_letter_messages",
-            "ApproximateNumberOfMessagesVisible",
-            "aws_sqs_queue.dead_letter[each.key].name",
-        ),
-        (
-            "oldest_message_age",
-            "ApproximateAgeOfOldestMessage",
-            "aws_sqs_queue.stage[each.key].name",
-        ),
-    ] {
-        let block = tf.resource("aws_cloudwatch_metric_alarm", alarm).unwrap();
+    let block = tf
+        .resource("aws_cloudwatch_metric_alarm", "queue")
+        .expect("aws_cloudwatch_metric_alarm.queue");
+    let alarms = instances(&tf, "aws_cloudwatch_metric_alarm", "queue");
+    for stage in STAGES {
+        for (kind, metric, queue) in [
+            (
+                "dead-letters",
+                "ApproximateNumberOfMessagesVisible",
+                "dead_letter",
+            ),
+            ("oldest-message", "ApproximateAgeOfOldestMessage", "stage"),
+        ] {
+            let alarm = format!("{stage}-{kind}");
+            let scope = &alarms[&alarm];
+            assert_eq!(
+                string(&instance_attr(block, "metric_name", scope)),
+                Some(metric),
+                "{alarm}"
+            );
+            assert!(
+                text(&instance_attr(block, "dimensions", scope))
+                    .contains(&format!("aws_sqs_queue.{queue}[\"{stage}\"].name")),
+                "{alarm} watches the {stage} {queue} queue"
+            );
+            assert_eq!(
+                string(&instance_attr(block, "comparison_operator", scope)),
+                Some("GreaterThanThreshold")
+            );
+            let actions: String = text(&instance_attr(block, "alarm_actions", scope))
+                .split_whitespace()
+                .collect();
+            assert_eq!(actions, "[local.alarm_topic_arn]", "{alarm}");
+            // Named as before the alarms were one resource: <name>-<stage>-<kind>.
+            let mut vars = scope_values(scope);
+            vars.push(("local", object(&[("name", "council-prod")])));
+            assert_eq!(
+                render(attr(block, "alarm_name").unwrap(), &vars).unwrap(),
+                hcl::Value::from(format!("council-prod-{alarm}"))
+            );
+        }
         assert_eq!(
-            attr(block, "metric_name").and_then(string),
-            Some(metric),
-            "{alarm}"
+            text(&instance_attr(
+                block,
+                "threshold",
+                &alarms[&format!("{stage}-dead-letters")]
+            )),
+            "0",
+            "one dead letter is one too many"
         );
-        assert!(
-            text(attr(block, "dimensions").unwrap()).contains(queue),
-            "{alarm}"
-        );
-        assert_eq!(
-            attr(block, "comparison_operator").and_then(string),
-            Some("GreaterThanThreshold")
-        );
-        let actions: String = text(attr(block, "alarm_actions").unwrap())
-            .split_whitespace()
-            .collect();
-        assert_eq!(actions, "[local.alarm_topic_arn]", "{alarm}");
     }
-    let dead_letters = tf
-        .resource("aws_cloudwatch_metric_alarm", "dead_letter_messages")
-        .unwrap();
-    assert_eq!(
-        text(attr(dead_letters, "threshold").unwrap()),
-        "0",
-        "one dead letter is one too many"
-    );
 }
 
 #[test]
@@ -1158,13 +1369,15 @@ fn the_alarm_topic_is_encrypted_with_a_key_alarms_and_eventbridge_may_use() {
         attr(kms_key, "enable_key_rotation"),
         Some(&Expression::Bool(true))
     );
-    let doc = tf.data("aws_iam_policy_document", "alarm_key").unwrap();
     let publishers = string_list(tf.local("alarm_publishers").unwrap()).unwrap();
     assert_eq!(
         publishers,
         ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
     );
-    let grants_publishers = nested(doc, "statement").into_iter().any(|statement| {
+    // The key's policy, with the documents it takes statements from.
+    let mut key_policy = Vec::new();
+    policy_blocks(&tf, "alarm_key", None, &mut key_policy);
+    let grants_publishers = key_policy.iter().any(|(_, statement)| {
         nested(statement, "principals")
             .iter()
             .any(|p| text(attr(p, "identifiers").unwrap()) == "local.alarm_publishers")
@@ -1390,31 +1603,34 @@ fn glue_grants_name_the_tables_of_the_pipeline_file() {
         text(attr(doc, "for_each").unwrap()),
         "local.glue_table_policies"
     );
-    let mut seen = BTreeSet::new();
-    for dynamic in doc.body().blocks().filter(|b| b.identifier() == "dynamic") {
-        let condition = text(attr(dynamic, "for_each").unwrap());
-        let content = dynamic
-            .body()
-            .blocks()
-            .find(|b| b.identifier() == "content")
-            .unwrap();
-        let actions = text(attr(content, "actions").unwrap());
-        let resources = text(attr(content, "resources").unwrap());
-        assert!(
-            resources.contains("statement.value.tables") && !resources.contains('*'),
-            "tables by name: {resources}"
+    let statements = nested(doc, "statement");
+    assert_eq!(
+        statements.len(),
+        1,
+        "one statement, its actions chosen by the access"
+    );
+    let resources = text(attr(statements[0], "resources").unwrap());
+    assert!(
+        resources.contains("each.value.tables") && !resources.contains('*'),
+        "tables by name: {resources}"
+    );
+    for (access, actions) in [
+        ("read", "glue_read_actions"),
+        ("publish", "glue_write_actions"),
+    ] {
+        let value = format!("{{ access = \"{access}\" }}").parse().unwrap();
+        let scope = [("each".to_owned(), key_value("part".into(), value))];
+        let granted: Vec<_> =
+            read_statements(&tf, "glue_tables", tf.expand(doc, "statement", &scope))
+                .into_iter()
+                .map(|(_, _, actions, _)| actions)
+                .collect();
+        assert_eq!(
+            granted,
+            [string_list(tf.local(actions).unwrap()).unwrap()],
+            "a policy to {access} tables grants local.{actions}"
         );
-        if condition.contains("\"read\"") {
-            assert_eq!(actions, "local.glue_read_actions");
-            seen.insert("read");
-        } else if condition.contains("\"publish\"") {
-            assert_eq!(actions, "local.glue_write_actions");
-            seen.insert("publish");
-        } else {
-            panic!("unexpected statement condition {condition}");
-        }
     }
-    assert_eq!(seen, BTreeSet::from(["publish", "read"]));
 
     let attachment = tf
         .resource("aws_iam_role_policy_attachment", "glue_tables")

@@ -174,7 +174,7 @@ run "a_customer_key_and_an_existing_topic" {
   }
 
   assert {
-    condition     = length(aws_sns_topic.alarms) == 0 && aws_cloudwatch_metric_alarm.dead_letter_messages["ingest"].alarm_actions == toset([var.alarm_sns_topic_arn])
+    condition     = length(aws_sns_topic.alarms) == 0 && aws_cloudwatch_metric_alarm.queue["ingest-dead-letters"].alarm_actions == toset([var.alarm_sns_topic_arn])
     error_message = "alarms go to the given topic"
   }
 
@@ -230,8 +230,8 @@ run "the_alarm_topic_has_a_key_cloudwatch_and_eventbridge_may_use" {
   }
 
   assert {
-    condition = anytrue([
-      for s in data.aws_iam_policy_document.alarm_key[0].statement :
+    condition = contains(data.aws_iam_policy_document.alarm_key[0].source_policy_documents, data.aws_iam_policy_document.alarm_publishers["key"].json) && anytrue([
+      for s in data.aws_iam_policy_document.alarm_publishers["key"].statement :
       toset(flatten([for p in s.principals : p.identifiers if p.type == "Service"])) == toset(["cloudwatch.amazonaws.com", "events.amazonaws.com"])
       && toset(s.actions) == toset(["kms:Decrypt", "kms:GenerateDataKey"])
       && anytrue([for c in s.condition : c.variable == "aws:SourceAccount" && c.values == tolist(["123456789012"])])
@@ -254,9 +254,10 @@ run "the_alarm_topic_has_a_key_cloudwatch_and_eventbridge_may_use" {
   }
 
   assert {
-    condition = anytrue([
-      for s in data.aws_iam_policy_document.alarm_topic[0].statement :
+    condition = contains(data.aws_iam_policy_document.alarm_topic[0].source_policy_documents, data.aws_iam_policy_document.alarm_publishers["topic"].json) && anytrue([
+      for s in data.aws_iam_policy_document.alarm_publishers["topic"].statement :
       contains(s.actions, "sns:Publish") && contains(flatten([for p in s.principals : p.identifiers]), "events.amazonaws.com")
+      && s.resources == toset(["arn:aws:sns:eu-west-2:123456789012:${aws_sns_topic.alarms[0].name}"])
     ]) && aws_sns_topic_policy.alarms[0].arn == aws_sns_topic.alarms[0].arn
     error_message = "EventBridge may publish the ECS failure events to the topic"
   }
@@ -307,7 +308,7 @@ run "every_table_has_a_freshness_alarm_and_ingest_losses_alarm" {
   }
 
   assert {
-    condition     = jsondecode(aws_cloudwatch_event_rule.task_failed.event_pattern).detail.lastStatus == ["STOPPED"] && length(aws_cloudwatch_event_target.task_failed) == 1
+    condition     = jsondecode(aws_cloudwatch_event_rule.ecs["task-failed"].event_pattern).detail.lastStatus == ["STOPPED"] && contains(keys(aws_cloudwatch_event_target.ecs), "task-failed")
     error_message = "a task stopping with an error reaches the topic"
   }
 
@@ -425,10 +426,10 @@ run "the_services_never_create_glue_databases" {
   assert {
     condition = !contains(flatten([
       for s in concat(
-        data.aws_iam_policy_document.ingest.statement,
-        data.aws_iam_policy_document.parse.statement,
-        data.aws_iam_policy_document.recast.statement,
-        data.aws_iam_policy_document.snapshot.statement,
+        data.aws_iam_policy_document.task["ingest"].statement,
+        data.aws_iam_policy_document.task["parse"].statement,
+        data.aws_iam_policy_document.task["recast"].statement,
+        data.aws_iam_policy_document.task["snapshot"].statement,
       ) : s.actions
     ]), "glue:CreateDatabase")
     error_message = "no task role may call glue:CreateDatabase"
@@ -480,14 +481,14 @@ run "glue_access_is_per_table" {
 
   assert {
     condition = (
-      contains(flatten(data.aws_iam_policy_document.ingest.statement[*].resources), "arn:aws:glue:eu-west-2:123456789012:table/tascomi-test-tascomi-raw-zone/api_response_*")
-      && contains(flatten(data.aws_iam_policy_document.recast.statement[*].resources), "arn:aws:glue:eu-west-2:123456789012:table/tascomi-test-tascomi-refined-zone/increment_*")
+      contains(flatten(data.aws_iam_policy_document.task["ingest"].statement[*].resources), "arn:aws:glue:eu-west-2:123456789012:table/tascomi-test-tascomi-raw-zone/api_response_*")
+      && contains(flatten(data.aws_iam_policy_document.task["recast"].statement[*].resources), "arn:aws:glue:eu-west-2:123456789012:table/tascomi-test-tascomi-refined-zone/increment_*")
       && !anytrue([
         for r in flatten(concat(
-          data.aws_iam_policy_document.ingest.statement[*].resources,
-          data.aws_iam_policy_document.parse.statement[*].resources,
-          data.aws_iam_policy_document.recast.statement[*].resources,
-          data.aws_iam_policy_document.snapshot.statement[*].resources,
+          data.aws_iam_policy_document.task["ingest"].statement[*].resources,
+          data.aws_iam_policy_document.task["parse"].statement[*].resources,
+          data.aws_iam_policy_document.task["recast"].statement[*].resources,
+          data.aws_iam_policy_document.task["snapshot"].statement[*].resources,
         )) : endswith(r, "-zone/*")
       ])
     )
@@ -773,7 +774,7 @@ run "the_snapshot_task_announces_on_exactly_its_bus" {
 
   assert {
     condition = [
-      for s in data.aws_iam_policy_document.snapshot.statement : s.resources
+      for s in data.aws_iam_policy_document.task["snapshot"].statement : s.resources
       if contains(s.actions, "events:PutEvents")
     ] == [toset(["arn:aws:events:eu-west-2:123456789012:event-bus/tascomi-events"])]
     error_message = "the snapshot task role may put events on the named bus and on no other"
@@ -781,7 +782,7 @@ run "the_snapshot_task_announces_on_exactly_its_bus" {
 
   assert {
     condition = alltrue([
-      for s in data.aws_iam_policy_document.snapshot.statement :
+      for s in data.aws_iam_policy_document.task["snapshot"].statement :
       !contains(s.actions, "events:PutEvents") || length(s.actions) == 1
     ])
     error_message = "events:PutEvents is granted alone"
@@ -790,8 +791,8 @@ run "the_snapshot_task_announces_on_exactly_its_bus" {
   assert {
     condition = !anytrue(flatten([
       for doc in [
-        data.aws_iam_policy_document.ingest, data.aws_iam_policy_document.parse,
-        data.aws_iam_policy_document.recast, data.aws_iam_policy_document.scheduler,
+        data.aws_iam_policy_document.task["ingest"], data.aws_iam_policy_document.task["parse"],
+        data.aws_iam_policy_document.task["recast"], data.aws_iam_policy_document.scheduler,
         data.aws_iam_policy_document.stage_common["snapshot"],
       ] : [for s in doc.statement : contains(s.actions, "events:PutEvents")]
     ]))
@@ -817,7 +818,7 @@ run "the_default_bus_by_default" {
 
   assert {
     condition = [
-      for s in data.aws_iam_policy_document.snapshot.statement : s.resources
+      for s in data.aws_iam_policy_document.task["snapshot"].statement : s.resources
       if contains(s.actions, "events:PutEvents")
     ] == [toset(["arn:aws:events:eu-west-2:123456789012:event-bus/default"])]
     error_message = "the default bus's ARN"
