@@ -107,6 +107,14 @@ impl Default for WriteOptions {
     }
 }
 
+/// A column chunk's dictionary is given up for plain encoding once it passes this many bytes.
+/// The columns that gain from a dictionary (statuses, codes, officers, dates) have a few
+/// thousand distinct values at most and stay far below it; a column of free text (descriptions,
+/// addresses) passes it within a few thousand rows, and from then on its values are no longer
+/// hashed, which was the largest single cost of encoding wide text tables (Parquet's default
+/// limit is 1 MiB).
+pub const DICTIONARY_PAGE_BYTES: usize = 64 * 1024;
+
 /// Writer properties shared by every file we write: zstd, dictionary encoding, statistics
 /// (the snapshot's copy-or-rewrite decision reads the id statistics).
 pub fn writer_properties(options: &WriteOptions) -> WriterProperties {
@@ -114,6 +122,7 @@ pub fn writer_properties(options: &WriteOptions) -> WriterProperties {
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(1).expect("valid level"),
         ))
+        .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
         .set_max_row_group_row_count(Some(options.row_group_rows))
         .build()
 }
