@@ -16,7 +16,9 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::{
     ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata, parquet_to_arrow_schema,
@@ -241,24 +243,11 @@ impl FileEncoder {
             return Ok(());
         }
         let columns = std::mem::take(&mut self.columns);
-        let threads = self.threads;
-        let mut shares: Vec<Vec<(usize, ArrowColumnWriter)>> =
-            (0..threads).map(|_| Vec::new()).collect();
-        for (i, writer) in columns.into_iter().enumerate() {
-            shares[i % threads].push((i, writer));
-        }
-        let mut chunks = on_threads(shares, |share| {
-            share
-                .into_iter()
-                .map(|(i, writer)| Ok((i, writer.close()?)))
-                .collect::<Result<Vec<_>, ParquetError>>()
-        })
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>();
-        chunks.sort_unstable_by_key(|(i, _)| *i);
+        let chunks = finish_columns(
+            columns.into_iter().enumerate().collect(),
+            self.threads,
+            |_, writer| writer.close(),
+        )?;
         let mut group = self.writer.next_row_group()?;
         for (_, chunk) in chunks {
             chunk.append_to_row_group(&mut group)?;
@@ -282,6 +271,35 @@ impl FileEncoder {
         // Writes the footer.
         Ok(Bytes::from(self.writer.into_inner()?))
     }
+}
+
+/// Finishes column writers on `threads` threads: `finish` gets each numbered writer and
+/// returns its encoded chunk. The chunks come back in order of their numbers. Writers are
+/// shared out round robin, since neighbouring columns often cost alike.
+fn finish_columns(
+    writers: Vec<(usize, ArrowColumnWriter)>,
+    threads: usize,
+    finish: impl Fn(usize, ArrowColumnWriter) -> Result<ArrowColumnChunk, ParquetError> + Sync,
+) -> Result<Vec<(usize, ArrowColumnChunk)>, ParquetError> {
+    let threads = threads.min(writers.len()).max(1);
+    let mut shares: Vec<Vec<(usize, ArrowColumnWriter)>> =
+        (0..threads).map(|_| Vec::new()).collect();
+    for (i, writer) in writers.into_iter().enumerate() {
+        shares[i % threads].push(writer);
+    }
+    let mut chunks = on_threads(shares, |share| {
+        share
+            .into_iter()
+            .map(|(number, writer)| Ok((number, finish(number, writer)?)))
+            .collect::<Result<Vec<_>, ParquetError>>()
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
+    chunks.sort_unstable_by_key(|(number, _)| *number);
+    Ok(chunks)
 }
 
 /// Parquet leaf columns of `schema` (one per flat field).

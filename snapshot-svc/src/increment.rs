@@ -285,32 +285,9 @@ impl PreparedIncrement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{ArrayRef, AsArray, Int32Array, StringArray};
-    use arrow::datatypes::{DataType, Field, Int32Type, Schema};
-
-    fn schema() -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int32, true),
-            Field::new("last_updated", DataType::Utf8, true),
-            Field::new("value", DataType::Utf8, true),
-        ]))
-    }
-
-    fn batch(rows: &[(Option<i32>, Option<&str>, &str)]) -> RecordBatch {
-        RecordBatch::try_new(
-            schema(),
-            vec![
-                Arc::new(Int32Array::from_iter(rows.iter().map(|r| r.0))),
-                Arc::new(StringArray::from_iter(rows.iter().map(|r| r.1))),
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
-            ],
-        )
-        .unwrap()
-    }
-
-    fn day(d: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
-    }
+    use crate::test_rows::{dated_batch as batch, dated_schema as schema, day};
+    use arrow::array::{ArrayRef, AsArray, Int32Array};
+    use arrow::datatypes::{DataType, Int32Type};
 
     fn prepare(batches: Vec<(RecordBatch, NaiveDate)>, chunk_rows: usize) -> PreparedIncrement {
         let ids = Arc::new(KeyEncoder::new(&DataType::Int32).unwrap());

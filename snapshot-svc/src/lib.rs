@@ -32,6 +32,8 @@ pub mod schema;
 pub mod settings;
 pub mod stage;
 pub mod streamed;
+#[cfg(test)]
+mod test_rows;
 pub mod winner;
 
 pub use coverage::{Holes, MissingPartition, Window};

@@ -83,7 +83,13 @@ pub async fn merge(
     });
     let mut out = Output::new(writer, ids, columns, file_rows);
     let mut report = MergeReport::default();
-    let mut patcher = Patcher::new(storage.clone(), increment, ids, columns, batch_rows);
+    let mut patcher = Patcher::new(
+        storage.clone(),
+        increment,
+        (ids, id_index),
+        columns,
+        batch_rows,
+    );
     let mut cursor = 0;
     for (i, file) in base.iter().enumerate() {
         let next_min = base
@@ -121,9 +127,7 @@ pub async fn merge(
                 ) && patchable(file, &target);
                 let patched = patcher.counts.patched_groups;
                 let replaced = if in_place {
-                    patcher
-                        .patch(file, &mut cursor, bound, &mut out, id_index)
-                        .await?
+                    patcher.patch(file, &mut cursor, bound, &mut out).await?
                 } else {
                     rewrite(
                         storage.clone(),
@@ -378,45 +382,15 @@ fn interleave_with_increment(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::increment::Preparer;
     use crate::inputs::footer;
-    use arrow::array::{AsArray, Int32Array, StringArray};
-    use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+    use crate::test_rows::{batch, ids, increment, schema};
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int32Type;
     use chrono::NaiveDate;
     use common::layout::{Layer, Layout, TableName};
     use common::parquet_io::{WriteOptions, read_all};
     use common::publish::new_run_id;
     use common::storage::LocalStorage;
-
-    fn schema() -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int32, true),
-            Field::new("value", DataType::Utf8, true),
-        ]))
-    }
-
-    fn batch(ids: &[i32], value: &str) -> RecordBatch {
-        RecordBatch::try_new(
-            schema(),
-            vec![
-                Arc::new(Int32Array::from(ids.to_vec())),
-                Arc::new(StringArray::from_iter_values(ids.iter().map(|_| value))),
-            ],
-        )
-        .unwrap()
-    }
-
-    fn ids() -> KeyEncoder {
-        KeyEncoder::new(&DataType::Int32).unwrap()
-    }
-
-    fn increment(ids_: &[i32]) -> PreparedIncrement {
-        let encoder = Arc::new(ids());
-        let mut preparer = Preparer::new(schema(), "id", "last_updated", encoder).unwrap();
-        let day = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
-        preparer.add(batch(ids_, "new"), day).unwrap();
-        preparer.finish(2).unwrap()
-    }
 
     struct Base {
         _dir: tempfile::TempDir,

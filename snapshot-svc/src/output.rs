@@ -478,42 +478,9 @@ pub(crate) async fn gate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::increment::Preparer;
-    use arrow::array::{ArrayRef, Int32Array, StringArray};
+    use crate::test_rows::{increment, key, schema};
     use arrow::datatypes::{DataType, Field, SchemaRef};
     use std::sync::Arc;
-
-    fn schema() -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int32, true),
-            Field::new("value", DataType::Utf8, true),
-        ]))
-    }
-
-    fn ids() -> KeyEncoder {
-        KeyEncoder::new(&DataType::Int32).unwrap()
-    }
-
-    fn key(v: i32) -> OwnedRow {
-        let column: ArrayRef = Arc::new(Int32Array::from(vec![v]));
-        ids().encode(&column).unwrap().row(0).owned()
-    }
-
-    fn increment(ids_: &[i32]) -> PreparedIncrement {
-        let batch = RecordBatch::try_new(
-            schema(),
-            vec![
-                Arc::new(Int32Array::from(ids_.to_vec())),
-                Arc::new(StringArray::from_iter_values(ids_.iter().map(|_| "new"))),
-            ],
-        )
-        .unwrap();
-        let encoder = Arc::new(ids());
-        let mut preparer = Preparer::new(schema(), "id", "last_updated", encoder).unwrap();
-        let day = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
-        preparer.add(batch, day).unwrap();
-        preparer.finish(2).unwrap()
-    }
 
     fn file(range: Option<(i32, i32)>, rows: u64, schema: SchemaRef) -> BaseFile {
         BaseFile {

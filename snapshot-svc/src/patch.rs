@@ -81,6 +81,8 @@ pub(crate) struct Patcher<'a> {
     storage: Arc<dyn Storage>,
     increment: &'a PreparedIncrement,
     ids: &'a KeyEncoder,
+    /// The id's column in the snapshot's schema.
+    id_index: usize,
     columns: &'a MergeColumns,
     batch_rows: usize,
     /// Set once a row group changed in more than half its columns: from then on touched row
@@ -90,11 +92,11 @@ pub(crate) struct Patcher<'a> {
 }
 
 impl<'a> Patcher<'a> {
-    /// `ids` encodes the snapshot's ids.
+    /// `ids` encodes the snapshot's ids, column `id_index` of the increment's schema.
     pub(crate) fn new(
         storage: Arc<dyn Storage>,
         increment: &'a PreparedIncrement,
-        ids: &'a KeyEncoder,
+        (ids, id_index): (&'a KeyEncoder, usize),
         columns: &'a MergeColumns,
         batch_rows: usize,
     ) -> Self {
@@ -102,6 +104,7 @@ impl<'a> Patcher<'a> {
             storage,
             increment,
             ids,
+            id_index,
             columns,
             batch_rows,
             weave_touched: false,
@@ -121,7 +124,6 @@ impl<'a> Patcher<'a> {
         cursor: &mut usize,
         bound: usize,
         out: &mut Output<'_>,
-        id_index: usize,
     ) -> Result<u64> {
         let increment = self.increment;
         let groups = file
@@ -155,32 +157,35 @@ impl<'a> Patcher<'a> {
                 what: what.clone(),
                 source: Box::new(source),
             })?;
-            let group_what = format!("{what} (row group {index})");
-            if fragment && bound > end {
-                replaced += self
-                    .weave_group(&source, *cursor..bound, out, id_index, &group_what)
-                    .await?;
-                *cursor = bound;
-            } else {
-                replaced += self
-                    .group(&source, *cursor..end, out, id_index, &group_what)
-                    .await?;
-                *cursor = end;
-            }
+            let what = format!("{what} (row group {index})");
+            // New records after a fragment join it: the group is woven with them.
+            let weave = fragment && bound > end;
+            let rows = *cursor..if weave { bound } else { end };
+            let patched = match weave {
+                true => None,
+                false => self.try_patch(&source, rows.clone(), out, &what).await?,
+            };
+            replaced += match patched {
+                Some(replaced) => replaced,
+                None => self.weave_group(&source, rows.clone(), out, &what).await?,
+            };
+            *cursor = rows.end;
         }
         self.counts.replaced_rows += replaced;
         Ok(replaced)
     }
 
-    /// Writes one row group with the increment's rows `inside` (those whose ids fall in it).
-    async fn group(
+    /// Writes one row group with the increment's rows `inside` (those whose ids fall in it)
+    /// put in place, its unchanged columns copied. `None`, with nothing written, when the
+    /// group is to be woven instead (see the module docs).
+    async fn try_patch(
         &mut self,
         source: &SourceRowGroup,
         inside: std::ops::Range<usize>,
         out: &mut Output<'_>,
-        id_index: usize,
         what: &str,
-    ) -> Result<u64> {
+    ) -> Result<Option<u64>> {
+        let id_index = self.id_index;
         let parquet_error = |e: parquet::errors::ParquetError| SnapshotError::Arrow {
             what: what.to_owned(),
             source: e.into(),
@@ -196,7 +201,7 @@ impl<'a> Patcher<'a> {
         let replacements = self.find(&observed, id_at, inside.clone(), what)?;
         let all_replaced = replacements.len() == inside.len();
         if !all_replaced || (self.weave_touched && !inside.is_empty()) {
-            return self.weave_group(source, inside, out, id_index, what).await;
+            return Ok(None);
         }
         let changed = if inside.is_empty() {
             Vec::new()
@@ -205,7 +210,7 @@ impl<'a> Patcher<'a> {
         };
         if changed.len() * 2 > schema.fields().len() {
             self.weave_touched = true;
-            return self.weave_group(source, inside, out, id_index, what).await;
+            return Ok(None);
         }
         // The patched values of the changed columns, and of the observed ones.
         let mut patched = Vec::new();
@@ -220,12 +225,12 @@ impl<'a> Patcher<'a> {
             .write_patched(source, &changed, &patched, &observed)
             .await?
         {
-            return self.weave_group(source, inside, out, id_index, what).await;
+            return Ok(None);
         }
         self.counts.patched_groups += 1;
         self.counts.encoded_chunks += changed.len() as u64;
         self.counts.copied_chunks += (schema.fields().len() - changed.len()) as u64;
-        Ok(replacements.len() as u64)
+        Ok(Some(replacements.len() as u64))
     }
 
     /// The rows of the group (numbered from 0 in the group) whose ids the increment's rows
@@ -356,9 +361,9 @@ impl<'a> Patcher<'a> {
         source: &SourceRowGroup,
         inside: std::ops::Range<usize>,
         out: &mut Output<'_>,
-        id_index: usize,
         what: &str,
     ) -> Result<u64> {
+        let id_index = self.id_index;
         let batches = source
             .read(None, self.batch_rows)
             .map_err(|e| SnapshotError::Arrow {

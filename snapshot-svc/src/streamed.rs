@@ -227,44 +227,15 @@ impl Reorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{AsArray, Int32Array, StringArray};
-    use arrow::datatypes::{DataType, Field, Int32Type, Schema};
-
-    fn schema() -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int32, true),
-            Field::new("last_updated", DataType::Utf8, true),
-            Field::new("value", DataType::Utf8, true),
-        ]))
-    }
-
-    fn batch(rows: &[(Option<i32>, Option<&str>, &str)]) -> RecordBatch {
-        RecordBatch::try_new(
-            schema(),
-            vec![
-                Arc::new(Int32Array::from(
-                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    rows.iter().map(|r| r.2).collect::<Vec<_>>(),
-                )),
-            ],
-        )
-        .unwrap()
-    }
-
-    fn day() -> NaiveDate {
-        NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()
-    }
+    use crate::test_rows::{dated_batch as batch, dated_schema as schema};
+    use arrow::array::AsArray;
+    use arrow::datatypes::{DataType, Int32Type};
 
     fn winners(batches: &[RecordBatch], window: usize) -> Option<(Vec<u64>, u64)> {
         let ids = Arc::new(KeyEncoder::new(&DataType::Int32).unwrap());
         let mut w = InOrderWinners::new(&schema(), "id", "last_updated", ids, window).unwrap();
         for b in batches {
-            if !w.add(b, day()).unwrap() {
+            if !w.add(b, crate::test_rows::day(20)).unwrap() {
                 return None;
             }
         }

@@ -25,9 +25,8 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{ChunkReader, Length};
 
-use super::{FileEncoder, ParquetIoError, schema_width};
+use super::{FileEncoder, ParquetIoError, finish_columns, schema_width};
 use crate::storage::Storage;
-use crate::threads::on_threads;
 
 /// The bytes of one row group, addressed by their offsets in the whole file.
 #[derive(Debug, Clone)]
@@ -210,38 +209,25 @@ impl FileEncoder {
             )));
         }
         let index = self.writer.flushed_row_groups().len();
-        let mut writers = self.factory.create_column_writers(index)?;
+        let mut writers: Vec<Option<_>> = (self.factory.create_column_writers(index)?)
+            .into_iter()
+            .map(Some)
+            .collect();
+        // Only the changed columns' writers are used; the others are dropped unused.
+        let encoders = changed
+            .iter()
+            .map(|&column| (column, writers[column].take().expect("distinct columns")))
+            .collect();
         let fields = self.schema.fields();
-        // Take the writers of the changed columns out, in order; the rest are never used.
-        let mut encoders: Vec<(usize, _)> = Vec::with_capacity(changed.len());
-        for &column in changed.iter().rev() {
-            encoders.push((column, writers.swap_remove(column)));
-        }
-        encoders.reverse();
-        let threads = self.threads.min(encoders.len()).max(1);
-        let mut shares: Vec<Vec<_>> = (0..threads).map(|_| Vec::new()).collect();
-        for (i, (column, writer)) in encoders.into_iter().enumerate() {
-            shares[i % threads].push((i, column, writer));
-        }
-        let mut chunks = on_threads(shares, |share| {
-            share
-                .into_iter()
-                .map(|(at, column, mut writer)| {
-                    for batch in batches {
-                        for leaf in compute_leaves(&fields[column], batch.column(at))? {
-                            writer.write(&leaf)?;
-                        }
-                    }
-                    Ok((column, writer.close()?))
-                })
-                .collect::<Result<Vec<_>, ParquetError>>()
-        })
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>();
-        chunks.sort_unstable_by_key(|(column, _)| *column);
+        let chunks = finish_columns(encoders, self.threads, |column, mut writer| {
+            let at = changed.binary_search(&column).expect("a changed column");
+            for batch in batches {
+                for leaf in compute_leaves(&fields[column], batch.column(at))? {
+                    writer.write(&leaf)?;
+                }
+            }
+            writer.close()
+        })?;
         let mut chunks = chunks.into_iter().peekable();
         let mut group = self.writer.next_row_group()?;
         for column in 0..source.metadata.parquet_schema().num_columns() {
