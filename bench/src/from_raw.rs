@@ -12,7 +12,7 @@ use common::layout::TableName;
 
 use crate::raw::{self, RawPartition};
 use crate::report::{Row, RunInfo, build, print_results};
-use crate::stages::{Measurement, StageInputs};
+use crate::stages::StageInputs;
 use crate::{Mode, RunArgs, load_inputs, prepare_data_dir, time_stages};
 
 /// The first column of a from-raw row: table and import date.
@@ -45,12 +45,7 @@ pub async fn import_all(
             date: partition.date,
             stage: "import raw",
             engine: "ours",
-            measurement: Measurement {
-                rows: raw_rows,
-                output_bytes: raw_bytes,
-                wall_secs: started.elapsed().as_secs_f64(),
-                ..Measurement::default()
-            },
+            measurement: raw::written(raw_rows, raw_bytes, started),
         });
     }
     Ok(())

@@ -302,12 +302,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             date,
             stage: "generate raw",
             engine: "ours",
-            measurement: Measurement {
-                rows: raw_rows,
-                output_bytes: raw_bytes,
-                wall_secs: started.elapsed().as_secs_f64(),
-                ..Measurement::default()
-            },
+            measurement: raw::written(raw_rows, raw_bytes, started),
         });
         existing += plan.new;
         let mode = if args.in_process {
@@ -359,6 +354,8 @@ pub(crate) async fn run_child(
 ) -> anyhow::Result<Measurement> {
     let exe = std::env::current_exe().context("finding the bench binary")?;
     let output = tokio::process::Command::new(exe)
+        // As the image runs the services (the Dockerfile's ENV).
+        .env("MIMALLOC_PURGE_DELAY", "-1")
         .arg("stage")
         .args(["--stage", stage.name(), "--table", table.as_str()])
         .args(["--date", &date_value(date)])

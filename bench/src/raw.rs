@@ -13,15 +13,18 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use chrono::NaiveDate;
 use common::layout::{Layer, TableName, parse_date};
 use common::platform::Platform;
-use common::publish::{PartitionWriter, new_run_id};
 use common::raw::schema as raw_schema;
 use parquet::file::reader::{FileReader, SerializedFileReader};
+use tascomi_test_support::publish::{new_run, publish_run};
+
+use crate::stages::Measurement;
 
 /// Where the raw tables are below the raw layer's root.
 pub const RAW_TABLES: &str = "planning/tascomi/api-responses";
@@ -145,13 +148,7 @@ pub async fn import_partition(
 ) -> anyhow::Result<(u64, u64)> {
     let table = &partition.table;
     let target = platform.layout.partition(table, Layer::Raw, partition.date);
-    let mut writer = PartitionWriter::new(
-        platform.storage.clone(),
-        target.clone(),
-        new_run_id(),
-        raw_schema(table),
-        platform.write_options,
-    );
+    let mut writer = new_run(platform, &target, raw_schema(table));
     let staging = format!("_bench-import/{}", target.key_prefix());
     let mut staged_keys = Vec::new();
     for (i, file) in partition.files.iter().enumerate() {
@@ -171,24 +168,27 @@ pub async fn import_partition(
             .copy_file(&target.bucket, &key, rows.max(0) as u64, bytes)
             .await?;
     }
-    let published = writer
-        .finish()
-        .await?
-        .publish(
-            platform.catalog.as_ref(),
-            &platform.layout,
-            BTreeMap::from([
-                ("stage".to_owned(), "bench import".to_owned()),
-                ("import_kind".to_owned(), import_kind.to_owned()),
-            ]),
-            platform.orphan_grace,
-        )
-        .await?;
+    let parameters = BTreeMap::from([
+        ("stage".to_owned(), "bench import".to_owned()),
+        ("import_kind".to_owned(), import_kind.to_owned()),
+    ]);
+    let published = publish_run(platform, writer, parameters).await?;
     platform
         .storage
         .delete(&target.bucket, &staged_keys)
         .await?;
     Ok((published.rows, published.bytes))
+}
+
+/// The cost of a raw partition written outside the stages (an "import raw" or "generate raw"
+/// row): the rows and bytes it published, and the wall time since `started`.
+pub fn written(rows: u64, bytes: u64, started: Instant) -> Measurement {
+    Measurement {
+        rows,
+        output_bytes: bytes,
+        wall_secs: started.elapsed().as_secs_f64(),
+        ..Measurement::default()
+    }
 }
 
 /// Turns the raw layer a local platform under `dir` wrote (`dir/raw-zone/...`, run folders,

@@ -267,20 +267,25 @@ impl TableState {
             cut.retain(|day| *day < since);
             days.sort_unstable();
         }
-        // The latest import that knows: the base, or an incremental run since (a full load
-        // after the base whose count request failed fetched no page on its own).
-        let full_pages = prior()
-            .rfind(|i| i.import_date == base || i.kind == ImportKind::Incremental)
-            .filter(|latest| latest.import_date >= base)
-            .map(|latest| latest.full_pages_outstanding.clone())
-            .unwrap_or_default();
         Plan::Incremental {
             days,
             cut,
             base,
-            full_pages,
+            full_pages: self.full_pages_outstanding(base, today),
             refetched,
         }
+    }
+
+    /// The pages of the full load of `base` still outstanding before `today`, as the latest
+    /// import that knows recorded them: the base, or an incremental run since (a full load after
+    /// the base whose count request failed fetched no page on its own).
+    fn full_pages_outstanding(&self, base: NaiveDate, today: NaiveDate) -> Vec<u32> {
+        self.imports
+            .range(base..today)
+            .map(|(_, import)| import)
+            .rfind(|i| i.import_date == base || i.kind == ImportKind::Incremental)
+            .map(|latest| latest.full_pages_outstanding.clone())
+            .unwrap_or_default()
     }
 
     /// Records an import (replacing one of the same date) and forgets what no plan needs any

@@ -362,6 +362,17 @@ mod tests {
 
     const GRACE: Duration = Duration::from_secs(1800);
 
+    /// The holes of `table()`'s snapshot of `today`, in the window after the base of day 1.
+    fn holes_after_day_1(
+        today: NaiveDate,
+        published: Published<'_>,
+        now: DateTime<Utc>,
+        grace: Duration,
+    ) -> Holes {
+        let window = Window::AfterBase(day(1));
+        find_holes(&table(), today, window, published, now, grace).expect("holes")
+    }
+
     #[test]
     fn full_loads_are_read_from_import_kind_then_mode() {
         assert!(is_full_load(&info(&[(IMPORT_KIND, "full".into())])));
@@ -407,19 +418,12 @@ mod tests {
             .collect();
         let parsed: BTreeMap<_, _> = [1, 3, 4, 7].map(|d| (day(d), published(190))).into();
         let increments: BTreeMap<_, _> = [1, 3, 7].map(|d| (day(d), published(180))).into();
-        let holes = find_holes(
-            &table(),
-            day(7),
-            Window::AfterBase(day(1)),
-            Published {
-                raw: &raw_parts,
-                parsed: &parsed,
-                increments: &increments,
-            },
-            now(),
-            GRACE,
-        )
-        .unwrap();
+        let published = Published {
+            raw: &raw_parts,
+            parsed: &parsed,
+            increments: &increments,
+        };
+        let holes = holes_after_day_1(day(7), published, now(), GRACE);
         let missing: Vec<_> = holes
             .missing
             .iter()
@@ -505,15 +509,7 @@ mod tests {
             parsed: &parsed,
             increments: &parsed,
         };
-        let holes = find_holes(
-            &table(),
-            day(4),
-            Window::AfterBase(day(1)),
-            replaying,
-            now(),
-            GRACE,
-        )
-        .unwrap();
+        let holes = holes_after_day_1(day(4), replaying, now(), GRACE);
         assert_eq!(holes.missing.len(), 2, "{holes}");
         assert!(holes.is_transient(), "{holes}");
         assert!(
@@ -529,15 +525,7 @@ mod tests {
             increments: &parsed,
             ..replaying
         };
-        let holes = find_holes(
-            &table(),
-            day(4),
-            Window::AfterBase(day(1)),
-            done,
-            now(),
-            GRACE,
-        )
-        .unwrap();
+        let holes = holes_after_day_1(day(4), done, now(), GRACE);
         assert!(
             holes.missing.iter().all(|m| m.in_flight.is_none()),
             "{holes}"
@@ -553,15 +541,7 @@ mod tests {
             increments: &parsed,
         };
         let later = now() + chrono::Duration::seconds(40);
-        let holes = find_holes(
-            &table(),
-            day(2),
-            Window::AfterBase(day(1)),
-            tonight,
-            later,
-            GRACE,
-        )
-        .unwrap();
+        let holes = holes_after_day_1(day(2), tonight, later, GRACE);
         assert!(holes.is_transient(), "{holes}");
         let text = holes.to_string();
         assert!(
@@ -570,15 +550,7 @@ mod tests {
         );
         assert!(text.ends_with("(retried: the missing work is probably in flight)"));
         // With no grace, the same hole is permanent.
-        let holes = find_holes(
-            &table(),
-            day(2),
-            Window::AfterBase(day(1)),
-            tonight,
-            later,
-            Duration::ZERO,
-        )
-        .unwrap();
+        let holes = holes_after_day_1(day(2), tonight, later, Duration::ZERO);
         assert!(!holes.is_transient());
     }
 }

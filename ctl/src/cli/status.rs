@@ -31,11 +31,8 @@ pub fn status_text(health: &health::Health, verbose: bool) -> String {
         .collect();
     findings.sort_by_key(|(_, f)| std::cmp::Reverse(f.severity));
     for (table, finding) in &findings {
-        let _ = writeln!(
-            out,
-            "{:<8}{table}: {}\n        repair: {}",
-            finding.label, finding.what, finding.fix
-        );
+        let _ = writeln!(out, "{:<8}{table}: {}", finding.label, finding.what);
+        let _ = writeln!(out, "        repair: {}", finding.fix);
     }
     for letter in &health.other_letters {
         let _ = writeln!(

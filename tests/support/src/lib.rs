@@ -5,6 +5,7 @@
 //! - [`records`]: synthetic records, typed by the column-type dictionary;
 //! - [`parsed`]: parsed partitions as parse-svc writes them, for recast-svc's tests;
 //! - [`production`]: the production-dictionary tables parse's and recast's tests drive;
+//! - [`publish`]: a partition written and published on a platform as the stages do it;
 //! - [`read`]: a published partition read whole;
 //! - [`moto`]: a platform and queues of their own on the moto server;
 //! - [`python`]: the interpreter of the tests that use pyarrow or DuckDB.
@@ -13,6 +14,7 @@ pub mod contract;
 pub mod moto;
 pub mod parsed;
 pub mod production;
+pub mod publish;
 pub mod python;
 pub mod raw;
 pub mod read;

@@ -15,9 +15,9 @@ use common::bookkeeping::{BOOKKEEPING, OK_STATUS, STATUS, bookkeeping_fields};
 use common::layout::{Layer, TableName};
 use common::messages::PartitionReady;
 use common::platform::Platform;
-use common::publish::{PartitionWriter, new_run_id};
 use serde_json::value::RawValue;
 
+use crate::publish::publish_batches;
 use crate::raw::{RawPage, imported_at, raw_batch};
 
 /// A parsed partition as published, with what parse-svc's outcome would say of it.
@@ -99,27 +99,9 @@ pub async fn publish_parsed(
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
 
     let partition = platform.layout.partition(table, Layer::Parsed, date);
-    let run_id = new_run_id();
-    let mut writer = PartitionWriter::new(
-        platform.storage.clone(),
-        partition.clone(),
-        run_id.clone(),
-        schema,
-        platform.write_options,
-    );
-    writer.write(&batch).await?;
-    let published = writer
-        .finish()
-        .await?
-        .publish(
-            platform.catalog.as_ref(),
-            &platform.layout,
-            BTreeMap::new(),
-            platform.orphan_grace,
-        )
-        .await?;
+    let (published, next) = publish_batches(platform, &partition, schema, [batch]).await?;
     Ok(ParsedPartition {
-        next: PartitionReady::new(&partition, published.location.clone(), run_id, None),
+        next,
         rows: published.rows,
         field_columns: fields.len(),
     })

@@ -2,7 +2,6 @@
 //! them ([`common::raw`]), or as it stored them before it took the old jobs' types
 //! ([`with_earlier_types`]).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
@@ -12,7 +11,9 @@ use chrono::{NaiveDate, NaiveDateTime};
 use common::layout::{Layer, TableName};
 use common::messages::PartitionReady;
 use common::platform::Platform;
-use common::publish::{PartitionWriter, PublishError, new_run_id};
+use common::publish::PublishError;
+
+use crate::publish::publish_batches;
 
 /// One API page as ingest-svc stores it: its records, or its failure. The page number and
 /// status are numbers here; the raw layer holds them as `bigint` and text (`"200"`).
@@ -98,11 +99,7 @@ pub async fn publish_raw(
     date: NaiveDate,
     pages: &[RawPage],
 ) -> Result<PartitionReady, PublishError> {
-    let at = imported_at(date);
-    let batches = pages
-        .iter()
-        .map(|page| raw_batch(table, std::slice::from_ref(page), at));
-    publish_batches(platform, table, date, common::raw::schema(table), batches).await
+    publish_pages(platform, table, date, pages, RecordBatch::clone).await
 }
 
 /// [`publish_raw`], the files written with the types of our raw partitions before this
@@ -113,12 +110,26 @@ pub async fn publish_raw_with_earlier_types(
     date: NaiveDate,
     pages: &[RawPage],
 ) -> Result<PartitionReady, PublishError> {
+    publish_pages(platform, table, date, pages, with_earlier_types).await
+}
+
+/// [`publish_raw`], each page's batch in the types `types` gives it (the same for every page:
+/// it is also the partition's schema).
+async fn publish_pages(
+    platform: &Platform,
+    table: &TableName,
+    date: NaiveDate,
+    pages: &[RawPage],
+    types: impl Fn(&RecordBatch) -> RecordBatch,
+) -> Result<PartitionReady, PublishError> {
     let at = imported_at(date);
+    let schema = types(&raw_batch(table, &[], at)).schema();
     let batches = pages
         .iter()
-        .map(|page| with_earlier_types(&raw_batch(table, std::slice::from_ref(page), at)));
-    let schema = with_earlier_types(&raw_batch(table, &[], at)).schema();
-    publish_batches(platform, table, date, schema, batches).await
+        .map(|page| types(&raw_batch(table, std::slice::from_ref(page), at)));
+    let partition = platform.layout.partition(table, Layer::Raw, date);
+    let (_, ready) = publish_batches(platform, &partition, schema, batches).await?;
+    Ok(ready)
 }
 
 /// A raw batch in the types ingest-svc wrote before it took the old jobs' (what the raw
@@ -154,43 +165,6 @@ pub fn with_earlier_types(batch: &RecordBatch) -> RecordBatch {
     RecordBatch::try_new(schema, columns).expect("the same rows")
 }
 
-async fn publish_batches(
-    platform: &Platform,
-    table: &TableName,
-    date: NaiveDate,
-    schema: SchemaRef,
-    batches: impl Iterator<Item = RecordBatch>,
-) -> Result<PartitionReady, PublishError> {
-    let partition = platform.layout.partition(table, Layer::Raw, date);
-    let run_id = new_run_id();
-    let mut writer = PartitionWriter::new(
-        platform.storage.clone(),
-        partition.clone(),
-        run_id.clone(),
-        schema,
-        platform.write_options,
-    );
-    for batch in batches {
-        writer.write(&batch).await?;
-    }
-    let published = writer
-        .finish()
-        .await?
-        .publish(
-            platform.catalog.as_ref(),
-            &platform.layout,
-            BTreeMap::new(),
-            platform.orphan_grace,
-        )
-        .await?;
-    Ok(PartitionReady::new(
-        &partition,
-        published.location,
-        run_id,
-        None,
-    ))
-}
-
 /// When the import of `date` ran in these partitions: 02:30 the next day.
 pub fn imported_at(date: NaiveDate) -> NaiveDateTime {
     date.succ_opt()
@@ -223,27 +197,8 @@ mod tests {
         assert_eq!(batch.num_rows(), 3);
         assert_eq!(batch.schema().field(4).name(), "appeals");
         assert_eq!(batch.column(4).null_count(), 1);
-        // The raw schema (`common::raw::schema`), column by column.
-        let expected = [
-            ("page_number", DataType::Int64, false),
-            ("import_api_url_requested", DataType::Utf8, false),
-            ("import_api_status_code", DataType::Utf8, true),
-            ("import_exception_thrown", DataType::Utf8, true),
-            ("appeals", DataType::Utf8, true),
-            (
-                "import_datetime",
-                DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
-                false,
-            ),
-            ("import_timestamp", DataType::Utf8, false),
-        ];
-        let schema = common::raw::schema(&table);
-        let found: Vec<_> = schema
-            .fields()
-            .iter()
-            .map(|f| (f.name().as_str(), f.data_type().clone(), f.is_nullable()))
-            .collect();
-        assert_eq!(found, expected);
+        // The raw schema, whose columns common::raw's tests name one by one.
+        assert_eq!(batch.schema(), common::raw::schema(&table));
     }
 
     #[test]
