@@ -376,6 +376,19 @@ pub fn file_schema(metadata: &ParquetMetaData) -> Result<Schema, ParquetError> {
     Ok(int96_as_micros(file.schema_descr(), &schema).unwrap_or(schema))
 }
 
+/// How a file whose footer is `metadata` is decoded: with the schema it was written with, INT96
+/// timestamps as microseconds ([`file_schema`]).
+fn reader_metadata(metadata: Arc<ParquetMetaData>) -> Result<ArrowReaderMetadata, ParquetError> {
+    let written = ArrowReaderMetadata::try_new(metadata.clone(), ArrowReaderOptions::new())?;
+    match int96_as_micros(written.parquet_schema(), written.schema()) {
+        Some(schema) => ArrowReaderMetadata::try_new(
+            metadata,
+            ArrowReaderOptions::new().with_schema(Arc::new(schema)),
+        ),
+        None => Ok(written),
+    }
+}
+
 /// `schema` with its INT96 columns as microsecond timestamps; `None` when the file has no INT96
 /// column. Only top-level columns are looked at: the lake's tables are flat.
 fn int96_as_micros(parquet: &SchemaDescriptor, schema: &Schema) -> Option<Schema> {
@@ -440,17 +453,11 @@ pub async fn read_file_columns(
 ) -> Result<(SchemaRef, BatchStream), ParquetIoError> {
     let mut reader = StorageFileReader::open(storage, bucket, key).await?;
     let on_error = reader.clone();
-    let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::default())
+    let metadata = reader
+        .get_metadata(None)
         .await
+        .and_then(reader_metadata)
         .map_err(|e| on_error.parquet_error(e))?;
-    let metadata = match int96_as_micros(metadata.parquet_schema(), metadata.schema()) {
-        Some(schema) => ArrowReaderMetadata::try_new(
-            metadata.metadata().clone(),
-            ArrowReaderOptions::new().with_schema(Arc::new(schema)),
-        )
-        .map_err(|e| on_error.parquet_error(e))?,
-        None => metadata,
-    };
     let schema = metadata.schema().clone();
     // Wide files come in fewer rows per batch: a batch's memory follows its values, not rows.
     let batch_rows = batch_rows

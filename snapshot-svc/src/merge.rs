@@ -124,7 +124,8 @@ pub async fn merge(
                 let in_place = matches!(
                     why,
                     Rewrite::HoldsIncrementIds | Rewrite::AbsorbsFollowingRows
-                ) && patchable(file, &target);
+                ) && patchable(file, &target)
+                    && !patcher.whole_records();
                 let patched = patcher.counts.patched_groups;
                 let replaced = if in_place {
                     patcher.patch(file, &mut cursor, bound, &mut out).await?

@@ -10,8 +10,8 @@
 //! - every increment id that falls in it replaces one of its rows: the replaced rows' old and
 //!   new values are compared column by column, the changed columns are decoded again with the
 //!   new values put in and encoded, the rest copied. When more than half the columns changed
-//!   (updates that rewrite whole records), encoding everything is as cheap, so the group (and
-//!   the rest of the merge) is woven as a file is rewritten;
+//!   (updates that rewrite whole records), encoding everything is as cheap, so the group is
+//!   woven as a file is rewritten, and the merge rewrites the following files the usual way;
 //! - an increment id falls in it that it does not hold (a record inserted among older ones):
 //!   the group is woven: decoded, merged by id and encoded whole.
 //!
@@ -86,7 +86,8 @@ pub(crate) struct Patcher<'a> {
     columns: &'a MergeColumns,
     batch_rows: usize,
     /// Set once a row group changed in more than half its columns: from then on touched row
-    /// groups are woven (the updates rewrite whole records; comparing would only add work).
+    /// groups are woven and files rewritten (the updates rewrite whole records; comparing would
+    /// only add work).
     weave_touched: bool,
     pub(crate) counts: PatchCounts,
 }
@@ -110,6 +111,12 @@ impl<'a> Patcher<'a> {
             weave_touched: false,
             counts: PatchCounts::default(),
         }
+    }
+
+    /// Whether the night's updates rewrite whole records (a row group changed in more than
+    /// half its columns): then patching only adds work, and files are rewritten instead.
+    pub(crate) fn whole_records(&self) -> bool {
+        self.weave_touched
     }
 
     /// Merges `file` (which is [`patchable`]) in place. Increment rows below each row group
@@ -196,6 +203,7 @@ impl<'a> Patcher<'a> {
         let narrow = narrow_columns(&schema, self.columns, id_index);
         let mut observed = source
             .read(Some(&narrow), self.batch_rows)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
             .map_err(parquet_error)?;
         let id_at = narrow.iter().position(|c| *c == id_index).unwrap_or(0);
         let replacements = self.find(&observed, id_at, inside.clone(), what)?;
@@ -217,6 +225,7 @@ impl<'a> Patcher<'a> {
         if !changed.is_empty() {
             let batches = source
                 .read(Some(&changed), self.batch_rows)
+                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
                 .map_err(parquet_error)?;
             patched = self.put_in(batches, &changed, &replacements, what)?;
         }
@@ -364,15 +373,14 @@ impl<'a> Patcher<'a> {
         what: &str,
     ) -> Result<u64> {
         let id_index = self.id_index;
-        let batches = source
-            .read(None, self.batch_rows)
-            .map_err(|e| SnapshotError::Arrow {
-                what: what.to_owned(),
-                source: e.into(),
-            })?;
+        let decode_error = |e: parquet::errors::ParquetError| SnapshotError::Arrow {
+            what: what.to_owned(),
+            source: e.into(),
+        };
+        let batches = source.read(None, self.batch_rows).map_err(decode_error)?;
         let (mut cursor, mut replaced) = (inside.start, 0);
         for batch in batches {
-            let batch = conform(&batch, &self.increment.schema, &[])
+            let batch = conform(&batch.map_err(decode_error)?, &self.increment.schema, &[])
                 .map_err(arrow_error(what.to_owned()))?;
             replaced += weave(
                 &batch,

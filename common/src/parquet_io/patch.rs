@@ -17,7 +17,7 @@ use arrow::array::RecordBatch;
 use bytes::{Buf, Bytes};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+    ArrowReaderMetadata, ParquetRecordBatchReaderBuilder, RowSelection,
 };
 use parquet::arrow::arrow_writer::compute_leaves;
 use parquet::column::writer::ColumnCloseResult;
@@ -25,7 +25,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{ChunkReader, Length};
 
-use super::{FileEncoder, ParquetIoError, finish_columns, schema_width};
+use super::{FileEncoder, ParquetIoError, finish_columns, reader_metadata, schema_width};
 use crate::storage::Storage;
 
 /// The bytes of one row group, addressed by their offsets in the whole file.
@@ -106,8 +106,7 @@ impl SourceRowGroup {
         let start = ranges.clone().map(|(start, _)| start).min().unwrap_or(0);
         let end = ranges.map(|(start, len)| start + len).max().unwrap_or(0);
         let bytes = storage.get_range(bucket, key, start..end).await?;
-        let metadata = ArrowReaderMetadata::try_new(metadata, ArrowReaderOptions::new())
-            .map_err(parquet_error)?;
+        let metadata = reader_metadata(metadata).map_err(parquet_error)?;
         Ok(Self {
             range: FetchedRange {
                 start,
@@ -124,12 +123,12 @@ impl SourceRowGroup {
     }
 
     /// Decodes the row group, every column or only the leaf columns `columns`, in batches of
-    /// at most `batch_rows` rows.
+    /// at most `batch_rows` rows, one batch at a time.
     pub fn read(
         &self,
         columns: Option<&[usize]>,
         batch_rows: usize,
-    ) -> Result<Vec<RecordBatch>, ParquetError> {
+    ) -> Result<impl Iterator<Item = Result<RecordBatch, ParquetError>> + use<>, ParquetError> {
         let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
             self.range.clone(),
             self.metadata.clone(),
@@ -141,10 +140,9 @@ impl SourceRowGroup {
                 ProjectionMask::leaves(self.metadata.parquet_schema(), columns.iter().copied());
             builder = builder.with_projection(mask);
         }
-        builder
+        Ok(builder
             .build()?
-            .map(|batch| batch.map_err(|e| ParquetError::ArrowError(e.to_string())))
-            .collect()
+            .map(|batch| batch.map_err(|e| ParquetError::ArrowError(e.to_string()))))
     }
 
     /// Decodes only the rows `rows` (ascending, numbered from 0 in the row group), every

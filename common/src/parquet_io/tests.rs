@@ -159,7 +159,11 @@ async fn a_patched_row_group_encodes_the_changed_columns_and_copies_the_others()
         .unwrap();
         assert_eq!(source.rows(), 100);
         assert!(encoder.can_patch(&source));
-        let decoded = source.read(None, 64).unwrap();
+        let decoded: Vec<RecordBatch> = source
+            .read(None, 64)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
         assert_eq!(decoded.iter().map(|b| b.num_rows()).sum::<usize>(), 100);
         assert_eq!(decoded[0], batch(index as i32 * 100, 64));
         if index == 0 {
