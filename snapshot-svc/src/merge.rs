@@ -87,7 +87,7 @@ pub async fn merge(
         storage.clone(),
         increment,
         (ids, id_index),
-        columns,
+        (columns, &base),
         batch_rows,
     );
     let mut cursor = 0;

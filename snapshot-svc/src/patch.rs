@@ -83,6 +83,9 @@ pub(crate) struct Patcher<'a> {
     ids: &'a KeyEncoder,
     /// The id's column in the snapshot's schema.
     id_index: usize,
+    /// The rows of a full row group ([`full_group_rows`]): a file's last group under half of
+    /// it is a fragment, which new records join.
+    full_group_rows: i64,
     columns: &'a MergeColumns,
     batch_rows: usize,
     /// Set once a row group changed in more than half its columns: from then on touched row
@@ -93,12 +96,13 @@ pub(crate) struct Patcher<'a> {
 }
 
 impl<'a> Patcher<'a> {
-    /// `ids` encodes the snapshot's ids, column `id_index` of the increment's schema.
+    /// `ids` encodes the snapshot's ids, column `id_index` of the increment's schema; `base`
+    /// are the files of the previous snapshot.
     pub(crate) fn new(
         storage: Arc<dyn Storage>,
         increment: &'a PreparedIncrement,
         (ids, id_index): (&'a KeyEncoder, usize),
-        columns: &'a MergeColumns,
+        (columns, base): (&'a MergeColumns, &[BaseFile]),
         batch_rows: usize,
     ) -> Self {
         Self {
@@ -106,6 +110,7 @@ impl<'a> Patcher<'a> {
             increment,
             ids,
             id_index,
+            full_group_rows: full_group_rows(base),
             columns,
             batch_rows,
             weave_touched: false,
@@ -122,7 +127,7 @@ impl<'a> Patcher<'a> {
     /// Merges `file` (which is [`patchable`]) in place. Increment rows below each row group
     /// and between row groups are written in id order, advancing `cursor`; rows above the
     /// file's largest id, up to `bound`, are woven into its last row group when that group is
-    /// a fragment (under half the rows of the file's largest), so that new records do not add a
+    /// a fragment (under half the rows of a full row group), so that new records do not add a
     /// small row group every night; otherwise they are left to the caller. Returns how many of
     /// the file's rows were replaced.
     pub(crate) async fn patch(
@@ -150,7 +155,8 @@ impl<'a> Patcher<'a> {
                 None => increment.rows_through(max),
             }
             .max(*cursor);
-            let fragment = index + 1 == groups.len() && is_fragment(file, index);
+            let fragment = index + 1 == groups.len()
+                && file.metadata.row_group(index).num_rows() * 2 < self.full_group_rows;
             let source = SourceRowGroup::fetch(
                 self.storage.clone(),
                 &file.bucket,
@@ -400,17 +406,14 @@ impl<'a> Patcher<'a> {
     }
 }
 
-/// Whether row group `index` of `file` holds fewer than half the rows of its largest group.
-fn is_fragment(file: &BaseFile, index: usize) -> bool {
-    let rows = |g: &parquet::file::metadata::RowGroupMetaData| g.num_rows();
-    let largest = file
-        .metadata
-        .row_groups()
+/// The most rows a row group of any of `files` holds: the size a full row group has.
+pub(crate) fn full_group_rows(files: &[BaseFile]) -> i64 {
+    files
         .iter()
-        .map(rows)
+        .flat_map(|f| f.metadata.row_groups())
+        .map(|g| g.num_rows())
         .max()
-        .unwrap_or(0);
-    rows(file.metadata.row_group(index)) * 2 < largest
+        .unwrap_or(0)
 }
 
 /// The leaf columns the gate reads: the id, then the completeness column if it is another.
