@@ -99,10 +99,6 @@ COPY --chmod=0555 deploy/image/healthcheck.sh /usr/local/bin/tascomi-healthcheck
 # Readable by the non-root user whatever the file modes of the build context.
 COPY --chmod=0444 pipeline.yaml /etc/tascomi/pipeline.yaml
 ENV TASCOMI_PIPELINE_FILE=/etc/tascomi/pipeline.yaml
-# mimalloc keeps the pages it freed instead of returning them to the kernel: the stages free and
-# allocate the same large buffers batch after batch, and zeroing fresh pages was 14 % of their
-# CPU. Peak memory is unchanged (docs/benchmarks.md); the benchmark runs its stages this way.
-ENV MIMALLOC_PURGE_DELAY=-1
 USER 10001:10001
 # The service this container runs answers `<service> --health`: its settings load from the
 # environment (exit 0) or it says why not. ECS runs the same probe from the task definition.

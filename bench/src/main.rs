@@ -354,8 +354,6 @@ pub(crate) async fn run_child(
 ) -> anyhow::Result<Measurement> {
     let exe = std::env::current_exe().context("finding the bench binary")?;
     let output = tokio::process::Command::new(exe)
-        // As the image runs the services (the Dockerfile's ENV).
-        .env("MIMALLOC_PURGE_DELAY", "-1")
         .arg("stage")
         .args(["--stage", stage.name(), "--table", table.as_str()])
         .args(["--date", &date_value(date)])
