@@ -27,6 +27,7 @@ use common::runner::{Disposition, Failure, Handler, Runner, RunnerSettings};
 use common::storage::split_s3_uri;
 use snapshot_svc::plan::parameters;
 use snapshot_svc::{SnapshotSettings, SnapshotStage};
+use tascomi_test_support::publish::{new_run, publish_run};
 
 pub const TABLE: &str = "applications";
 
@@ -227,30 +228,13 @@ pub async fn publish_upstream(
         vec![Arc::new(StringArray::from(vec!["{\"id\": \"1\"}"]))],
     )
     .unwrap();
-    let mut writer = PartitionWriter::new(
-        platform.storage.clone(),
-        partition.clone(),
-        new_run_id(),
-        batch.schema(),
-        platform.write_options,
-    );
+    let mut writer = new_run(platform, &partition, batch.schema());
     writer.write(&batch).await.unwrap();
     let parameters = parameters
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let published = writer
-        .finish()
-        .await
-        .unwrap()
-        .publish(
-            platform.catalog.as_ref(),
-            &platform.layout,
-            parameters,
-            platform.orphan_grace,
-        )
-        .await
-        .unwrap();
+    let published = publish_run(platform, writer, parameters).await.unwrap();
     PartitionReady::new(&partition, published.location, published.run_id, None)
 }
 
