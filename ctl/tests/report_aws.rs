@@ -17,22 +17,9 @@ use common::platform::Platform;
 use common::publish::{PartitionWriter, new_run_id};
 use common::quality::{CheckResult, QualityReport};
 use common::queue::{Queue, SqsQueue};
+use tascomi_test_support::moto::create_bucket;
 
 const STAGES: [&str; 4] = ["ingest", "parse", "recast", "snapshot"];
-
-async fn create_bucket(s3: &common::storage::S3Storage, bucket: &str) {
-    s3.client()
-        .create_bucket()
-        .bucket(bucket)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest2)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("bucket created");
-}
 
 /// Publishes a partition of `rows` rows (one `id` column) with `parameters`, as a stage would.
 async fn publish(

@@ -12,6 +12,7 @@ use ingest_svc::state::{self, TableState};
 use tascomi_sim::{Faults, History, PageFault};
 
 use common_fixture::*;
+use tascomi_test_support::python;
 
 #[tokio::test]
 async fn a_full_load_fetches_every_page_once_and_keeps_each_record_but_todays() {

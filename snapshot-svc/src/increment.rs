@@ -244,12 +244,63 @@ impl PreparedIncrement {
 
     /// True when the increment holds this id.
     pub fn contains(&self, key: arrow::row::Row<'_>) -> bool {
-        self.index_of(key).is_some()
+        self.keys.binary_search_by(|k| k.row().cmp(&key)).is_ok()
     }
 
-    /// The row holding this id, if the increment holds it.
-    pub fn index_of(&self, key: arrow::row::Row<'_>) -> Option<usize> {
-        self.keys.binary_search_by(|k| k.row().cmp(&key)).ok()
+    /// [`Self::contains`], looking first at row `near` and the one before it: a merge that
+    /// walks the base and the increment in id order finds the answer there, without a search.
+    pub fn contains_near(&self, key: arrow::row::Row<'_>, near: usize) -> bool {
+        let near = near.min(self.keys.len());
+        let at = self.keys.get(near).map(|k| k.row().cmp(&key));
+        let below = near.checked_sub(1).map(|i| self.keys[i].row() < key);
+        match (at, below) {
+            (Some(std::cmp::Ordering::Equal), _) => true,
+            (Some(std::cmp::Ordering::Greater) | None, Some(true) | None) => false,
+            _ => self.contains(key),
+        }
+    }
+
+    /// The row holding this id, if one of the rows `within` holds it.
+    pub fn index_within(
+        &self,
+        key: arrow::row::Row<'_>,
+        within: std::ops::Range<usize>,
+    ) -> Option<usize> {
+        let start = within.start;
+        self.keys[within]
+            .binary_search_by(|k| k.row().cmp(&key))
+            .ok()
+            .map(|at| start + at)
+    }
+
+    /// A batch of the snapshot's schema from `picks`, in order: `(false, row)` is a row of
+    /// `batch`, `(true, index)` a row of the increment. Passes only the chunks the picks touch.
+    pub fn interleave(
+        &self,
+        batch: Option<&RecordBatch>,
+        picks: impl IntoIterator<Item = (bool, usize)>,
+    ) -> Result<RecordBatch, ArrowError> {
+        let mut sources: Vec<&RecordBatch> = batch.into_iter().collect();
+        // Increment chunk number -> its index in `sources`.
+        let mut slots: Vec<(usize, usize)> = Vec::new();
+        let mut indices = Vec::new();
+        for (from_increment, row) in picks {
+            if !from_increment {
+                indices.push((0, row));
+                continue;
+            }
+            let (chunk, offset) = self.position(row);
+            let slot = match slots.iter().find(|(c, _)| *c == chunk) {
+                Some((_, slot)) => *slot,
+                None => {
+                    sources.push(&self.chunks[chunk]);
+                    slots.push((chunk, sources.len() - 1));
+                    sources.len() - 1
+                }
+            };
+            indices.push((slot, offset));
+        }
+        interleave_record_batch(&sources, &indices)
     }
 
     /// The number of the chunk holding row `index`, and the row's offset in it.
@@ -387,6 +438,35 @@ mod tests {
         assert_eq!(rows(&p), [(1, "day 21".to_owned()), (2, "copy".to_owned())]);
         assert_eq!(p.stats.rows_read, 4);
         assert_eq!(p.stats.rows_kept, 2);
+    }
+
+    #[test]
+    fn contains_near_agrees_with_contains_wherever_it_looks() {
+        let p = prepare(
+            vec![(
+                batch(&[
+                    (Some(2), None, "b"),
+                    (Some(4), None, "d"),
+                    (Some(6), None, "f"),
+                ]),
+                day(1),
+            )],
+            2,
+        );
+        let ids: ArrayRef = Arc::new(Int32Array::from((0..8).collect::<Vec<i32>>()));
+        let keys = KeyEncoder::new(&DataType::Int32)
+            .unwrap()
+            .encode(&ids)
+            .unwrap();
+        for id in 0..8 {
+            for near in 0..6 {
+                assert_eq!(
+                    p.contains_near(keys.row(id), near),
+                    p.contains(keys.row(id)),
+                    "id {id} near {near}"
+                );
+            }
+        }
     }
 
     #[test]

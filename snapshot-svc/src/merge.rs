@@ -327,7 +327,7 @@ pub(crate) async fn weave(
             picks.push((true, *cursor));
             *cursor += 1;
         }
-        if increment.contains(key) {
+        if increment.contains_near(key, *cursor) {
             replaced += 1;
         } else {
             picks.push((false, row));
@@ -344,40 +344,10 @@ pub(crate) async fn weave(
             interleave_record_batch(&[batch], &rows).map_err(arrow_error(what.to_owned()))?
         }
     } else {
-        interleave_with_increment(batch, increment, &picks).map_err(arrow_error(what.to_owned()))?
+        (increment.interleave(Some(batch), picks)).map_err(arrow_error(what.to_owned()))?
     };
     out.write(&merged).await?;
     Ok(replaced)
-}
-
-/// Builds the merged batch from picks of the previous batch and of increment rows, passing
-/// only the increment chunks the picks touch.
-fn interleave_with_increment(
-    batch: &RecordBatch,
-    increment: &PreparedIncrement,
-    picks: &[(bool, usize)],
-) -> Result<RecordBatch, arrow::error::ArrowError> {
-    let mut sources: Vec<&RecordBatch> = vec![batch];
-    // Increment chunk number -> its index in `sources`.
-    let mut slots: Vec<(usize, usize)> = Vec::new();
-    let mut indices = Vec::with_capacity(picks.len());
-    for &(from_increment, row) in picks {
-        if !from_increment {
-            indices.push((0, row));
-            continue;
-        }
-        let (chunk, offset) = increment.position(row);
-        let slot = match slots.iter().find(|(c, _)| *c == chunk) {
-            Some((_, slot)) => *slot,
-            None => {
-                sources.push(increment.chunk(chunk));
-                slots.push((chunk, sources.len() - 1));
-                sources.len() - 1
-            }
-        };
-        indices.push((slot, offset));
-    }
-    interleave_record_batch(&sources, &indices)
 }
 
 #[cfg(test)]

@@ -63,8 +63,6 @@ pub(crate) fn patchable(file: &BaseFile, target: &Schema) -> bool {
 /// How an in-place merge went, for the report.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PatchCounts {
-    /// Rows of the file the increment replaced.
-    pub replaced_rows: u64,
     /// Row groups written with some columns copied (every column, when untouched).
     pub patched_groups: u64,
     /// Row groups decoded, merged and encoded whole.
@@ -184,7 +182,6 @@ impl<'a> Patcher<'a> {
             };
             *cursor = rows.end;
         }
-        self.counts.replaced_rows += replaced;
         Ok(replaced)
     }
 
@@ -267,9 +264,7 @@ impl<'a> Patcher<'a> {
                 if ids.is_null(row) {
                     continue;
                 }
-                if let Some(at) = self.increment.index_of(keys.row(row))
-                    && inside.contains(&at)
-                {
+                if let Some(at) = self.increment.index_within(keys.row(row), inside.clone()) {
                     replacements.push((start + row, at));
                 }
             }
@@ -301,21 +296,7 @@ impl<'a> Patcher<'a> {
 
     /// Increment rows, in the given order, as one batch of the snapshot's schema.
     fn increment_rows(&self, rows: impl Iterator<Item = usize>, what: &str) -> Result<RecordBatch> {
-        let mut chunks: Vec<(usize, &RecordBatch)> = Vec::new();
-        let mut picks = Vec::new();
-        for at in rows {
-            let (chunk, offset) = self.increment.position(at);
-            let slot = match chunks.iter().position(|(c, _)| *c == chunk) {
-                Some(slot) => slot,
-                None => {
-                    chunks.push((chunk, self.increment.chunk(chunk)));
-                    chunks.len() - 1
-                }
-            };
-            picks.push((slot, offset));
-        }
-        let sources: Vec<&RecordBatch> = chunks.iter().map(|(_, b)| *b).collect();
-        arrow::compute::interleave_record_batch(&sources, &picks)
+        (self.increment.interleave(None, rows.map(|at| (true, at))))
             .map_err(arrow_error(what.to_owned()))
     }
 
@@ -407,7 +388,7 @@ impl<'a> Patcher<'a> {
 }
 
 /// The most rows a row group of any of `files` holds: the size a full row group has.
-pub(crate) fn full_group_rows(files: &[BaseFile]) -> i64 {
+fn full_group_rows(files: &[BaseFile]) -> i64 {
     files
         .iter()
         .flat_map(|f| f.metadata.row_groups())

@@ -41,17 +41,6 @@ pub fn unique(prefix: &str) -> String {
 pub async fn s3_bucket(config: &SdkConfig, prefix: &str) -> (common::storage::S3Storage, String) {
     let storage = common::storage::S3Storage::new(config);
     let bucket = unique(prefix);
-    storage
-        .client()
-        .create_bucket()
-        .bucket(&bucket)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest2)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    tascomi_test_support::moto::create_bucket(&storage, &bucket).await;
     (storage, bucket)
 }

@@ -329,22 +329,6 @@ pub fn request_counts(sim: &SimHandle) -> BTreeMap<(String, u32, Option<NaiveDat
     counts
 }
 
-/// The interpreter that has pyarrow: `TASCOMI_PYTHON`; `None` (with the reason printed) when
-/// unset outside CI.
-pub fn python() -> Option<String> {
-    let env = common::config::Env::from_process();
-    match env.get("TASCOMI_PYTHON") {
-        Some(python) => Some(python.to_owned()),
-        None if env.get("CI").is_some() => {
-            panic!("TASCOMI_PYTHON must be set in CI (scripts/test.sh sets it)")
-        }
-        None => {
-            eprintln!("skipped: TASCOMI_PYTHON is not set (run scripts/test.sh)");
-            None
-        }
-    }
-}
-
 /// The catalog parameters of a published raw partition (`mode`, `import_kind`, `run_id`, ...).
 pub async fn partition_parameters(
     platform: &Platform,

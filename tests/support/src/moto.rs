@@ -81,3 +81,18 @@ impl MotoPlatform {
         queues.try_into().expect("three queues")
     }
 }
+
+/// Creates `bucket` on moto in eu-west-2, the deployments' region.
+pub async fn create_bucket(s3: &common::storage::S3Storage, bucket: &str) {
+    s3.client()
+        .create_bucket()
+        .bucket(bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest2)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("moto creates the bucket");
+}
